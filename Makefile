@@ -1,0 +1,38 @@
+# scalewise: run `make` (or `make help`) to list the targets.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets with what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the scalewise binary (release)
+	$(CARGO) build --release --locked
+
+.PHONY: fmt
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+.PHONY: fmt-check
+fmt-check: ## Fail when the code is not formatted
+	$(CARGO) fmt --all -- --check
+
+.PHONY: lint
+lint: ## Clippy on every target, warnings are errors
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+.PHONY: crds
+crds: ## Regenerate crds/scalingpolicy.yaml from the Rust types
+	$(CARGO) run --locked --quiet -- crd > crds/scalingpolicy.yaml
+
+.PHONY: verify-generated
+verify-generated: ## Fail when crds/ differs from what `scalewise crd` prints
+	@$(CARGO) run --locked --quiet -- crd | diff -u crds/scalingpolicy.yaml - \
+	  || { echo "crds/scalingpolicy.yaml is out of date: run 'make crds' and commit it" >&2; exit 1; }
+
+.PHONY: test
+test: fmt-check lint verify-generated ## Everything CI runs: format, clippy, generated files, the whole test suite
+	$(CARGO) test --locked --all-targets
