@@ -1,1 +1,14 @@
-pub fn x() {}
+//! scalewise: a Kubernetes autoscaling operator that is safe when metrics fail and explains every
+//! decision.
+//!
+//! - [`api`]: the `ScalingPolicy` custom resource, its status and validation.
+//! - [`decide`]: the pure decision engine shared by the controller, the CLI and the simulator.
+//! - [`manifest`]: reading manifests as users write them, every problem with its field path.
+//! - [`commands`]: the offline subcommands (`crd`, `check`, `decide`).
+//! - [`cli`]: the command-line definitions.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod decide;
+pub mod manifest;

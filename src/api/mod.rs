@@ -1,0 +1,13 @@
+//! The `ScalingPolicy` API (`scalewise.dev/v1alpha1`): spec and status types, durations,
+//! conditions and validation.
+
+pub mod conditions;
+pub mod duration;
+pub mod spec;
+pub mod status;
+pub mod validate;
+
+pub use duration::DurationString;
+pub use spec::*;
+pub use status::*;
+pub use validate::{FieldError, Policy, ValidationErrors, validate};

@@ -1,0 +1,370 @@
+//! The `ScalingPolicy` custom resource: what users write.
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::DurationString;
+use super::status::ScalingPolicyStatus;
+
+/// Default evaluation interval.
+pub const DEFAULT_INTERVAL: &str = "15s";
+/// Default policy-wide tolerance around a target.
+pub const DEFAULT_TOLERANCE: f64 = 0.1;
+/// Default replicas added or removed by one threshold step.
+pub const DEFAULT_STEP: i32 = 1;
+/// Default cooldown after any scaling action before the next scale-out.
+pub const DEFAULT_SCALE_OUT_COOLDOWN: &str = "0s";
+/// Default cooldown after any scaling action before the next scale-in.
+pub const DEFAULT_SCALE_IN_COOLDOWN: &str = "300s";
+/// Default scale-out stabilization window.
+pub const DEFAULT_SCALE_OUT_STABILIZATION: &str = "0s";
+/// Default scale-in stabilization window.
+pub const DEFAULT_SCALE_IN_STABILIZATION: &str = "300s";
+/// Default number of consecutive all-failed evaluations before `onMetricFailure` acts.
+pub const DEFAULT_FAILURE_AFTER: i32 = 3;
+/// Default rate window for rate() based queries.
+pub const DEFAULT_METRIC_WINDOW: &str = "2m";
+
+/// A ScalingPolicy scales one Deployment between minReplicas and maxReplicas from metrics read
+/// from Prometheus. It scales out when any metric asks for more replicas and scales in only when
+/// every metric with a say agrees and none of them failed to read.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "scalewise.dev",
+    version = "v1alpha1",
+    kind = "ScalingPolicy",
+    plural = "scalingpolicies",
+    shortname = "sp",
+    category = "scalewise",
+    namespaced,
+    status = "ScalingPolicyStatus",
+    derive = "PartialEq",
+    doc = "ScalingPolicy scales a Deployment from Prometheus metrics with cooldowns, stabilization and an explanation of every decision.",
+    printcolumn(
+        name = "Target",
+        type_ = "string",
+        json_path = ".spec.targetRef.name",
+        description = "The Deployment this policy scales"
+    ),
+    printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicas"),
+    printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicas"),
+    printcolumn(
+        name = "Replicas",
+        type_ = "integer",
+        json_path = ".status.currentReplicas",
+        description = "Replicas of the target at the last evaluation"
+    ),
+    printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".status.desiredReplicas",
+        description = "Replicas the last decision asked for"
+    ),
+    printcolumn(
+        name = "Last Scale",
+        type_ = "date",
+        json_path = ".status.lastScaleTime"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicySpec {
+    /// The workload to scale. Only `apps/v1` `Deployment` in the policy's namespace is supported;
+    /// its replica count is read and written through the `/scale` subresource.
+    pub target_ref: TargetRef,
+
+    /// The fewest replicas the policy scales to (at least 0). A target below it is raised at once.
+    pub min_replicas: i32,
+
+    /// The most replicas the policy scales to (at least 1, and at least minReplicas). A target
+    /// above it is lowered at once.
+    pub max_replicas: i32,
+
+    /// How often the policy is evaluated, as `[Nh][Nm][Ns]`, at least 1s. Default: 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DurationString>,
+
+    /// For metrics with a `target` or `targetPerReplica`: no change is proposed while the ratio of
+    /// the value to the target is within this fraction of 1.0. In [0, 1). Default: 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<f64>,
+
+    /// The metrics that drive the policy (at least one, unique names). The policy proposes the
+    /// largest replica count any metric proposes: it scales out when any metric asks, and scales in
+    /// only when every metric with a say asks.
+    pub metrics: Vec<MetricSpec>,
+
+    /// How fast and how often the policy may scale out and in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behavior: Option<Behavior>,
+
+    /// What to do when every metric has failed to read. A failed metric never lets the policy
+    /// scale in. Default: action Hold after 3 evaluations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_metric_failure: Option<OnMetricFailure>,
+
+    /// Evaluate and record every decision in status and events, but never change the target.
+    /// Unapplied decisions start no cooldown. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+
+    /// Stop evaluating decisions: the target is left as it is. Unpausing starts a new
+    /// stabilization window. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// The workload a policy scales.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetRef {
+    /// API version of the target: `apps/v1`.
+    pub api_version: String,
+    /// Kind of the target: `Deployment`.
+    pub kind: String,
+    /// Name of the target in the policy's namespace.
+    pub name: String,
+}
+
+/// One metric: where its value comes from, and how it turns into a replica count. Exactly one
+/// source (`cpu`, `memory`, `latency`, `errorRate`, `requestRate` or `query`), and either
+/// thresholds (`scaleOutAbove`, optionally `scaleInBelow`) or a target (`target` or
+/// `targetPerReplica`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// A name unique within the policy, used in status, events and the operator's metrics.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+
+    /// CPU usage of the target's pods as a percent of their CPU requests (0 to 100 and above).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<ResourceMetric>,
+
+    /// Memory working set of the target's pods as a percent of their memory requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ResourceMetric>,
+
+    /// A quantile of a Prometheus histogram, in the histogram's unit (usually seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyMetric>,
+
+    /// The fraction (0 to 1) of a request counter's rate that matches `errorSelector`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<ErrorRateMetric>,
+
+    /// A request counter's rate, in requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<RequestRateMetric>,
+
+    /// Any PromQL expression that yields exactly one number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+
+    /// Threshold: propose scaleOut.step more replicas while the value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out_above: Option<f64>,
+
+    /// Threshold: propose scaleIn.step fewer replicas while the value is below this. Must be below
+    /// scaleOutAbove. Without it the metric only ever asks to scale out and has no say on scale-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in_below: Option<f64>,
+
+    /// Target for a value averaged over replicas (such as CPU percent): propose
+    /// ceil(replicas * value / target). Greater than 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<f64>,
+
+    /// Target for a total shared by the replicas (such as a queue length): propose
+    /// ceil(value / targetPerReplica). Greater than 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_per_replica: Option<f64>,
+
+    /// The window of rate() and similar range functions in this metric's query, as
+    /// `[Nh][Nm][Ns]`. Default: 2m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<DurationString>,
+}
+
+/// A resource metric (`cpu` or `memory`) of the target's pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceMetric {}
+
+/// A histogram quantile.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyMetric {
+    /// The histogram's base name, without `_bucket`: `http_request_duration_seconds`.
+    #[schemars(length(min = 1))]
+    pub histogram: String,
+    /// The quantile, strictly between 0 and 1: 0.95 for p95.
+    pub quantile: f64,
+    /// A PromQL label matcher list (without braces) selecting the service's series:
+    /// `service="checkout"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// An error rate: errors over all requests of one counter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorRateMetric {
+    /// The request counter: `http_requests_total`.
+    #[schemars(length(min = 1))]
+    pub counter: String,
+    /// Label matchers (without braces) that pick the errors among the counter's series:
+    /// `code=~"5.."`.
+    #[schemars(length(min = 1))]
+    pub error_selector: String,
+    /// Label matchers (without braces) selecting the service's series: `service="checkout"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// A request rate of one counter.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRateMetric {
+    /// The request counter: `http_requests_total`.
+    #[schemars(length(min = 1))]
+    pub counter: String,
+    /// Label matchers (without braces) selecting the service's series: `service="checkout"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// Limits on scaling in each direction.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Behavior {
+    /// Limits on adding replicas. Defaults: step 1, cooldown 0s, stabilizationWindow 0s, policies
+    /// Percent 100 and Pods 4 per 15s with selectPolicy Max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_out: Option<ScalingRules>,
+    /// Limits on removing replicas. Defaults: step 1, cooldown 300s, stabilizationWindow 300s,
+    /// policies Percent 100 per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_in: Option<ScalingRules>,
+}
+
+/// Limits on scaling in one direction.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingRules {
+    /// Replicas one threshold metric adds (scaleOut) or removes (scaleIn) per decision. At
+    /// least 1. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i32>,
+    /// After any scaling action (in either direction), no action in this direction until this
+    /// long has passed. Defaults: scaleOut 0s, scaleIn 300s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<DurationString>,
+    /// As in the HorizontalPodAutoscaler: scale-in goes only as low as the highest proposal of
+    /// this window, and scale-out only as high as the lowest proposal of this window. No scale-in
+    /// happens until the policy has been evaluating for a whole scale-in window. Defaults:
+    /// scaleOut 0s, scaleIn 300s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stabilization_window: Option<DurationString>,
+    /// Rate limits, as in the HorizontalPodAutoscaler's behavior: each allows at most `value`
+    /// pods or percent of the replicas at the start of `period`. When absent: scaleOut Percent
+    /// 100 and Pods 4 per 15s; scaleIn Percent 100 per 15s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<Vec<RatePolicy>>,
+    /// Which rate policy applies when there are several: Max (the one allowing the largest
+    /// change), Min (the smallest change) or Disabled (no scaling in this direction at all).
+    /// Default: Max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_policy: Option<SelectPolicy>,
+}
+
+/// A rate limit on scaling.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RatePolicy {
+    /// `Pods` (a number of replicas) or `Percent` (of the replicas at the start of the period).
+    #[serde(rename = "type")]
+    pub type_: RatePolicyType,
+    /// How many pods or percent per period. At least 1.
+    pub value: i32,
+    /// The period the limit applies to, as `[Nh][Nm][Ns]`, at least 1s and at most 30m.
+    pub period: DurationString,
+}
+
+/// The unit of a rate policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RatePolicyType {
+    Pods,
+    Percent,
+}
+
+/// How several rate policies combine.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SelectPolicy {
+    #[default]
+    Max,
+    Min,
+    Disabled,
+}
+
+/// What to do when every metric has failed to read for a while.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OnMetricFailure {
+    /// `Hold` keeps the current replicas (scale-out asked by no one, scale-in never). `Fallback`
+    /// raises the target to fallbackReplicas (never lowers it). Default: Hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<FailureAction>,
+    /// Replicas for the Fallback action, within [minReplicas, maxReplicas]. Required with Fallback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_replicas: Option<i32>,
+    /// How many consecutive evaluations with every metric failed before the action applies. At
+    /// least 1. Default: 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i32>,
+}
+
+/// The action taken when every metric has failed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum FailureAction {
+    #[default]
+    Hold,
+    Fallback,
+}
+
+impl MetricSpec {
+    /// The names of the metric sources this metric sets, in declaration order.
+    pub fn source_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.cpu.is_some() {
+            names.push("cpu");
+        }
+        if self.memory.is_some() {
+            names.push("memory");
+        }
+        if self.latency.is_some() {
+            names.push("latency");
+        }
+        if self.error_rate.is_some() {
+            names.push("errorRate");
+        }
+        if self.request_rate.is_some() {
+            names.push("requestRate");
+        }
+        if self.query.is_some() {
+            names.push("query");
+        }
+        names
+    }
+}

@@ -1,0 +1,252 @@
+//! What the operator writes back: the `status` of a ScalingPolicy.
+//!
+//! Everything the decision engine needs to remember (last scale, stabilization history, the start
+//! of the current evaluation run, failure count) lives here, so a restarted or failed-over
+//! controller picks up exactly where the previous one stopped.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition types written by scalewise.
+pub mod condition {
+    /// The spec is valid and the policy is being evaluated.
+    pub const READY: &str = "Ready";
+    /// The target can be read and scaled by this policy (exists, no other owner, not paused).
+    pub const ABLE_TO_SCALE: &str = "AbleToScale";
+    /// The policy's metrics drive decisions (False while paused, scaled to zero, or every metric failed).
+    pub const SCALING_ACTIVE: &str = "ScalingActive";
+    /// The last decision was held back by minReplicas, maxReplicas or a rate policy.
+    pub const SCALING_LIMITED: &str = "ScalingLimited";
+    /// Every metric could be read at the last evaluation.
+    pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
+}
+
+/// The observed state of a ScalingPolicy, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPolicyStatus {
+    /// The metadata.generation of the spec the last evaluation used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The target's replicas (`/scale` spec.replicas) at the last evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_replicas: Option<i32>,
+
+    /// The replicas the last decision asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_replicas: Option<i32>,
+
+    /// When the policy last changed the target's replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+
+    /// The direction of the last change: Out or In.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_direction: Option<ScaleDirection>,
+
+    /// When the policy was last evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation_time: Option<Time>,
+
+    /// Start of the current run of evaluations. Reset when the policy is unpaused or when the
+    /// controller was away for more than three intervals; no scale-in happens until a whole
+    /// scale-in stabilization window has passed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluating_since: Option<Time>,
+
+    /// What each metric read at the last evaluation and the replicas it proposed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricStatus>,
+
+    /// The last decision and why it came out as it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_decision: Option<DecisionRecord>,
+
+    /// Recent proposals, for the stabilization windows. Only entries that can still decide a
+    /// window are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recommendations: Vec<Recommendation>,
+
+    /// Recent changes of the target's replicas made by this policy, for the rate policies. Only
+    /// entries inside the longest rate period are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scale_events: Vec<ScaleEvent>,
+
+    /// Consecutive evaluations in which every metric failed to read.
+    #[serde(default)]
+    pub consecutive_failures: i32,
+
+    /// Ready, AbleToScale, ScalingActive, ScalingLimited and MetricsAvailable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// A direction of scaling.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ScaleDirection {
+    Out,
+    In,
+}
+
+/// Why a metric has no value. The same kinds are used by the metrics reader, the decision
+/// engine, `scalewise decide` and status.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    /// The server could not be asked or answered with an error (connection, timeout, HTTP or PromQL error).
+    Unavailable,
+    /// The query matched no series.
+    Empty,
+    /// The newest sample behind the value is older than the staleness limit.
+    Stale,
+    /// The answer is not one usable number: NaN, infinite, negative where that makes no sense, or several series.
+    Invalid,
+}
+
+impl FailureKind {
+    pub const ALL: [FailureKind; 4] = [Self::Unavailable, Self::Empty, Self::Stale, Self::Invalid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Empty => "empty",
+            Self::Stale => "stale",
+            Self::Invalid => "invalid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One metric at the last evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    /// The metric's name in the spec.
+    pub name: String,
+    /// The value read, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// Why there was no value: unavailable, empty, stale or invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// What went wrong, or how the value turned into a proposal.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The replicas this metric proposed; absent when it abstained (a threshold metric without
+    /// scaleInBelow that is not above scaleOutAbove has no say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_replicas: Option<i32>,
+    /// The PromQL that ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+/// A decision and its explanation.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionRecord {
+    /// When the decision was made.
+    pub time: Time,
+    /// ScaleOut, ScaleIn or Hold.
+    pub action: Action,
+    /// Replicas before the decision.
+    pub from: i32,
+    /// Replicas the decision asked for.
+    pub to: i32,
+    /// The metric whose proposal won, if any metric proposed anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Every limit that held the decision back, in the order they applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<Limit>,
+    /// One line for humans.
+    pub message: String,
+    /// True when the decision was recorded but not applied (dryRun).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// What a decision does to the target.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Action {
+    ScaleOut,
+    ScaleIn,
+    Hold,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ScaleOut => "ScaleOut",
+            Self::ScaleIn => "ScaleIn",
+            Self::Hold => "Hold",
+        }
+    }
+}
+
+/// A limit that held a decision back.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Limit {
+    /// Which limit: Tolerance, FailureHold, Fallback, Stabilization, RatePolicy, Cooldown,
+    /// MinReplicas, MaxReplicas, RangeCorrection, Paused or ScaledToZero.
+    #[serde(rename = "type")]
+    pub kind: LimitKind,
+    /// What the limit did, for humans.
+    pub message: String,
+    /// The replicas the decision would have had without this limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wanted: Option<i32>,
+    /// The replicas after this limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<i32>,
+    /// When the limit stops holding (cooldowns and the stabilization warm-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Time>,
+}
+
+/// The kinds of limits, in the order the engine applies them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum LimitKind {
+    Paused,
+    ScaledToZero,
+    RangeCorrection,
+    Tolerance,
+    FailureHold,
+    Fallback,
+    Stabilization,
+    RatePolicy,
+    Cooldown,
+    MinReplicas,
+    MaxReplicas,
+}
+
+/// A proposal recorded for the stabilization windows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Recommendation {
+    pub time: Time,
+    pub replicas: i32,
+}
+
+/// A change of the target's replicas made by the policy.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleEvent {
+    pub time: Time,
+    pub from: i32,
+    pub to: i32,
+}

@@ -1,0 +1,584 @@
+//! Validation of a ScalingPolicy spec, and its resolved form with every default applied.
+//!
+//! The CRD schema enforces types, minimums, enums and patterns, but older API servers drop CEL
+//! rules and unknown fields silently, so every check is made again here. [`Policy::resolve`]
+//! returns every problem at once, each with its field path.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::RangeInclusive;
+
+use jiff::SignedDuration;
+
+use super::duration::DurationString;
+use super::spec::{
+    Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_SCALE_IN_COOLDOWN,
+    DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN, DEFAULT_SCALE_OUT_STABILIZATION,
+    DEFAULT_STEP, DEFAULT_TOLERANCE, FailureAction, MetricSpec, RatePolicyType, ScalingPolicySpec,
+    ScalingRules, SelectPolicy,
+};
+
+/// The longest stabilization window (as in the HorizontalPodAutoscaler).
+pub const MAX_STABILIZATION_WINDOW: SignedDuration = SignedDuration::from_secs(3600);
+/// The longest rate-policy period (as in the HorizontalPodAutoscaler).
+pub const MAX_RATE_PERIOD: SignedDuration = SignedDuration::from_secs(1800);
+/// The shortest evaluation interval.
+pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
+
+/// One problem in a spec, with the path of the field it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path such as `spec.metrics[2].scaleInBelow`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a spec.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A validated spec with every default applied: what the decision engine works from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub min_replicas: i32,
+    pub max_replicas: i32,
+    pub interval: SignedDuration,
+    pub tolerance: f64,
+    pub metrics: Vec<MetricRule>,
+    pub scale_out: DirectionRules,
+    pub scale_in: DirectionRules,
+    pub on_failure: FailureRules,
+    pub dry_run: bool,
+    pub paused: bool,
+}
+
+/// How one metric's value turns into a proposal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricRule {
+    pub name: String,
+    pub rule: Rule,
+}
+
+/// The proposal rule of a metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// Step out above `out_above`; step in below `in_below` when set, otherwise abstain.
+    Thresholds {
+        out_above: f64,
+        in_below: Option<f64>,
+    },
+    /// ceil(current * value / target).
+    Target(f64),
+    /// ceil(value / per_replica).
+    TargetPerReplica(f64),
+}
+
+/// Limits in one direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DirectionRules {
+    pub step: i32,
+    pub cooldown: SignedDuration,
+    pub stabilization_window: SignedDuration,
+    pub policies: Vec<RateLimit>,
+    pub select: SelectPolicy,
+}
+
+/// One rate policy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub kind: RatePolicyType,
+    pub value: i32,
+    pub period: SignedDuration,
+}
+
+/// What happens when every metric fails.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailureRules {
+    pub action: FailureAction,
+    pub fallback_replicas: Option<i32>,
+    pub after: i32,
+}
+
+impl DirectionRules {
+    /// The longest rate period, which bounds how long scale events must be remembered.
+    pub fn longest_period(&self) -> SignedDuration {
+        self.policies
+            .iter()
+            .map(|p| p.period)
+            .max()
+            .unwrap_or(SignedDuration::ZERO)
+    }
+}
+
+/// Collects problems while resolving.
+struct Checker {
+    errors: Vec<FieldError>,
+}
+
+impl Checker {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Parses a duration, or the default when absent.
+    fn duration(
+        &mut self,
+        path: &str,
+        value: Option<&DurationString>,
+        default: &str,
+    ) -> SignedDuration {
+        let text = value.map(DurationString::as_str).unwrap_or(default);
+        match DurationString::new(text).parse() {
+            Ok(d) => SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX),
+            Err(e) => {
+                self.error(path, e.to_string());
+                SignedDuration::ZERO
+            }
+        }
+    }
+
+    /// Parses a duration (or the default) and checks it lies within `range`.
+    fn duration_within(
+        &mut self,
+        path: &str,
+        value: Option<&DurationString>,
+        default: &str,
+        range: RangeInclusive<SignedDuration>,
+    ) -> SignedDuration {
+        let before = self.errors.len();
+        let d = self.duration(path, value, default);
+        if self.errors.len() == before && !range.contains(&d) {
+            let text = value.map(DurationString::as_str).unwrap_or(default);
+            let message = if *range.end() == SignedDuration::MAX {
+                format!("must be at least {}, got {text}", describe(*range.start()))
+            } else {
+                format!(
+                    "must be between {} and {}, got {text}",
+                    describe(*range.start()),
+                    describe(*range.end())
+                )
+            };
+            self.error(path, message);
+        }
+        d
+    }
+
+    fn finite(&mut self, path: &str, value: f64) -> bool {
+        if value.is_finite() {
+            true
+        } else {
+            self.error(path, format!("must be a finite number, got {value}"));
+            false
+        }
+    }
+}
+
+impl Policy {
+    /// Validates `spec` and applies its defaults. Returns every problem found, each with its path.
+    pub fn resolve(spec: &ScalingPolicySpec) -> Result<Policy, ValidationErrors> {
+        let mut c = Checker { errors: Vec::new() };
+
+        let target = &spec.target_ref;
+        if target.api_version != "apps/v1" {
+            c.error(
+                "spec.targetRef.apiVersion",
+                format!("must be apps/v1, got {:?}", target.api_version),
+            );
+        }
+        if target.kind != "Deployment" {
+            c.error(
+                "spec.targetRef.kind",
+                format!(
+                    "must be Deployment (the only kind supported), got {:?}",
+                    target.kind
+                ),
+            );
+        }
+        if target.name.is_empty() {
+            c.error("spec.targetRef.name", "must name the Deployment to scale");
+        }
+
+        if spec.min_replicas < 0 {
+            c.error(
+                "spec.minReplicas",
+                format!("must be at least 0, got {}", spec.min_replicas),
+            );
+        }
+        if spec.max_replicas < 1 {
+            c.error(
+                "spec.maxReplicas",
+                format!("must be at least 1, got {}", spec.max_replicas),
+            );
+        }
+        if spec.min_replicas > spec.max_replicas {
+            c.error(
+                "spec.minReplicas",
+                format!(
+                    "must not exceed maxReplicas ({}), got {}",
+                    spec.max_replicas, spec.min_replicas
+                ),
+            );
+        }
+
+        let interval = c.duration_within(
+            "spec.interval",
+            spec.interval.as_ref(),
+            DEFAULT_INTERVAL,
+            MIN_INTERVAL..=SignedDuration::MAX,
+        );
+
+        let tolerance = spec.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+        if c.finite("spec.tolerance", tolerance) && !(0.0..1.0).contains(&tolerance) {
+            c.error(
+                "spec.tolerance",
+                format!("must be in [0, 1), got {tolerance}"),
+            );
+        }
+
+        let metrics = resolve_metrics(&mut c, &spec.metrics);
+
+        let default_behavior = Behavior::default();
+        let behavior = spec.behavior.as_ref().unwrap_or(&default_behavior);
+        let scale_out = resolve_direction(
+            &mut c,
+            "spec.behavior.scaleOut",
+            behavior.scale_out.as_ref(),
+            DEFAULT_SCALE_OUT_COOLDOWN,
+            DEFAULT_SCALE_OUT_STABILIZATION,
+            &[
+                RateLimit {
+                    kind: RatePolicyType::Percent,
+                    value: 100,
+                    period: SignedDuration::from_secs(15),
+                },
+                RateLimit {
+                    kind: RatePolicyType::Pods,
+                    value: 4,
+                    period: SignedDuration::from_secs(15),
+                },
+            ],
+        );
+        let scale_in = resolve_direction(
+            &mut c,
+            "spec.behavior.scaleIn",
+            behavior.scale_in.as_ref(),
+            DEFAULT_SCALE_IN_COOLDOWN,
+            DEFAULT_SCALE_IN_STABILIZATION,
+            &[RateLimit {
+                kind: RatePolicyType::Percent,
+                value: 100,
+                period: SignedDuration::from_secs(15),
+            }],
+        );
+
+        let failure = spec.on_metric_failure.clone().unwrap_or_default();
+        let action = failure.action.unwrap_or_default();
+        let after = failure.after.unwrap_or(DEFAULT_FAILURE_AFTER);
+        if after < 1 {
+            c.error(
+                "spec.onMetricFailure.after",
+                format!("must be at least 1, got {after}"),
+            );
+        }
+        if let Some(fallback) = failure.fallback_replicas {
+            if fallback < spec.min_replicas || fallback > spec.max_replicas {
+                c.error(
+                    "spec.onMetricFailure.fallbackReplicas",
+                    format!(
+                        "must be within [minReplicas, maxReplicas] = [{}, {}], got {fallback}",
+                        spec.min_replicas, spec.max_replicas
+                    ),
+                );
+            }
+        } else if action == FailureAction::Fallback {
+            c.error(
+                "spec.onMetricFailure.fallbackReplicas",
+                "is required when action is Fallback",
+            );
+        }
+
+        if !c.errors.is_empty() {
+            return Err(ValidationErrors(c.errors));
+        }
+        Ok(Policy {
+            min_replicas: spec.min_replicas,
+            max_replicas: spec.max_replicas,
+            interval,
+            tolerance,
+            metrics,
+            scale_out,
+            scale_in,
+            on_failure: FailureRules {
+                action,
+                fallback_replicas: failure.fallback_replicas,
+                after,
+            },
+            dry_run: spec.dry_run.unwrap_or(false),
+            paused: spec.paused.unwrap_or(false),
+        })
+    }
+}
+
+fn describe(d: SignedDuration) -> String {
+    super::duration::format_duration(d.unsigned_abs())
+}
+
+/// Checks a spec, returning every problem with its field path (empty when valid).
+pub fn validate(spec: &ScalingPolicySpec) -> Vec<FieldError> {
+    Policy::resolve(spec).err().map(|e| e.0).unwrap_or_default()
+}
+
+/// Whether a metric name can be used as a label value and in `--metric NAME=VALUE`.
+fn valid_metric_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let edge = |b: &u8| b.is_ascii_alphanumeric();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.first().is_some_and(edge)
+        && bytes.last().is_some_and(edge)
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
+    if metrics.is_empty() {
+        c.error("spec.metrics", "must list at least one metric");
+    }
+    let mut seen = HashSet::new();
+    let mut rules = Vec::with_capacity(metrics.len());
+    for (i, m) in metrics.iter().enumerate() {
+        let at = |field: &str| format!("spec.metrics[{i}].{field}");
+        if !valid_metric_name(&m.name) {
+            c.error(
+                at("name"),
+                format!(
+                    "{:?} is not a metric name: use 1 to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+                    m.name
+                ),
+            );
+        } else if !seen.insert(m.name.as_str()) {
+            c.error(at("name"), format!("duplicate metric name {:?}", m.name));
+        }
+
+        let sources = m.source_names();
+        match sources.len() {
+            0 => c.error(
+                format!("spec.metrics[{i}]"),
+                "must set exactly one source: cpu, memory, latency, errorRate, requestRate or query",
+            ),
+            1 => {}
+            _ => c.error(
+                format!("spec.metrics[{i}]"),
+                format!("must set exactly one source, got {}", sources.join(" and ")),
+            ),
+        }
+        if let Some(latency) = &m.latency {
+            if latency.histogram.is_empty() {
+                c.error(at("latency.histogram"), "must name a histogram");
+            }
+            let q = latency.quantile;
+            if !(q > 0.0 && q < 1.0) {
+                c.error(
+                    at("latency.quantile"),
+                    format!("must be strictly between 0 and 1, got {q}"),
+                );
+            }
+        }
+        if let Some(errors) = &m.error_rate {
+            if errors.counter.is_empty() {
+                c.error(at("errorRate.counter"), "must name a counter");
+            }
+            if errors.error_selector.is_empty() {
+                c.error(
+                    at("errorRate.errorSelector"),
+                    "must select the error series, such as code=~\"5..\"",
+                );
+            }
+        }
+        if let Some(requests) = &m.request_rate
+            && requests.counter.is_empty()
+        {
+            c.error(at("requestRate.counter"), "must name a counter");
+        }
+        if let Some(query) = &m.query
+            && query.trim().is_empty()
+        {
+            c.error(at("query"), "must be a PromQL expression");
+        }
+        if let Some(window) = &m.window {
+            c.duration_within(
+                &at("window"),
+                Some(window),
+                "0s",
+                MIN_INTERVAL..=SignedDuration::MAX,
+            );
+        }
+
+        if let Some(rule) = resolve_rule(c, i, m) {
+            rules.push(MetricRule {
+                name: m.name.clone(),
+                rule,
+            });
+        }
+    }
+    rules
+}
+
+fn resolve_rule(c: &mut Checker, i: usize, m: &MetricSpec) -> Option<Rule> {
+    let at = |field: &str| format!("spec.metrics[{i}].{field}");
+    let has_thresholds = m.scale_out_above.is_some() || m.scale_in_below.is_some();
+    let has_target = m.target.is_some() || m.target_per_replica.is_some();
+    if has_thresholds && has_target {
+        c.error(
+            format!("spec.metrics[{i}]"),
+            "must set either thresholds (scaleOutAbove, scaleInBelow) or a target (target or targetPerReplica), not both",
+        );
+        return None;
+    }
+    if !has_thresholds && !has_target {
+        c.error(
+            format!("spec.metrics[{i}]"),
+            "must set thresholds (scaleOutAbove, optionally scaleInBelow) or a target (target or targetPerReplica)",
+        );
+        return None;
+    }
+    if has_thresholds {
+        let Some(out_above) = m.scale_out_above else {
+            c.error(at("scaleOutAbove"), "is required with scaleInBelow");
+            return None;
+        };
+        let mut ok = c.finite(&at("scaleOutAbove"), out_above);
+        if let Some(in_below) = m.scale_in_below {
+            ok &= c.finite(&at("scaleInBelow"), in_below);
+            if ok && in_below >= out_above {
+                c.error(
+                    at("scaleInBelow"),
+                    format!("must be below scaleOutAbove ({out_above})"),
+                );
+                ok = false;
+            }
+        }
+        return ok.then_some(Rule::Thresholds {
+            out_above,
+            in_below: m.scale_in_below,
+        });
+    }
+    match (m.target, m.target_per_replica) {
+        (Some(_), Some(_)) => {
+            c.error(
+                format!("spec.metrics[{i}]"),
+                "must set target or targetPerReplica, not both",
+            );
+            None
+        }
+        (Some(target), None) => positive(c, &at("target"), target).then_some(Rule::Target(target)),
+        (None, Some(per)) => {
+            positive(c, &at("targetPerReplica"), per).then_some(Rule::TargetPerReplica(per))
+        }
+        (None, None) => None,
+    }
+}
+
+fn positive(c: &mut Checker, path: &str, value: f64) -> bool {
+    if !c.finite(path, value) {
+        return false;
+    }
+    if value <= 0.0 {
+        c.error(path, format!("must be greater than 0, got {value}"));
+        return false;
+    }
+    true
+}
+
+fn resolve_direction(
+    c: &mut Checker,
+    path: &str,
+    rules: Option<&ScalingRules>,
+    default_cooldown: &str,
+    default_window: &str,
+    default_policies: &[RateLimit],
+) -> DirectionRules {
+    let default_rules = ScalingRules::default();
+    let rules = rules.unwrap_or(&default_rules);
+    let step = rules.step.unwrap_or(DEFAULT_STEP);
+    if step < 1 {
+        c.error(
+            format!("{path}.step"),
+            format!("must be at least 1, got {step}"),
+        );
+    }
+    let cooldown = c.duration(
+        &format!("{path}.cooldown"),
+        rules.cooldown.as_ref(),
+        default_cooldown,
+    );
+    let stabilization_window = c.duration_within(
+        &format!("{path}.stabilizationWindow"),
+        rules.stabilization_window.as_ref(),
+        default_window,
+        SignedDuration::ZERO..=MAX_STABILIZATION_WINDOW,
+    );
+    let policies = match &rules.policies {
+        None => default_policies.to_vec(),
+        Some(list) if list.is_empty() => {
+            c.error(
+                format!("{path}.policies"),
+                "must list at least one policy; leave the field out for the defaults",
+            );
+            Vec::new()
+        }
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                let at = format!("{path}.policies[{j}]");
+                if p.value < 1 {
+                    c.error(
+                        format!("{at}.value"),
+                        format!("must be at least 1, got {}", p.value),
+                    );
+                }
+                let period = c.duration_within(
+                    &format!("{at}.period"),
+                    Some(&p.period),
+                    "0s",
+                    MIN_INTERVAL..=MAX_RATE_PERIOD,
+                );
+                RateLimit {
+                    kind: p.type_,
+                    value: p.value,
+                    period,
+                }
+            })
+            .collect(),
+    };
+    DirectionRules {
+        step,
+        cooldown,
+        stabilization_window,
+        policies,
+        select: rules.select_policy.unwrap_or_default(),
+    }
+}

@@ -1,0 +1,61 @@
+//! `scalewise check`: validate ScalingPolicy manifests offline.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{CommandError, Outcome, read_input};
+use crate::manifest::{Problem, parse_documents, read_policy};
+
+/// Checks every ScalingPolicy in `files`. Prints one line per problem to `out`
+/// (`FILE: namespace/name: field.path: message`) and notes about skipped documents to `notes`.
+pub fn run(
+    files: &[PathBuf],
+    out: &mut impl Write,
+    notes: &mut impl Write,
+) -> Result<Outcome, CommandError> {
+    let mut problems = Vec::new();
+    let mut checked = 0usize;
+    for path in files {
+        let file = path.display().to_string();
+        let text = read_input(path)?;
+        let documents = parse_documents(&text).map_err(|source| CommandError::Manifest {
+            path: file.clone(),
+            source,
+        })?;
+        for document in &documents {
+            if !document.is_scaling_policy() {
+                let what = format!(
+                    "{}/{}",
+                    document.api_version().unwrap_or("?"),
+                    document.kind().unwrap_or("?")
+                );
+                writeln!(
+                    notes,
+                    "{file}: document {} ({what}) skipped: not a ScalingPolicy",
+                    document.index
+                )?;
+                continue;
+            }
+            checked += 1;
+            if let Err(errors) = read_policy(document) {
+                let object = document.display_name();
+                problems.extend(errors.into_iter().map(|error| Problem {
+                    file: file.clone(),
+                    object: object.clone(),
+                    error,
+                }));
+            }
+        }
+    }
+    for problem in &problems {
+        writeln!(out, "{problem}")?;
+    }
+    if checked == 0 {
+        writeln!(notes, "no ScalingPolicy found")?;
+    }
+    Ok(if problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Problems
+    })
+}

@@ -1,0 +1,64 @@
+//! The offline subcommands: `crd`, `check` and `decide`. Each writes to the writers it is given
+//! and returns how the process should exit, so tests can call them directly.
+
+pub mod check;
+pub mod crd;
+pub mod decide;
+
+use std::io::Read;
+use std::path::Path;
+
+/// How a command ended, as an exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the command ran and found problems (invalid manifests, failed metrics).
+    Problems,
+}
+
+/// Why a command could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The command line is wrong: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Manifest {
+        path: String,
+        source: crate::manifest::ManifestError,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot write output: {0}")]
+    Write(#[from] std::io::Error),
+    #[error("cannot encode output: {0}")]
+    Encode(String),
+}
+
+impl CommandError {
+    /// The exit status: 2 for usage errors, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+pub fn read_input(path: &Path) -> Result<String, CommandError> {
+    let name = path.display().to_string();
+    let result = if name == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map(|_| text)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    result.map_err(|source| CommandError::Read { path: name, source })
+}

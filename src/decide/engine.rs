@@ -1,0 +1,578 @@
+//! The rules of a decision, in the order they apply.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::explain::{fmt_num, metric_explanation, summary};
+use super::history::{self, persisted_state};
+use super::{Decision, EngineState, MetricOutcome, Observation, Reading};
+use crate::api::validate::{DirectionRules, MetricRule, Policy, Rule};
+use crate::api::{
+    Action, FailureAction, FailureKind, Limit, LimitKind, RatePolicyType, ScaleDirection,
+    ScalingPolicyStatus, SelectPolicy,
+};
+
+/// The name given to the fallback rule when it wins.
+pub const FALLBACK_RULE: &str = "onMetricFailure";
+
+/// Decides the replica count of the target.
+///
+/// `previous` is the status persisted by the previous evaluation (default for the first);
+/// `observations` has one entry per metric of the policy, in any order (a missing one counts as
+/// unavailable); `current` is the target's `/scale` `spec.replicas`.
+pub fn decide(
+    policy: &Policy,
+    previous: &ScalingPolicyStatus,
+    observations: &[Observation],
+    current: i32,
+    now: Timestamp,
+) -> Decision {
+    let now = truncate_to_second(now);
+    let prev = persisted_state(previous);
+    let metrics: Vec<MetricOutcome> = policy
+        .metrics
+        .iter()
+        .map(|m| propose(policy, m, find(observations, &m.name), current))
+        .collect();
+    let all_failed = !metrics.is_empty() && metrics.iter().all(|m| m.failure().is_some());
+    let consecutive_failures = if all_failed {
+        prev.consecutive_failures.saturating_add(1)
+    } else {
+        0
+    };
+
+    let mut d = Decision {
+        time: now,
+        current_replicas: current,
+        desired_replicas: current,
+        action: Action::Hold,
+        metrics,
+        winner: None,
+        limits: Vec::new(),
+        message: String::new(),
+        dry_run: policy.dry_run,
+        state: EngineState {
+            last_evaluation_time: Some(now),
+            evaluating_since: None,
+            last_scale_time: prev.last_scale_time,
+            last_scale_direction: prev.last_scale_direction,
+            recommendations: prev.recommendations.clone(),
+            scale_events: prev.scale_events.clone(),
+            consecutive_failures,
+        },
+    };
+
+    // Rule 8: paused policies and targets scaled to zero on purpose are left alone. Both end the
+    // current run of evaluations.
+    if policy.paused {
+        d.limits
+            .push(limit(LimitKind::Paused, "the policy is paused", None, None));
+        return finish(policy, d, now);
+    }
+    if current == 0 && policy.min_replicas > 0 {
+        d.limits.push(limit(
+            LimitKind::ScaledToZero,
+            "the target was scaled to 0 on purpose; autoscaling is off until it is scaled up",
+            None,
+            None,
+        ));
+        return finish(policy, d, now);
+    }
+
+    // The run of evaluations continues unless the controller was away for over three intervals.
+    let away = policy
+        .interval
+        .checked_mul(3)
+        .unwrap_or(SignedDuration::MAX);
+    d.state.evaluating_since = match (prev.evaluating_since, prev.last_evaluation_time) {
+        (Some(since), Some(last)) if now.duration_since(last) <= away => Some(since),
+        _ => Some(now),
+    };
+
+    // Rule 7, first part: a count outside the range is corrected at once, bypassing everything.
+    if current < policy.min_replicas || current > policy.max_replicas {
+        let desired = current.clamp(policy.min_replicas, policy.max_replicas);
+        d.limits.push(limit(
+            LimitKind::RangeCorrection,
+            format!(
+                "{current} replicas is outside [{}, {}]: corrected at once",
+                policy.min_replicas, policy.max_replicas
+            ),
+            Some(current),
+            Some(desired),
+        ));
+        d.desired_replicas = desired;
+        return finish(policy, d, now);
+    }
+
+    // Rules 1 to 3: the policy's proposal.
+    let proposal = propose_policy(policy, &mut d, current, all_failed, consecutive_failures);
+    let recorded = proposal.clamp(policy.min_replicas, policy.max_replicas);
+    d.state.recommendations.push((now, recorded));
+
+    // Rule 4: stabilization.
+    let mut desired = stabilize(
+        policy,
+        &prev.recommendations,
+        proposal,
+        current,
+        now,
+        &mut d.limits,
+    );
+    if desired < current {
+        let since = d.state.evaluating_since.unwrap_or(now);
+        let ready_at = add(since, policy.scale_in.stabilization_window);
+        if now < ready_at {
+            d.limits.push(limit_until(
+                LimitKind::Stabilization,
+                format!(
+                    "collecting a full scale-in window of evidence ({} since {since})",
+                    super::explain::fmt_duration(policy.scale_in.stabilization_window)
+                ),
+                desired,
+                current,
+                ready_at,
+            ));
+            desired = current;
+        }
+    }
+
+    // Rule 5: rate policies.
+    desired = rate_limit(
+        policy,
+        &prev.scale_events,
+        desired,
+        current,
+        now,
+        &mut d.limits,
+    );
+
+    // Rule 6: cooldowns, counted from the last action in either direction.
+    if let Some(last) = prev.last_scale_time {
+        let (rules, direction) = if desired > current {
+            (&policy.scale_out, "scale-out")
+        } else {
+            (&policy.scale_in, "scale-in")
+        };
+        let ends = add(last, rules.cooldown);
+        if desired != current && now < ends {
+            d.limits.push(limit_until(
+                LimitKind::Cooldown,
+                format!("{direction} cooldown after the last scale at {last} until {ends}"),
+                desired,
+                current,
+                ends,
+            ));
+            desired = current;
+        }
+    }
+
+    // Rule 7: the range.
+    if desired > policy.max_replicas {
+        d.limits.push(limit(
+            LimitKind::MaxReplicas,
+            format!("capped at maxReplicas {}", policy.max_replicas),
+            Some(desired),
+            Some(policy.max_replicas),
+        ));
+        desired = policy.max_replicas;
+    } else if desired < policy.min_replicas {
+        d.limits.push(limit(
+            LimitKind::MinReplicas,
+            format!("held at minReplicas {}", policy.min_replicas),
+            Some(desired),
+            Some(policy.min_replicas),
+        ));
+        desired = policy.min_replicas;
+    }
+    d.desired_replicas = desired;
+    finish(policy, d, now)
+}
+
+/// Rules 1 to 3: each metric's proposal, the maximum, failures and fallback.
+fn propose_policy(
+    policy: &Policy,
+    d: &mut Decision,
+    current: i32,
+    all_failed: bool,
+    consecutive_failures: i32,
+) -> i32 {
+    // Tolerance: target metrics whose ratio fell inside the band proposed the current count.
+    let within_tolerance: Vec<&str> = d
+        .metrics
+        .iter()
+        .zip(&policy.metrics)
+        .filter(|(m, rule)| {
+            m.failure().is_none() && within_tolerance(policy, rule, &m.reading, current)
+        })
+        .map(|(m, _)| m.name.as_str())
+        .collect();
+    if !within_tolerance.is_empty() {
+        d.limits.push(limit(
+            LimitKind::Tolerance,
+            format!(
+                "{} within {}% of target: no change proposed",
+                within_tolerance.join(", "),
+                fmt_num(policy.tolerance * 100.0)
+            ),
+            None,
+            Some(current),
+        ));
+    }
+
+    let mut proposal = current;
+    let mut winner = None;
+    for m in &d.metrics {
+        if let Some(p) = m.proposal
+            && (winner.is_none() || p > proposal)
+        {
+            proposal = p;
+            winner = Some(m.name.clone());
+        }
+    }
+
+    let failed: Vec<&MetricOutcome> = d.metrics.iter().filter(|m| m.failure().is_some()).collect();
+    if !failed.is_empty() {
+        let healthy = d
+            .metrics
+            .iter()
+            .filter(|m| m.failure().is_none())
+            .filter_map(|m| m.proposal)
+            .max();
+        let names = failed
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rules = &policy.on_failure;
+        if all_failed
+            && rules.action == FailureAction::Fallback
+            && consecutive_failures >= rules.after
+        {
+            let fallback = rules.fallback_replicas.unwrap_or(current);
+            if fallback > current {
+                d.limits.push(limit(
+                    LimitKind::Fallback,
+                    format!(
+                        "every metric failed for {consecutive_failures} evaluations: fallback to {fallback} replicas"
+                    ),
+                    Some(current),
+                    Some(fallback),
+                ));
+                proposal = fallback;
+                winner = Some(FALLBACK_RULE.to_owned());
+            } else {
+                d.limits.push(limit(
+                    LimitKind::FailureHold,
+                    format!(
+                        "every metric failed for {consecutive_failures} evaluations; fallbackReplicas {fallback} is not above {current}: holding"
+                    ),
+                    None,
+                    Some(current),
+                ));
+            }
+        } else if healthy.is_none_or(|h| h < current) {
+            let message = if all_failed {
+                format!(
+                    "every metric failed ({consecutive_failures} of {} evaluations before onMetricFailure acts): holding, never scaling in on missing data",
+                    rules.after
+                )
+            } else {
+                format!("{names} failed: scale-in is blocked while a metric is missing")
+            };
+            d.limits.push(limit(
+                LimitKind::FailureHold,
+                message,
+                healthy,
+                Some(current),
+            ));
+        }
+    }
+    d.winner = winner;
+    proposal
+}
+
+/// Rule 1 for one metric.
+fn propose(
+    policy: &Policy,
+    metric: &MetricRule,
+    observation: Option<&Observation>,
+    current: i32,
+) -> MetricOutcome {
+    let (reading, query) = match observation {
+        Some(o) => (o.reading.clone(), o.query.clone()),
+        None => (
+            Reading::failed(
+                FailureKind::Unavailable,
+                "no observation was supplied for this metric",
+            ),
+            None,
+        ),
+    };
+    let reading = match reading {
+        Reading::Value(v) if !v.is_finite() => Reading::failed(
+            FailureKind::Invalid,
+            format!("the value {v} is not a finite number"),
+        ),
+        other => other,
+    };
+    let proposal = match &reading {
+        Reading::Failed { .. } => Some(current),
+        Reading::Value(v) => proposal_for(policy, metric.rule, *v, current),
+    };
+    MetricOutcome {
+        name: metric.name.clone(),
+        explanation: metric_explanation(policy, metric, &reading, proposal, current),
+        reading,
+        proposal,
+        query,
+    }
+}
+
+/// The replicas a healthy value proposes, or None when the metric abstains.
+pub(crate) fn proposal_for(policy: &Policy, rule: Rule, value: f64, current: i32) -> Option<i32> {
+    match rule {
+        Rule::Thresholds {
+            out_above,
+            in_below,
+        } => {
+            if value > out_above {
+                Some(current.saturating_add(policy.scale_out.step))
+            } else {
+                match in_below {
+                    Some(below) if value < below => {
+                        Some(current.saturating_sub(policy.scale_in.step))
+                    }
+                    Some(_) => Some(current),
+                    None => None,
+                }
+            }
+        }
+        Rule::Target(target) => {
+            let ratio = value / target;
+            if (ratio - 1.0).abs() <= policy.tolerance {
+                Some(current)
+            } else {
+                Some(ceil_replicas(f64::from(current) * ratio))
+            }
+        }
+        Rule::TargetPerReplica(per) => {
+            let capacity = f64::from(current) * per;
+            if current > 0 && (value / capacity - 1.0).abs() <= policy.tolerance {
+                Some(current)
+            } else {
+                Some(ceil_replicas(value / per))
+            }
+        }
+    }
+}
+
+/// Whether a target metric's ratio fell inside the tolerance band while its raw proposal differs.
+fn within_tolerance(policy: &Policy, rule: &MetricRule, reading: &Reading, current: i32) -> bool {
+    let Reading::Value(value) = *reading else {
+        return false;
+    };
+    let raw = match rule.rule {
+        Rule::Target(target) => ceil_replicas(f64::from(current) * value / target),
+        Rule::TargetPerReplica(per) => ceil_replicas(value / per),
+        Rule::Thresholds { .. } => return false,
+    };
+    raw != current && proposal_for(policy, rule.rule, value, current) == Some(current)
+}
+
+/// Rounds a replica count up, saturating at the bounds of i32 (`as` saturates floats).
+fn ceil_replicas(x: f64) -> i32 {
+    x.ceil() as i32
+}
+
+/// Rule 4: as the HorizontalPodAutoscaler, scale-out to the lowest proposal of the scale-out
+/// window, scale-in to the highest proposal of the scale-in window.
+fn stabilize(
+    policy: &Policy,
+    recorded: &[(Timestamp, i32)],
+    proposal: i32,
+    current: i32,
+    now: Timestamp,
+    limits: &mut Vec<Limit>,
+) -> i32 {
+    let in_window = |w: SignedDuration| move |t: &Timestamp| now.duration_since(*t) < w;
+    let up_cutoff = in_window(policy.scale_out.stabilization_window);
+    let down_cutoff = in_window(policy.scale_in.stabilization_window);
+    let up = recorded
+        .iter()
+        .filter(|(t, _)| up_cutoff(t))
+        .map(|&(_, r)| r)
+        .fold(proposal, i32::min);
+    let down = recorded
+        .iter()
+        .filter(|(t, _)| down_cutoff(t))
+        .map(|&(_, r)| r)
+        .fold(proposal, i32::max);
+    let stabilized = current.max(up).min(down);
+    if stabilized != proposal && proposal != current {
+        let (window, which) = if proposal > current {
+            (policy.scale_out.stabilization_window, "lowest")
+        } else {
+            (policy.scale_in.stabilization_window, "highest")
+        };
+        limits.push(limit(
+            LimitKind::Stabilization,
+            format!(
+                "the {which} proposal of the last {} was {stabilized}",
+                super::explain::fmt_duration(window)
+            ),
+            Some(proposal),
+            Some(stabilized),
+        ));
+    }
+    stabilized
+}
+
+/// Rule 5: HorizontalPodAutoscaler-style rate policies, judged against the replicas at the start
+/// of each policy's period.
+fn rate_limit(
+    policy: &Policy,
+    events: &[(Timestamp, i32, i32)],
+    desired: i32,
+    current: i32,
+    now: Timestamp,
+    limits: &mut Vec<Limit>,
+) -> i32 {
+    if desired == current {
+        return desired;
+    }
+    let out = desired > current;
+    let rules: &DirectionRules = if out {
+        &policy.scale_out
+    } else {
+        &policy.scale_in
+    };
+    let direction = if out { "scale-out" } else { "scale-in" };
+    if rules.select == SelectPolicy::Disabled {
+        limits.push(limit(
+            LimitKind::RatePolicy,
+            format!("{direction} is disabled by selectPolicy"),
+            Some(desired),
+            Some(current),
+        ));
+        return current;
+    }
+    let allowed: Vec<i32> = rules
+        .policies
+        .iter()
+        .map(|p| {
+            // Replicas this policy already moved in the current period, in this direction.
+            let moved: i64 = events
+                .iter()
+                .filter(|(t, _, _)| now.duration_since(*t) < p.period)
+                .map(|&(_, from, to)| i64::from(to) - i64::from(from))
+                .filter(|change| if out { *change > 0 } else { *change < 0 })
+                .map(i64::abs)
+                .sum();
+            let current = i64::from(current);
+            let start = if out {
+                current - moved
+            } else {
+                current + moved
+            };
+            let value = i64::from(p.value);
+            let bound = match (p.kind, out) {
+                (RatePolicyType::Pods, true) => start + value,
+                (RatePolicyType::Pods, false) => start - value,
+                // Percent rounds up on scale-out and down on scale-in, as the HPA does.
+                (RatePolicyType::Percent, true) => {
+                    (start * (100 + value)).div_euclid(100)
+                        + i64::from((start * (100 + value)).rem_euclid(100) != 0)
+                }
+                (RatePolicyType::Percent, false) => (start * (100 - value)).div_euclid(100),
+            };
+            bound.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+        })
+        .collect();
+    // Max picks the policy that allows the largest change, Min the smallest.
+    let bound = match (rules.select, out) {
+        (SelectPolicy::Max, true) | (SelectPolicy::Min, false) => allowed.iter().copied().max(),
+        _ => allowed.iter().copied().min(),
+    };
+    let Some(bound) = bound else { return desired };
+    // A bound behind the current count only stops further change until old events age out.
+    let limited = if out {
+        desired.min(bound.max(current))
+    } else {
+        desired.max(bound.min(current))
+    };
+    if limited != desired {
+        limits.push(limit(
+            LimitKind::RatePolicy,
+            format!("{direction} rate policies allow {limited} replicas now"),
+            Some(desired),
+            Some(limited),
+        ));
+    }
+    limited
+}
+
+/// Sets the action, the message and the state to persist.
+fn finish(policy: &Policy, mut d: Decision, now: Timestamp) -> Decision {
+    d.action = match d.desired_replicas.cmp(&d.current_replicas) {
+        std::cmp::Ordering::Greater => Action::ScaleOut,
+        std::cmp::Ordering::Less => Action::ScaleIn,
+        std::cmp::Ordering::Equal => Action::Hold,
+    };
+    if d.action != Action::Hold && !d.dry_run {
+        d.state.last_scale_time = Some(now);
+        d.state.last_scale_direction = Some(if d.action == Action::ScaleOut {
+            ScaleDirection::Out
+        } else {
+            ScaleDirection::In
+        });
+        d.state
+            .scale_events
+            .push((now, d.current_replicas, d.desired_replicas));
+    }
+    history::prune(policy, &mut d.state, now);
+    d.message = summary(&d);
+    d
+}
+
+fn find<'a>(observations: &'a [Observation], name: &str) -> Option<&'a Observation> {
+    observations.iter().find(|o| o.name == name)
+}
+
+fn truncate_to_second(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+fn add(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
+
+fn limit(
+    kind: LimitKind,
+    message: impl Into<String>,
+    wanted: Option<i32>,
+    allowed: Option<i32>,
+) -> Limit {
+    Limit {
+        kind,
+        message: message.into(),
+        wanted,
+        allowed,
+        until: None,
+    }
+}
+
+fn limit_until(
+    kind: LimitKind,
+    message: String,
+    wanted: i32,
+    allowed: i32,
+    until: Timestamp,
+) -> Limit {
+    Limit {
+        kind,
+        message,
+        wanted: Some(wanted),
+        allowed: Some(allowed),
+        until: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(until)),
+    }
+}

@@ -1,0 +1,152 @@
+//! Human explanations of proposals and decisions.
+
+use jiff::SignedDuration;
+
+use super::{Decision, Reading};
+use crate::api::Action;
+use crate::api::validate::{MetricRule, Policy, Rule};
+
+/// A number as people write it: `85`, `0.05`, `1.5`.
+pub fn fmt_num(x: f64) -> String {
+    let rounded = (x * 1e6).round() / 1e6;
+    format!("{rounded}")
+}
+
+/// A duration as in the spec: `5m`, `1h30m`.
+pub fn fmt_duration(d: SignedDuration) -> String {
+    crate::api::duration::format_duration(d.unsigned_abs())
+}
+
+/// How one metric's reading became its proposal, such as `cpu 85 > 70`.
+pub fn metric_explanation(
+    policy: &Policy,
+    metric: &MetricRule,
+    reading: &Reading,
+    proposal: Option<i32>,
+    current: i32,
+) -> String {
+    let name = &metric.name;
+    let value = match reading {
+        Reading::Failed { kind, message } => return format!("{name} {kind}: {message}"),
+        Reading::Value(v) => *v,
+    };
+    let v = fmt_num(value);
+    match metric.rule {
+        Rule::Thresholds {
+            out_above,
+            in_below,
+        } => {
+            let out = fmt_num(out_above);
+            match in_below {
+                _ if value > out_above => format!("{name} {v} > {out}"),
+                Some(below) if value < below => format!("{name} {v} < {}", fmt_num(below)),
+                Some(below) => format!("{name} {v} within [{}, {out}]", fmt_num(below)),
+                None => format!("{name} {v} <= {out} (no say on scale-in)"),
+            }
+        }
+        Rule::Target(target) => {
+            let t = fmt_num(target);
+            if proposal == Some(current) && (value / target - 1.0).abs() <= policy.tolerance {
+                format!(
+                    "{name} {v} within {}% of target {t}",
+                    fmt_num(policy.tolerance * 100.0)
+                )
+            } else {
+                format!(
+                    "{name} {v} vs target {t}: ceil({current} x {v} / {t}) = {}",
+                    show(proposal)
+                )
+            }
+        }
+        Rule::TargetPerReplica(per) => {
+            let t = fmt_num(per);
+            if proposal == Some(current)
+                && current > 0
+                && (value / (f64::from(current) * per) - 1.0).abs() <= policy.tolerance
+            {
+                format!(
+                    "{name} {v} within {}% of {t} per replica x {current}",
+                    fmt_num(policy.tolerance * 100.0)
+                )
+            } else {
+                format!(
+                    "{name} {v} at {t} per replica: ceil({v} / {t}) = {}",
+                    show(proposal)
+                )
+            }
+        }
+    }
+}
+
+fn show(proposal: Option<i32>) -> String {
+    proposal.map_or_else(|| "none".to_owned(), |p| p.to_string())
+}
+
+/// The one-line message of a decision, such as `Scale out from 4 to 6: cpu 85 > 70`.
+pub fn summary(d: &Decision) -> String {
+    let (from, to) = (d.current_replicas, d.desired_replicas);
+    let why = winner_explanation(d);
+    let held = d.limits.last().map(|l| l.message.clone());
+    let dry = if d.dry_run {
+        " (dry run: not applied)"
+    } else {
+        ""
+    };
+    match d.action {
+        Action::ScaleOut | Action::ScaleIn => {
+            let verb = if d.action == Action::ScaleOut {
+                "Scale out"
+            } else {
+                "Scale in"
+            };
+            let mut line = format!("{verb} from {from} to {to}: {}", why.unwrap_or_default());
+            if let Some(held) = held {
+                line.push_str(&format!(" (limited: {held})"));
+            }
+            line.push_str(dry);
+            line
+        }
+        Action::Hold => match (held, why) {
+            (Some(held), Some(why)) => format!("Hold at {from}: {held}; wanted by {why}{dry}"),
+            (Some(held), None) => format!("Hold at {from}: {held}{dry}"),
+            (None, _) => format!("Hold at {from}: {}{dry}", hold_reason(d)),
+        },
+    }
+}
+
+/// The winning metric's explanation, when it asked for a change.
+fn winner_explanation(d: &Decision) -> Option<String> {
+    let winner = d.winner.as_deref()?;
+    if winner == super::engine::FALLBACK_RULE {
+        return Some("every metric failed: onMetricFailure fallback".to_owned());
+    }
+    let m = d.metrics.iter().find(|m| m.name == winner)?;
+    (m.proposal != Some(d.current_replicas)).then(|| m.explanation.clone())
+}
+
+/// Why nothing changed when no limit held.
+fn hold_reason(d: &Decision) -> String {
+    let winner = d
+        .winner
+        .as_deref()
+        .and_then(|w| d.metrics.iter().find(|m| m.name == w));
+    let Some(winner) = winner else {
+        let said: Vec<&str> = d.metrics.iter().map(|m| m.explanation.as_str()).collect();
+        return format!("no metric asks for a change ({})", said.join("; "));
+    };
+    let lower: Vec<&str> = d
+        .metrics
+        .iter()
+        .filter(|m| m.proposal.is_some_and(|p| p < d.current_replicas))
+        .map(|m| m.name.as_str())
+        .collect();
+    if lower.is_empty() {
+        winner.explanation.clone()
+    } else {
+        format!(
+            "{}; scale-in needs every metric to agree ({} asked for fewer)",
+            winner.explanation,
+            lower.join(", ")
+        )
+    }
+}
