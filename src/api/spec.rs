@@ -85,10 +85,12 @@ pub struct ScalingPolicySpec {
     pub target_ref: TargetRef,
 
     /// The fewest replicas the policy scales to (at least 0). A target below it is raised at once.
+    #[schemars(range(min = 0))]
     pub min_replicas: i32,
 
     /// The most replicas the policy scales to (at least 1, and at least minReplicas). A target
     /// above it is lowered at once.
+    #[schemars(range(min = 1))]
     pub max_replicas: i32,
 
     /// How often the policy is evaluated, as `[Nh][Nm][Ns]`, at least 1s. Default: 15s.
@@ -98,11 +100,13 @@ pub struct ScalingPolicySpec {
     /// For metrics with a `target` or `targetPerReplica`: no change is proposed while the ratio of
     /// the value to the target is within this fraction of 1.0. In [0, 1). Default: 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub tolerance: Option<f64>,
 
     /// The metrics that drive the policy (at least one, unique names). The policy proposes the
     /// largest replica count any metric proposes: it scales out when any metric asks, and scales in
     /// only when every metric with a say asks.
+    #[schemars(length(min = 1))]
     pub metrics: Vec<MetricSpec>,
 
     /// How fast and how often the policy may scale out and in.
@@ -145,7 +149,7 @@ pub struct TargetRef {
 #[serde(rename_all = "camelCase")]
 pub struct MetricSpec {
     /// A name unique within the policy, used in status, events and the operator's metrics.
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$"))]
     pub name: String,
 
     /// CPU usage of the target's pods as a percent of their CPU requests (0 to 100 and above).
@@ -210,6 +214,7 @@ pub struct LatencyMetric {
     #[schemars(length(min = 1))]
     pub histogram: String,
     /// The quantile, strictly between 0 and 1: 0.95 for p95.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub quantile: f64,
     /// A PromQL label matcher list (without braces) selecting the service's series:
     /// `service="checkout"`.
@@ -266,6 +271,7 @@ pub struct ScalingRules {
     /// Replicas one threshold metric adds (scaleOut) or removes (scaleIn) per decision. At
     /// least 1. Default: 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub step: Option<i32>,
     /// After any scaling action (in either direction), no action in this direction until this
     /// long has passed. Defaults: scaleOut 0s, scaleIn 300s.
@@ -297,6 +303,7 @@ pub struct RatePolicy {
     #[serde(rename = "type")]
     pub type_: RatePolicyType,
     /// How many pods or percent per period. At least 1.
+    #[schemars(range(min = 1))]
     pub value: i32,
     /// The period the limit applies to, as `[Nh][Nm][Ns]`, at least 1s and at most 30m.
     pub period: DurationString,
@@ -328,10 +335,12 @@ pub struct OnMetricFailure {
     pub action: Option<FailureAction>,
     /// Replicas for the Fallback action, within [minReplicas, maxReplicas]. Required with Fallback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub fallback_replicas: Option<i32>,
     /// How many consecutive evaluations with every metric failed before the action applies. At
     /// least 1. Default: 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub after: Option<i32>,
 }
 

@@ -1,0 +1,627 @@
+//! The decision engine's rules, one behaviour per test, as a user of a ScalingPolicy sees them.
+
+mod fixtures;
+
+use fixtures::*;
+use jiff::Timestamp;
+use scalewise::api::*;
+use scalewise::decide::{Decision, Observation, decide, next_status};
+
+/// Runs one evaluation and returns the decision and the status it leaves.
+fn eval(
+    p: &PolicyBuilder,
+    previous: &ScalingPolicyStatus,
+    observations: &[Observation],
+    current: i32,
+    now: Timestamp,
+) -> (Decision, ScalingPolicyStatus) {
+    let d = decide(&p.build(), previous, observations, current, now);
+    let status = next_status(previous, &d, Some(1));
+    (d, status)
+}
+
+fn kinds(d: &Decision) -> Vec<LimitKind> {
+    d.limits.iter().map(|l| l.kind).collect()
+}
+
+/// Feeds the same observations every `step` seconds from 0 to `until`, applying each decision,
+/// and returns the replicas after each evaluation.
+fn run_for(
+    p: &PolicyBuilder,
+    observations: &[Observation],
+    mut replicas: i32,
+    step: i64,
+    until: i64,
+) -> Vec<i32> {
+    let mut status = ScalingPolicyStatus::default();
+    let mut series = Vec::new();
+    for t in (0..=until).step_by(step as usize) {
+        let (d, s) = eval(p, &status, observations, replicas, at(t));
+        replicas = d.desired_replicas;
+        status = s;
+        series.push(replicas);
+    }
+    series
+}
+
+#[test]
+fn a_threshold_crossed_adds_the_scale_out_step() {
+    let p = policy().band("cpu", 30.0, 70.0).out_step(2);
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 85.0)], 4, at(0));
+    assert_eq!(d.desired_replicas, 6);
+    assert_eq!(d.action, Action::ScaleOut);
+    assert_eq!(d.winner.as_deref(), Some("cpu"));
+    assert_eq!(d.message, "Scale out from 4 to 6: cpu 85 > 70");
+}
+
+#[test]
+fn a_value_inside_the_band_holds() {
+    let p = policy().band("cpu", 30.0, 70.0);
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 70.0)], 4, at(0));
+    assert_eq!(
+        d.desired_replicas, 4,
+        "the thresholds are strict: 70 is not above 70"
+    );
+    assert_eq!(d.action, Action::Hold);
+}
+
+#[test]
+fn a_threshold_without_scale_in_below_has_no_say_on_scale_in() {
+    let p = policy().band("cpu", 30.0, 70.0).out_above("errors", 0.05);
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[value("cpu", 10.0), value("errors", 0.0)],
+        4,
+        at(0),
+    );
+    assert_eq!(d.metrics[1].proposal, None, "errors abstains");
+    assert_eq!(d.desired_replicas, 3, "cpu alone decides the scale-in");
+
+    let p = policy().out_above("errors", 0.05);
+    let (d, _) = eval(&p, &Default::default(), &[value("errors", 0.0)], 4, at(0));
+    assert_eq!(
+        (d.desired_replicas, d.winner),
+        (4, None),
+        "every metric abstained: hold"
+    );
+}
+
+#[test]
+fn the_largest_proposal_wins_and_ties_go_to_the_first_metric() {
+    let p = policy()
+        .band("a", 30.0, 70.0)
+        .band("b", 30.0, 70.0)
+        .target("c", 50.0);
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[value("a", 80.0), value("b", 90.0), value("c", 50.0)],
+        4,
+        at(0),
+    );
+    assert_eq!((d.desired_replicas, d.winner.as_deref()), (5, Some("a")));
+
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[value("a", 80.0), value("b", 90.0), value("c", 100.0)],
+        4,
+        at(0),
+    );
+    assert_eq!(
+        (d.desired_replicas, d.winner.as_deref()),
+        (8, Some("c")),
+        "ceil(4 * 100 / 50) = 8"
+    );
+}
+
+#[test]
+fn a_target_metric_proposes_the_ratio_rounded_up_outside_the_tolerance() {
+    let p = policy().target("cpu", 60.0);
+    let cases = [
+        (90.0, 6),
+        (61.0, 4),
+        (54.0, 4),
+        (53.0, 4),
+        (30.0, 2),
+        (100.0, 7),
+    ];
+    for (v, want) in cases {
+        let (d, _) = eval(&p, &Default::default(), &[value("cpu", v)], 4, at(0));
+        assert_eq!(d.metrics[0].proposal, Some(want), "cpu {v}");
+    }
+    // 64 / 60 = 1.067 is inside the default 10% band: no change, and the limit says so.
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 64.0)], 4, at(0));
+    assert_eq!(d.desired_replicas, 4);
+    assert_eq!(kinds(&d), vec![LimitKind::Tolerance]);
+}
+
+#[test]
+fn a_per_replica_target_divides_the_total() {
+    let p = policy().per_replica("backlog", 100.0).max(20);
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[value("backlog", 1250.0)],
+        4,
+        at(0),
+    );
+    assert_eq!(d.metrics[0].proposal, Some(13), "ceil(1250 / 100)");
+    assert_eq!(d.desired_replicas, 8, "the default rate policies allow +100% (or +4) per 15 s");
+    assert_eq!(kinds(&d), vec![LimitKind::RatePolicy]);
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[value("backlog", 420.0)],
+        4,
+        at(0),
+    );
+    assert_eq!(
+        d.desired_replicas, 4,
+        "420 / (4 * 100) = 1.05 is within tolerance"
+    );
+}
+
+#[test]
+fn scale_in_needs_every_metric_with_a_say() {
+    let p = policy().band("cpu", 30.0, 70.0).band("latency", 0.1, 0.5);
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[value("cpu", 10.0), value("latency", 0.3)],
+        4,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 4);
+    assert!(
+        d.message.contains("scale-in needs every metric to agree"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn scale_in_is_blocked_while_any_metric_is_missing() {
+    let p = policy().band("cpu", 30.0, 70.0).band("latency", 0.1, 0.5);
+    for kind in FailureKind::ALL {
+        let (d, _) = eval(
+            &p,
+            &Default::default(),
+            &[value("cpu", 10.0), failed("latency", kind)],
+            4,
+            at(0),
+        );
+        assert_eq!(d.desired_replicas, 4, "{kind}");
+        assert_eq!(kinds(&d), vec![LimitKind::FailureHold], "{kind}");
+    }
+}
+
+#[test]
+fn a_metric_missing_from_the_observations_counts_as_unavailable() {
+    let p = policy().band("cpu", 30.0, 70.0).band("latency", 0.1, 0.5);
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 10.0)], 4, at(0));
+    assert_eq!(d.desired_replicas, 4);
+    assert_eq!(d.metrics[1].failure(), Some(FailureKind::Unavailable));
+}
+
+#[test]
+fn a_non_finite_value_is_invalid_not_a_number() {
+    let p = policy().band("cpu", 30.0, 70.0);
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", f64::NAN)], 4, at(0));
+    assert_eq!(d.metrics[0].failure(), Some(FailureKind::Invalid));
+    assert_eq!(d.desired_replicas, 4);
+}
+
+#[test]
+fn scale_out_asked_by_a_healthy_metric_happens_beside_a_failed_one() {
+    let p = policy().band("cpu", 30.0, 70.0).band("latency", 0.1, 0.5);
+    let (d, _) = eval(
+        &p,
+        &Default::default(),
+        &[failed("cpu", FailureKind::Stale), value("latency", 0.9)],
+        4,
+        at(0),
+    );
+    assert_eq!(
+        (d.desired_replicas, d.winner.as_deref()),
+        (5, Some("latency"))
+    );
+}
+
+#[test]
+fn hold_keeps_replicas_however_long_every_metric_fails() {
+    let p = policy().band("cpu", 30.0, 70.0);
+    let series = run_for(&p, &[failed("cpu", FailureKind::Unavailable)], 4, 15, 600);
+    assert!(series.iter().all(|&r| r == 4), "{series:?}");
+}
+
+#[test]
+fn fallback_applies_after_the_configured_number_of_all_failed_evaluations() {
+    let p = policy()
+        .band("cpu", 30.0, 70.0)
+        .band("lat", 0.1, 0.5)
+        .fallback(6, 3);
+    let all_failed = [
+        failed("cpu", FailureKind::Unavailable),
+        failed("lat", FailureKind::Empty),
+    ];
+    let series = run_for(&p, &all_failed, 2, 15, 45);
+    assert_eq!(
+        series,
+        vec![2, 2, 6, 6],
+        "third all-failed evaluation falls back"
+    );
+
+    // Fallback never lowers the target.
+    let series = run_for(&p, &all_failed, 8, 15, 45);
+    assert_eq!(series, vec![8, 8, 8, 8]);
+
+    // One metric still reading resets the count.
+    let mut status = ScalingPolicyStatus::default();
+    for t in [0, 15] {
+        status = eval(&p, &status, &all_failed, 2, at(t)).1;
+    }
+    assert_eq!(status.consecutive_failures, 2);
+    status = eval(
+        &p,
+        &status,
+        &[value("cpu", 50.0), failed("lat", FailureKind::Empty)],
+        2,
+        at(30),
+    )
+    .1;
+    assert_eq!(status.consecutive_failures, 0);
+}
+
+#[test]
+fn scale_in_waits_for_a_full_stabilization_window_of_evidence() {
+    let p = policy().band("cpu", 30.0, 70.0).in_window("60s");
+    let series = run_for(&p, &[value("cpu", 10.0)], 5, 15, 120);
+    // No scale-in before t=60. After a step, the window still holds the previous proposal (4)
+    // until it has aged a whole window: the next step comes at t=120.
+    assert_eq!(series, vec![5, 5, 5, 5, 4, 4, 4, 4, 3]);
+}
+
+#[test]
+fn the_evidence_window_restarts_after_the_controller_was_away() {
+    let p = policy().band("cpu", 30.0, 70.0).in_window("60s");
+    let low = [value("cpu", 10.0)];
+    let mut status = ScalingPolicyStatus::default();
+    for t in [0, 15, 30] {
+        status = eval(&p, &status, &low, 5, at(t)).1;
+    }
+    // 46 s since the last evaluation (more than 3 intervals of 15 s): a new run starts.
+    let (d, s) = eval(&p, &status, &low, 5, at(76));
+    assert_eq!(s.evaluating_since.map(|t| t.0), Some(at(76)));
+    assert_eq!(d.desired_replicas, 5);
+    assert!(d.limits.iter().any(|l| l.kind == LimitKind::Stabilization));
+}
+
+#[test]
+fn unpausing_starts_a_new_evidence_window() {
+    let low = [value("cpu", 10.0)];
+    let running = policy().band("cpu", 30.0, 70.0).in_window("60s");
+    let paused = running.clone().paused(true);
+    let mut status = ScalingPolicyStatus::default();
+    for t in [0, 15, 30, 45] {
+        status = eval(&running, &status, &low, 5, at(t)).1;
+    }
+    let (d, s) = eval(&paused, &status, &low, 5, at(60));
+    assert_eq!(
+        (d.desired_replicas, kinds(&d)),
+        (5, vec![LimitKind::Paused])
+    );
+    assert_eq!(s.evaluating_since, None);
+    let (d, s) = eval(&running, &s, &low, 5, at(75));
+    assert_eq!(d.desired_replicas, 5, "a fresh window after unpausing");
+    assert_eq!(s.evaluating_since.map(|t| t.0), Some(at(75)));
+}
+
+#[test]
+fn scale_in_goes_only_as_low_as_the_highest_proposal_in_the_window() {
+    let p = policy().target("cpu", 50.0).in_window("60s").max(20);
+    let mut status = ScalingPolicyStatus::default();
+    // Proposals: t=0 -> 10 (ceil(10*50/50)), then 6, 4, 4, 4 at 8 replicas... keep replicas at 10.
+    let readings = [50.0, 30.0, 20.0, 20.0, 20.0, 20.0, 20.0];
+    let mut out = Vec::new();
+    for (i, v) in readings.iter().enumerate() {
+        let (d, s) = eval(&p, &status, &[value("cpu", *v)], 10, at(i as i64 * 15));
+        status = s;
+        out.push(d.desired_replicas);
+    }
+    // t=60: the window (t > 0) holds 6 (t=15), 4, 4, 4: the highest is 6.
+    // t=75: the window holds 4s only (t=15 left it at t>=75).
+    assert_eq!(out, vec![10, 10, 10, 10, 6, 4, 4]);
+}
+
+#[test]
+fn scale_out_goes_only_as_high_as_the_lowest_proposal_in_its_window() {
+    let p = policy().target("cpu", 50.0).out_window("30s").max(20).scale_out(|r| {
+        r.policies = Some(vec![RatePolicy { type_: RatePolicyType::Percent, value: 1000, period: "15s".into() }]);
+    });
+    let mut status = ScalingPolicyStatus::default();
+    let mut out = Vec::new();
+    for (i, v) in [50.0, 100.0, 150.0, 150.0].iter().enumerate() {
+        let (d, s) = eval(&p, &status, &[value("cpu", *v)], 4, at(i as i64 * 15));
+        status = s;
+        out.push(d.desired_replicas);
+    }
+    // Proposals 4, 8, 12, 12: each scale-out waits until the lower proposals leave the window.
+    assert_eq!(out, vec![4, 4, 8, 12]);
+}
+
+#[test]
+fn rate_policies_limit_change_per_period_from_its_start() {
+    let p = policy().target("cpu", 10.0).max(100).scale_out(|r| {
+        r.policies = Some(vec![RatePolicy {
+            type_: RatePolicyType::Pods,
+            value: 3,
+            period: "60s".into(),
+        }]);
+    });
+    let series = run_for(&p, &[value("cpu", 100.0)], 2, 15, 90);
+    // +3 at t=0; then nothing until the t=0 event leaves the 60 s period at t=60; +3 again.
+    assert_eq!(series, vec![5, 5, 5, 5, 8, 8, 8]);
+}
+
+#[test]
+fn percent_and_pods_policies_combine_by_select_policy() {
+    let base = policy().target("cpu", 10.0).max(100);
+    let both = |select| {
+        base.clone().scale_out(move |r| {
+            r.policies = Some(vec![
+                RatePolicy {
+                    type_: RatePolicyType::Percent,
+                    value: 50,
+                    period: "15s".into(),
+                },
+                RatePolicy {
+                    type_: RatePolicyType::Pods,
+                    value: 4,
+                    period: "15s".into(),
+                },
+            ]);
+            r.select_policy = Some(select);
+        })
+    };
+    // 10 replicas: Percent 50 allows 15, Pods 4 allows 14.
+    let (d, _) = eval(
+        &both(SelectPolicy::Max),
+        &Default::default(),
+        &[value("cpu", 100.0)],
+        10,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 15);
+    let (d, _) = eval(
+        &both(SelectPolicy::Min),
+        &Default::default(),
+        &[value("cpu", 100.0)],
+        10,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 14);
+    let (d, _) = eval(
+        &both(SelectPolicy::Disabled),
+        &Default::default(),
+        &[value("cpu", 100.0)],
+        10,
+        at(0),
+    );
+    assert_eq!(
+        (d.desired_replicas, kinds(&d)),
+        (10, vec![LimitKind::RatePolicy])
+    );
+}
+
+#[test]
+fn default_rate_policies_are_the_hpa_defaults() {
+    let p = policy().target("cpu", 10.0).max(1000).default_behavior();
+    // Scale-out: max(100% of 3 -> 6, 3 + 4 = 7) = 7.
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 100.0)], 3, at(0));
+    assert_eq!(d.desired_replicas, 7);
+}
+
+#[test]
+fn scale_in_percent_rounds_down_from_the_period_start() {
+    let p = policy()
+        .band("cpu", 30.0, 70.0)
+        .in_step(5)
+        .min(1)
+        .scale_in(|r| {
+            r.policies = Some(vec![RatePolicy {
+                type_: RatePolicyType::Percent,
+                value: 30,
+                period: "60s".into(),
+            }]);
+        });
+    // 10 replicas, 30% per minute: floor(10 * 0.7) = 7.
+    let series = run_for(&p, &[value("cpu", 0.0)], 10, 15, 60);
+    assert_eq!(series, vec![7, 7, 7, 7, 4]);
+}
+
+#[test]
+fn the_scale_out_cooldown_holds_the_next_step_until_it_ends() {
+    let p = policy()
+        .band("cpu", 30.0, 70.0)
+        .out_step(2)
+        .out_cooldown("60s")
+        .max(20);
+    let series = run_for(&p, &[value("cpu", 90.0)], 4, 15, 120);
+    assert_eq!(series, vec![6, 6, 6, 6, 8, 8, 8, 8, 10]);
+
+    let mut status = ScalingPolicyStatus::default();
+    status = eval(&p, &status, &[value("cpu", 90.0)], 4, at(0)).1;
+    let (d, _) = eval(&p, &status, &[value("cpu", 90.0)], 6, at(15));
+    let cooldown = d
+        .limits
+        .iter()
+        .find(|l| l.kind == LimitKind::Cooldown)
+        .expect("cooldown limit");
+    assert_eq!(cooldown.until.as_ref().map(|t| t.0), Some(at(60)));
+    assert_eq!((cooldown.wanted, cooldown.allowed), (Some(8), Some(6)));
+}
+
+#[test]
+fn the_scale_in_cooldown_counts_from_a_scale_out_too() {
+    let p = policy().band("cpu", 30.0, 70.0).in_cooldown("300s");
+    let mut status = eval(&p, &Default::default(), &[value("cpu", 90.0)], 4, at(0)).1;
+    let (d, s) = eval(&p, &status, &[value("cpu", 10.0)], 5, at(60));
+    assert_eq!(
+        (d.desired_replicas, kinds(&d)),
+        (5, vec![LimitKind::Cooldown])
+    );
+    status = s;
+    let (d, _) = eval(&p, &status, &[value("cpu", 10.0)], 5, at(300));
+    assert_eq!(d.desired_replicas, 4);
+}
+
+#[test]
+fn min_and_max_hold_the_result_and_say_so() {
+    let p = policy().target("cpu", 10.0).min(2).max(6);
+    let (d, s) = eval(&p, &Default::default(), &[value("cpu", 100.0)], 4, at(0));
+    assert_eq!(d.desired_replicas, 6);
+    assert_eq!(
+        d.limits.last().map(|l| l.kind),
+        Some(LimitKind::MaxReplicas)
+    );
+    let limited = conditions::find_condition(&s.conditions, "ScalingLimited").unwrap();
+    assert_eq!(
+        (limited.status.as_str(), limited.reason.as_str()),
+        ("True", "TooManyReplicas")
+    );
+
+    let p = policy().band("cpu", 30.0, 70.0).in_step(5).min(2);
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 0.0)], 4, at(0));
+    assert_eq!(d.desired_replicas, 2);
+    assert_eq!(
+        d.limits.last().map(|l| l.kind),
+        Some(LimitKind::MinReplicas)
+    );
+}
+
+#[test]
+fn a_count_outside_the_range_is_corrected_at_once_despite_cooldown() {
+    let p = policy()
+        .band("cpu", 30.0, 70.0)
+        .min(3)
+        .max(6)
+        .out_cooldown("600s")
+        .in_cooldown("600s");
+    let status = eval(&p, &Default::default(), &[value("cpu", 90.0)], 4, at(0)).1;
+    let (d, _) = eval(&p, &status, &[value("cpu", 50.0)], 9, at(10));
+    assert_eq!(
+        (d.desired_replicas, kinds(&d)),
+        (6, vec![LimitKind::RangeCorrection])
+    );
+    let (d, _) = eval(&p, &status, &[value("cpu", 50.0)], 1, at(10));
+    assert_eq!(d.desired_replicas, 3);
+}
+
+#[test]
+fn a_target_scaled_to_zero_on_purpose_is_left_alone() {
+    let p = policy().band("cpu", 30.0, 70.0).min(2);
+    let (d, s) = eval(&p, &Default::default(), &[value("cpu", 90.0)], 0, at(0));
+    assert_eq!(
+        (d.desired_replicas, kinds(&d)),
+        (0, vec![LimitKind::ScaledToZero])
+    );
+    let able = conditions::find_condition(&s.conditions, "AbleToScale").unwrap();
+    assert_eq!(
+        (able.status.as_str(), able.reason.as_str()),
+        ("False", "ScaledToZero")
+    );
+}
+
+#[test]
+fn a_paused_policy_changes_nothing() {
+    let p = policy().band("cpu", 30.0, 70.0).paused(true);
+    let (d, _) = eval(&p, &Default::default(), &[value("cpu", 99.0)], 4, at(0));
+    assert_eq!((d.desired_replicas, d.action), (4, Action::Hold));
+}
+
+#[test]
+fn a_dry_run_decides_the_same_but_starts_no_cooldown() {
+    let live = policy().band("cpu", 30.0, 70.0).out_cooldown("60s");
+    let dry = live.clone().dry_run();
+    let (live_d, live_s) = eval(&live, &Default::default(), &[value("cpu", 90.0)], 4, at(0));
+    let (dry_d, dry_s) = eval(&dry, &Default::default(), &[value("cpu", 90.0)], 4, at(0));
+    assert_eq!(live_d.desired_replicas, dry_d.desired_replicas);
+    assert!(dry_d.dry_run && !dry_d.changes_target());
+    assert!(
+        dry_d.message.ends_with("(dry run: not applied)"),
+        "{}",
+        dry_d.message
+    );
+    assert!(live_s.last_scale_time.is_some());
+    assert_eq!(dry_s.last_scale_time, None);
+    assert!(dry_s.scale_events.is_empty());
+}
+
+#[test]
+fn status_keeps_condition_transition_times_while_unchanged() {
+    let p = policy().band("cpu", 30.0, 70.0);
+    let (_, first) = eval(&p, &Default::default(), &[value("cpu", 50.0)], 4, at(0));
+    let (_, second) = eval(&p, &first, &[value("cpu", 50.0)], 4, at(15));
+    let ready = |s: &ScalingPolicyStatus| {
+        conditions::find_condition(&s.conditions, "Ready")
+            .unwrap()
+            .last_transition_time
+            .0
+    };
+    assert_eq!(ready(&second), at(0));
+    let (_, third) = eval(&p, &second, &[failed("cpu", FailureKind::Empty)], 4, at(30));
+    let metrics = conditions::find_condition(&third.conditions, "MetricsAvailable").unwrap();
+    assert_eq!(
+        (metrics.status.as_str(), metrics.last_transition_time.0),
+        ("False", at(30))
+    );
+}
+
+#[test]
+fn status_history_stays_small_over_a_long_run() {
+    let p = policy()
+        .target("cpu", 50.0)
+        .in_window("300s")
+        .out_window("60s")
+        .max(50);
+    let mut status = ScalingPolicyStatus::default();
+    let mut replicas = 10;
+    for i in 0..2000 {
+        let v = 20.0 + f64::from((i * 37) % 100);
+        let (d, s) = eval(
+            &p,
+            &status,
+            &[value("cpu", v)],
+            replicas,
+            at(i64::from(i) * 15),
+        );
+        replicas = d.desired_replicas;
+        status = s;
+        assert!(
+            status.recommendations.len() <= 25,
+            "{} entries",
+            status.recommendations.len()
+        );
+        assert!(status.scale_events.len() <= 2);
+    }
+}
+
+#[test]
+fn the_persisted_status_survives_a_json_round_trip_unchanged() {
+    let p = policy()
+        .band("cpu", 30.0, 70.0)
+        .out_cooldown("60s")
+        .in_window("60s");
+    let mut status = ScalingPolicyStatus::default();
+    for t in [0, 15, 30] {
+        status = eval(&p, &status, &[value("cpu", 90.0)], 4, at(t)).1;
+    }
+    let json = serde_json::to_string(&status).unwrap();
+    let back: ScalingPolicyStatus = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, status);
+    let (a, _) = eval(&p, &status, &[value("cpu", 90.0)], 5, at(45));
+    let (b, _) = eval(&p, &back, &[value("cpu", 90.0)], 5, at(45));
+    assert_eq!(a, b);
+}
