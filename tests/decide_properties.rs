@@ -33,7 +33,10 @@ struct Setup {
 
 impl Setup {
     fn builder(&self) -> PolicyBuilder {
-        let mut b = policy().min(self.min).max(self.max).tolerance(self.tolerance);
+        let mut b = policy()
+            .min(self.min)
+            .max(self.max)
+            .tolerance(self.tolerance);
         for (i, m) in self.metrics.iter().enumerate() {
             let name = format!("m{i}");
             b = match *m {
@@ -75,19 +78,23 @@ fn setup() -> impl Strategy<Value = Setup> {
         0.0..0.5f64,
         prop::option::of((0..30i32, 1..4i32)),
     )
-        .prop_map(|((min, span), metrics, (out_step, in_step), (oc, ic, ow, iw), tolerance, fallback)| Setup {
-            min,
-            max: min.max(1) + span,
-            metrics,
-            out_step,
-            in_step,
-            out_cooldown: oc * 15,
-            in_cooldown: ic * 15,
-            out_window: ow * 30,
-            in_window: iw * 30,
-            tolerance,
-            fallback,
-        })
+        .prop_map(
+            |((min, span), metrics, (out_step, in_step), (oc, ic, ow, iw), tolerance, fallback)| {
+                Setup {
+                    min,
+                    max: min.max(1) + span,
+                    metrics,
+                    out_step,
+                    in_step,
+                    out_cooldown: oc * 15,
+                    in_cooldown: ic * 15,
+                    out_window: ow * 30,
+                    in_window: iw * 30,
+                    tolerance,
+                    fallback,
+                }
+            },
+        )
 }
 
 /// A reading: mostly values across the interesting range, sometimes a failure.
@@ -102,7 +109,11 @@ fn observations(readings: &[Reading]) -> Vec<Observation> {
     readings
         .iter()
         .enumerate()
-        .map(|(i, r)| Observation { name: format!("m{i}"), reading: r.clone(), query: None })
+        .map(|(i, r)| Observation {
+            name: format!("m{i}"),
+            reading: r.clone(),
+            query: None,
+        })
         .collect()
 }
 

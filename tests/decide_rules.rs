@@ -148,7 +148,10 @@ fn a_per_replica_target_divides_the_total() {
         at(0),
     );
     assert_eq!(d.metrics[0].proposal, Some(13), "ceil(1250 / 100)");
-    assert_eq!(d.desired_replicas, 8, "the default rate policies allow +100% (or +4) per 15 s");
+    assert_eq!(
+        d.desired_replicas, 8,
+        "the default rate policies allow +100% (or +4) per 15 s"
+    );
     assert_eq!(kinds(&d), vec![LimitKind::RatePolicy]);
     let (d, _) = eval(
         &p,
@@ -337,9 +340,17 @@ fn scale_in_goes_only_as_low_as_the_highest_proposal_in_the_window() {
 
 #[test]
 fn scale_out_goes_only_as_high_as_the_lowest_proposal_in_its_window() {
-    let p = policy().target("cpu", 50.0).out_window("30s").max(20).scale_out(|r| {
-        r.policies = Some(vec![RatePolicy { type_: RatePolicyType::Percent, value: 1000, period: "15s".into() }]);
-    });
+    let p = policy()
+        .target("cpu", 50.0)
+        .out_window("30s")
+        .max(20)
+        .scale_out(|r| {
+            r.policies = Some(vec![RatePolicy {
+                type_: RatePolicyType::Percent,
+                value: 1000,
+                period: "15s".into(),
+            }]);
+        });
     let mut status = ScalingPolicyStatus::default();
     let mut out = Vec::new();
     for (i, v) in [50.0, 100.0, 150.0, 150.0].iter().enumerate() {

@@ -29,6 +29,8 @@ pub const DEFAULT_METRIC_WINDOW: &str = "2m";
 /// A ScalingPolicy scales one Deployment between minReplicas and maxReplicas from metrics read
 /// from Prometheus. It scales out when any metric asks for more replicas and scales in only when
 /// every metric with a say agrees and none of them failed to read.
+// Each printcolumn(...) repeats `type_ = ...`; clippy reads the repeats as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "scalewise.dev",
@@ -149,7 +151,10 @@ pub struct TargetRef {
 #[serde(rename_all = "camelCase")]
 pub struct MetricSpec {
     /// A name unique within the policy, used in status, events and the operator's metrics.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+    )]
     pub name: String,
 
     /// CPU usage of the target's pods as a percent of their CPU requests (0 to 100 and above).

@@ -1,0 +1,679 @@
+//! The `scalewise` binary as users run it: `crd`, `check`, `decide`, `--version`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+const CHECKOUT: &str = "examples/checkout.yaml";
+
+fn scalewise(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scalewise starts");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("scalewise runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("scalewise-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write temp file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn checkout() -> Value {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(CHECKOUT)).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap()
+}
+
+fn decide_json(args: &[&str]) -> Value {
+    let mut all = vec![
+        "decide",
+        "--policy",
+        CHECKOUT,
+        "--replicas",
+        "4",
+        "-o",
+        "json",
+    ];
+    all.extend_from_slice(args);
+    let out = scalewise(&all, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("decide prints JSON")
+}
+
+const HIGH_CPU: [&str; 8] = [
+    "--metric",
+    "cpu=85",
+    "--metric",
+    "latency-p95=0.2",
+    "--metric",
+    "errors=0.01",
+    "--metric",
+    "backlog=300",
+];
+
+#[test]
+fn the_reference_manifest_passes_check() {
+    let out = scalewise(&["check", "-f", CHECKOUT], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn every_rejected_case_is_refused_with_its_field_path() {
+    type Mutation = fn(&mut Value);
+    let cases: Vec<(&str, Mutation, &str)> = vec![
+        (
+            "min above max",
+            |v| v["spec"]["minReplicas"] = json!(30),
+            "spec.minReplicas: must not exceed maxReplicas (20), got 30",
+        ),
+        (
+            "maxReplicas 0",
+            |v| v["spec"]["maxReplicas"] = json!(0),
+            "spec.maxReplicas: must be at least 1, got 0",
+        ),
+        (
+            "negative min",
+            |v| v["spec"]["minReplicas"] = json!(-1),
+            "spec.minReplicas: must be at least 0, got -1",
+        ),
+        (
+            "thresholds and a target",
+            |v| v["spec"]["metrics"][0]["target"] = json!(50),
+            "spec.metrics[0]: must set either thresholds",
+        ),
+        (
+            "neither thresholds nor target",
+            |v| {
+                v["spec"]["metrics"][3]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("targetPerReplica");
+            },
+            "spec.metrics[3]: must set thresholds",
+        ),
+        (
+            "target and targetPerReplica",
+            |v| v["spec"]["metrics"][3]["target"] = json!(5),
+            "spec.metrics[3]: must set target or targetPerReplica, not both",
+        ),
+        (
+            "target of zero",
+            |v| v["spec"]["metrics"][3]["targetPerReplica"] = json!(0),
+            "spec.metrics[3].targetPerReplica: must be greater than 0, got 0",
+        ),
+        (
+            "negative target",
+            |v| {
+                v["spec"]["metrics"][3]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("targetPerReplica");
+                v["spec"]["metrics"][3]["target"] = json!(-2);
+            },
+            "spec.metrics[3].target: must be greater than 0, got -2",
+        ),
+        (
+            "scaleInBelow not below scaleOutAbove",
+            |v| v["spec"]["metrics"][2]["scaleInBelow"] = json!(0.05),
+            "spec.metrics[2].scaleInBelow: must be below scaleOutAbove (0.05)",
+        ),
+        (
+            "quantile outside (0, 1)",
+            |v| v["spec"]["metrics"][1]["latency"]["quantile"] = json!(1.5),
+            "spec.metrics[1].latency.quantile: must be strictly between 0 and 1, got 1.5",
+        ),
+        (
+            "quantile of 0",
+            |v| v["spec"]["metrics"][1]["latency"]["quantile"] = json!(0),
+            "spec.metrics[1].latency.quantile",
+        ),
+        (
+            "duplicate metric names",
+            |v| v["spec"]["metrics"][1]["name"] = json!("cpu"),
+            "spec.metrics[1].name: duplicate metric name \"cpu\"",
+        ),
+        (
+            "empty metrics",
+            |v| v["spec"]["metrics"] = json!([]),
+            "spec.metrics: must list at least one metric",
+        ),
+        (
+            "duration without unit",
+            |v| v["spec"]["interval"] = json!("15"),
+            "spec.interval: \"15\" is not a duration",
+        ),
+        (
+            "duration out of order",
+            |v| v["spec"]["behavior"]["scaleIn"]["cooldown"] = json!("5s1m"),
+            "spec.behavior.scaleIn.cooldown: \"5s1m\" is not a duration",
+        ),
+        (
+            "empty duration",
+            |v| v["spec"]["behavior"]["scaleOut"]["cooldown"] = json!(""),
+            "spec.behavior.scaleOut.cooldown: must not be empty",
+        ),
+        (
+            "interval below 1s",
+            |v| v["spec"]["interval"] = json!("0s"),
+            "spec.interval: must be at least 1s, got 0s",
+        ),
+        (
+            "step of 0",
+            |v| v["spec"]["behavior"]["scaleOut"]["step"] = json!(0),
+            "spec.behavior.scaleOut.step: must be at least 1, got 0",
+        ),
+        (
+            "after of 0",
+            |v| v["spec"]["onMetricFailure"]["after"] = json!(0),
+            "spec.onMetricFailure.after: must be at least 1, got 0",
+        ),
+        (
+            "fallback above max",
+            |v| v["spec"]["onMetricFailure"]["fallbackReplicas"] = json!(21),
+            "spec.onMetricFailure.fallbackReplicas: must be within [minReplicas, maxReplicas] = [2, 20], got 21",
+        ),
+        (
+            "fallback below min",
+            |v| v["spec"]["onMetricFailure"]["fallbackReplicas"] = json!(1),
+            "spec.onMetricFailure.fallbackReplicas: must be within",
+        ),
+        (
+            "tolerance of 1",
+            |v| v["spec"]["tolerance"] = json!(1.0),
+            "spec.tolerance: must be in [0, 1), got 1",
+        ),
+        (
+            "negative tolerance",
+            |v| v["spec"]["tolerance"] = json!(-0.1),
+            "spec.tolerance: must be in [0, 1), got -0.1",
+        ),
+        (
+            "two metric kinds",
+            |v| v["spec"]["metrics"][0]["query"] = json!("up"),
+            "spec.metrics[0]: must set exactly one source, got cpu and query",
+        ),
+        (
+            "no metric kind",
+            |v| {
+                v["spec"]["metrics"][0]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("cpu");
+            },
+            "spec.metrics[0]: must set exactly one source: cpu, memory",
+        ),
+        (
+            "a StatefulSet target",
+            |v| v["spec"]["targetRef"]["kind"] = json!("StatefulSet"),
+            "spec.targetRef.kind: must be Deployment (the only kind supported), got \"StatefulSet\"",
+        ),
+        (
+            "an unknown field",
+            |v| {
+                let m = v["spec"]["metrics"][0].as_object_mut().unwrap();
+                m.remove("scaleInBelow");
+                m.insert("scaleInBelo".into(), json!(30));
+            },
+            "spec.metrics[0].scaleInBelo: unknown field (older API servers drop it silently); did you mean scaleInBelow?",
+        ),
+        (
+            "an unknown top-level spec field",
+            |v| v["spec"]["maxReplica"] = json!(3),
+            "spec.maxReplica: unknown field",
+        ),
+        (
+            "a wrong type",
+            |v| v["spec"]["maxReplicas"] = json!("twenty"),
+            "spec.maxReplicas: invalid type: string \"twenty\", expected i32",
+        ),
+    ];
+    let dir = TempDir::new("rejected");
+    for (what, mutate, expected) in cases {
+        let mut manifest = checkout();
+        mutate(&mut manifest);
+        let path = dir.file("bad.yaml", &serde_yaml_ng::to_string(&manifest).unwrap());
+        let path = path.to_str().unwrap();
+        let out = scalewise(&["check", "-f", path], None);
+        let printed = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{what}: {printed}{}",
+            stderr(&out)
+        );
+        let prefix = format!("{path}: shop/checkout: ");
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l[prefix.len()..].starts_with(expected)),
+            "{what}: expected a line `{prefix}{expected}...`, got:\n{printed}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_every_problem_of_every_document_and_skips_other_kinds() {
+    let text = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+---
+apiVersion: scalewise.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: web}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 5
+  maxReplicas: 3
+  metrics: []
+---
+apiVersion: scalewise.dev/v1alpha1
+kind: ScalingPolicy
+metadata: {name: ok, namespace: team}
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: ok}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+"#;
+    let out = scalewise(&["check", "-f", "-"], Some(text));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "-: web: spec.minReplicas: must not exceed maxReplicas (3), got 5\n\
+         -: web: spec.metrics: must list at least one metric\n"
+    );
+    assert!(
+        stderr(&out).contains("-: document 1 (v1/Service) skipped: not a ScalingPolicy"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_names_a_yaml_syntax_error() {
+    let out = scalewise(&["check", "-f", "-"], Some("spec: [unclosed"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("-: document 1: not valid YAML"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_names_a_missing_file() {
+    let out = scalewise(&["check", "-f", "no/such/file.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read no/such/file.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn high_cpu_scales_out_by_the_step_and_names_cpu() {
+    let d = decide_json(&HIGH_CPU);
+    assert_eq!(d["desiredReplicas"], 6);
+    assert_eq!(d["action"], "ScaleOut");
+    assert_eq!(d["rule"], "cpu");
+    assert_eq!(d["reason"], "Scale out from 4 to 6: cpu 85 > 70");
+    assert_eq!(d["state"]["desiredReplicas"], 6);
+    assert_eq!(d["state"]["lastScaleDirection"], "Out");
+}
+
+#[test]
+fn cpu_inside_its_band_holds() {
+    let d = decide_json(&[
+        "--metric",
+        "cpu=50",
+        "--metric",
+        "latency-p95=0.2",
+        "--metric",
+        "errors=0.01",
+        "--metric",
+        "backlog=300",
+    ]);
+    assert_eq!(d["desiredReplicas"], 4);
+    assert_eq!(d["action"], "Hold");
+}
+
+#[test]
+fn low_metrics_scale_in_only_after_the_full_window_when_chained() {
+    let dir = TempDir::new("chain");
+    let low = [
+        "--metric",
+        "cpu=20",
+        "--metric",
+        "latency-p95=0.05",
+        "--metric",
+        "errors=0.01",
+        "--metric",
+        "backlog=300",
+    ];
+    let mut state: Option<PathBuf> = None;
+    let mut desired = Vec::new();
+    for step in 0..=20 {
+        let now = jiff::Timestamp::from_second(1_767_225_600 + step * 15)
+            .unwrap()
+            .to_string();
+        let mut args = vec!["--now", now.as_str()];
+        let state_arg;
+        if let Some(path) = &state {
+            state_arg = path.to_str().unwrap().to_owned();
+            args.extend(["--state", state_arg.as_str()]);
+        }
+        args.extend(low);
+        let d = decide_json(&args);
+        desired.push(d["desiredReplicas"].as_i64().unwrap());
+        state = Some(dir.file(&format!("state-{step}.json"), &d["state"].to_string()));
+    }
+    let mut expected = vec![4; 20];
+    expected.push(3);
+    assert_eq!(
+        desired, expected,
+        "T to T+285 s hold at 4; T+300 s scales in to 3"
+    );
+}
+
+#[test]
+fn an_unavailable_metric_blocks_scale_in() {
+    let d = decide_json(&[
+        "--metric",
+        "cpu=unavailable",
+        "--metric",
+        "latency-p95=0.05",
+        "--metric",
+        "errors=0.01",
+        "--metric",
+        "backlog=300",
+    ]);
+    assert_eq!(d["desiredReplicas"], 4);
+    assert_eq!(d["limits"][0]["type"], "FailureHold");
+    assert_eq!(d["state"]["metrics"][0]["failure"], "unavailable");
+}
+
+#[test]
+fn decide_output_is_byte_identical_for_the_same_inputs() {
+    for format in ["json", "text"] {
+        let args = [
+            &[
+                "decide",
+                "--policy",
+                CHECKOUT,
+                "--replicas",
+                "4",
+                "--now",
+                "2026-03-01T10:00:00Z",
+                "-o",
+                format,
+            ][..],
+            &HIGH_CPU[..],
+        ]
+        .concat();
+        let a = scalewise(&args, None);
+        let b = scalewise(&args, None);
+        assert!(a.status.success());
+        assert_eq!(a.stdout, b.stdout, "{format}");
+    }
+}
+
+#[test]
+fn decide_text_output_explains_each_metric() {
+    let args = [
+        &[
+            "decide",
+            "--policy",
+            CHECKOUT,
+            "--replicas",
+            "4",
+            "--now",
+            "2026-03-01T10:00:00Z",
+        ][..],
+        &HIGH_CPU[..],
+    ]
+    .concat();
+    let out = scalewise(&args, None);
+    assert_eq!(
+        stdout(&out),
+        "Scale out from 4 to 6: cpu 85 > 70\n\
+         metrics:\n \
+         * cpu          ->    6  cpu 85 > 70\n   \
+         latency-p95  ->    4  latency-p95 0.2 within [0.1, 0.5]\n   \
+         errors       ->    -  errors 0.01 <= 0.05 (no say on scale-in)\n   \
+         backlog      ->    3  backlog 300 at 100 per replica: ceil(300 / 100) = 3\n"
+    );
+}
+
+#[test]
+fn decide_refuses_a_missing_or_unknown_metric_with_exit_2() {
+    let out = scalewise(
+        &[
+            "decide",
+            "--policy",
+            CHECKOUT,
+            "--replicas",
+            "4",
+            "--metric",
+            "cpu=85",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("missing: latency-p95, errors, backlog"),
+        "{}",
+        stderr(&out)
+    );
+
+    let args = [
+        &[
+            "decide",
+            "--policy",
+            CHECKOUT,
+            "--replicas",
+            "4",
+            "--metric",
+            "cpux=1",
+        ][..],
+        &HIGH_CPU[..],
+    ]
+    .concat();
+    let out = scalewise(&args, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("the policy has no metric \"cpux\""),
+        "{}",
+        stderr(&out)
+    );
+
+    let args = [
+        &[
+            "decide",
+            "--policy",
+            CHECKOUT,
+            "--replicas",
+            "4",
+            "--metric",
+            "cpu=lots",
+        ][..],
+        &HIGH_CPU[2..],
+    ]
+    .concat();
+    let out = scalewise(&args, None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("VALUE must be a finite number or one of unavailable"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn decide_refuses_an_invalid_policy_with_its_problems() {
+    let mut manifest = checkout();
+    manifest["spec"]["minReplicas"] = json!(50);
+    let dir = TempDir::new("invalid");
+    let path = dir.file("p.yaml", &serde_yaml_ng::to_string(&manifest).unwrap());
+    let args = [
+        &[
+            "decide",
+            "--policy",
+            path.to_str().unwrap(),
+            "--replicas",
+            "4",
+        ][..],
+        &HIGH_CPU[..],
+    ]
+    .concat();
+    let out = scalewise(&args, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out)
+            .contains("shop/checkout: spec.minReplicas: must not exceed maxReplicas (20), got 50"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn crd_output_matches_the_committed_file() {
+    let out = scalewise(&["crd"], None);
+    assert!(out.status.success());
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/scalingpolicy.yaml"),
+    )
+    .unwrap();
+    assert!(
+        stdout(&out) == committed,
+        "crds/scalingpolicy.yaml is out of date: run `make crds` and commit it"
+    );
+}
+
+#[test]
+fn the_crd_declares_the_api_contract() {
+    let crd: Value = serde_yaml_ng::from_str(&stdout(&scalewise(&["crd"], None))).unwrap();
+    let spec = &crd["spec"];
+    assert_eq!(spec["group"], "scalewise.dev");
+    assert_eq!(spec["scope"], "Namespaced");
+    assert_eq!(spec["names"]["plural"], "scalingpolicies");
+    assert_eq!(spec["names"]["shortNames"], json!(["sp"]));
+    assert_eq!(spec["names"]["categories"], json!(["scalewise"]));
+    let version = &spec["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert!(version["subresources"]["status"].is_object());
+    let columns: Vec<String> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_uppercase())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "TARGET",
+            "MIN",
+            "MAX",
+            "REPLICAS",
+            "DESIRED",
+            "LAST SCALE",
+            "READY",
+            "AGE"
+        ]
+    );
+    let schema = &version["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    assert_eq!(
+        schema["x-kubernetes-validations"][0]["rule"],
+        "self.minReplicas <= self.maxReplicas"
+    );
+    assert_eq!(
+        schema["properties"]["interval"]["pattern"],
+        "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+    );
+    assert_eq!(schema["properties"]["maxReplicas"]["minimum"], 1.0);
+    assert_eq!(schema["properties"]["metrics"]["minItems"], 1);
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        required,
+        ["maxReplicas", "metrics", "minReplicas", "targetRef"]
+    );
+    // Every field is documented for `kubectl explain`.
+    fn undocumented(path: &str, node: &Value, out: &mut Vec<String>) {
+        if let Some(props) = node["properties"].as_object() {
+            for (k, v) in props {
+                let p = format!("{path}.{k}");
+                if v["description"].as_str().is_none_or(str::is_empty) {
+                    out.push(p.clone());
+                }
+                undocumented(&p, v, out);
+                undocumented(&format!("{p}[]"), &v["items"], out);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    undocumented("spec", schema, &mut missing);
+    assert!(
+        missing.is_empty(),
+        "fields without a description: {missing:?}"
+    );
+}
+
+#[test]
+fn version_is_printed() {
+    let out = scalewise(&["--version"], None);
+    assert_eq!(
+        stdout(&out),
+        format!("scalewise {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
