@@ -663,6 +663,8 @@ fn the_crd_declares_the_api_contract() {
     }
     let mut missing = Vec::new();
     undocumented("spec", schema, &mut missing);
+    let status = &version["schema"]["openAPIV3Schema"]["properties"]["status"];
+    undocumented("status", status, &mut missing);
     assert!(
         missing.is_empty(),
         "fields without a description: {missing:?}"

@@ -238,7 +238,9 @@ pub enum LimitKind {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
+    /// When the proposal was made.
     pub time: Time,
+    /// The proposed replicas, within [minReplicas, maxReplicas].
     pub replicas: i32,
 }
 
@@ -246,7 +248,10 @@ pub struct Recommendation {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScaleEvent {
+    /// When the target was scaled.
     pub time: Time,
+    /// Replicas before.
     pub from: i32,
+    /// Replicas after.
     pub to: i32,
 }
