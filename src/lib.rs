@@ -12,3 +12,4 @@ pub mod cli;
 pub mod commands;
 pub mod decide;
 pub mod manifest;
+pub mod telemetry;

@@ -1,0 +1,484 @@
+//! Logs, the operator's own Prometheus metrics, and the `/metrics`, `/healthz`, `/readyz` server.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::api::validate::{Policy, Rule};
+use crate::api::{Action, FailureKind};
+use crate::decide::{Decision, Reading};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Starts logging to standard error; `RUST_LOG` filters (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A second initialisation (tests calling run twice) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MetricLabels {
+    namespace: String,
+    name: String,
+    metric: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BoundLabels {
+    namespace: String,
+    name: String,
+    metric: String,
+    /// scale_out_above, scale_in_below, target or target_per_replica.
+    bound: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The operator's own metrics. Every label set is bounded: result categories, actions,
+/// directions and failure kinds are fixed lists; per-policy series carry namespace, name and
+/// metric name, and are removed with the policy.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    decisions: Family<ActionLabels, Counter>,
+    scale_actions: Family<DirectionLabels, Counter>,
+    query_duration: Histogram,
+    query_failures: Family<FailureLabels, Counter>,
+    current_replicas: Family<PolicyLabels, Gauge>,
+    desired_replicas: Family<PolicyLabels, Gauge>,
+    min_replicas: Family<PolicyLabels, Gauge>,
+    max_replicas: Family<PolicyLabels, Gauge>,
+    metric_value: Family<MetricLabels, FloatGauge>,
+    metric_bound: Family<BoundLabels, FloatGauge>,
+    /// Per policy, the metric label sets written, to remove them when the policy goes.
+    written: Mutex<HashMap<PolicyLabels, (Vec<MetricLabels>, Vec<BoundLabels>)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("scalewise");
+        let m = Self {
+            reconciles: Family::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            decisions: Family::default(),
+            scale_actions: Family::default(),
+            query_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            query_failures: Family::default(),
+            current_replicas: Family::default(),
+            desired_replicas: Family::default(),
+            min_replicas: Family::default(),
+            max_replicas: Family::default(),
+            metric_value: Family::default(),
+            metric_bound: Family::default(),
+            written: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register("reconciles", "Reconciles by result (success or an error category)", m.reconciles.clone());
+        registry.register("reconcile_duration_seconds", "Time one reconcile took", m.reconcile_duration.clone());
+        registry.register("decisions", "Decisions by action (ScaleOut, ScaleIn, Hold)", m.decisions.clone());
+        registry.register("scale_actions", "Changes applied to targets by direction (out, in)", m.scale_actions.clone());
+        registry.register("metric_query_duration_seconds", "Time one metric query took", m.query_duration.clone());
+        registry.register(
+            "metric_query_failures",
+            "Metric reads that failed, by failure kind (unavailable, empty, stale, invalid)",
+            m.query_failures.clone(),
+        );
+        registry.register("policy_current_replicas", "The target's replicas at the last evaluation", m.current_replicas.clone());
+        registry.register("policy_desired_replicas", "The replicas the last decision asked for", m.desired_replicas.clone());
+        registry.register("policy_min_replicas", "The policy's minReplicas", m.min_replicas.clone());
+        registry.register("policy_max_replicas", "The policy's maxReplicas", m.max_replicas.clone());
+        registry.register("policy_metric_value", "Each metric's last value (absent while it fails)", m.metric_value.clone());
+        registry.register(
+            "policy_metric_bound",
+            "Each metric's thresholds or target (bound: scale_out_above, scale_in_below, target, target_per_replica)",
+            m.metric_bound.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// One reconcile ended with `result` (`success` or an error category).
+    pub fn reconciled(&self, result: &str, duration: Duration) {
+        self.reconciles.get_or_create(&ResultLabels { result: result.to_owned() }).inc();
+        self.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    /// One metric query ran.
+    pub fn queried(&self, duration: Duration, failure: Option<FailureKind>) {
+        self.query_duration.observe(duration.as_secs_f64());
+        if let Some(kind) = failure {
+            self.query_failures.get_or_create(&FailureLabels { kind: kind.as_str().to_owned() }).inc();
+        }
+    }
+
+    /// Records a decision and the policy's gauges.
+    pub fn decided(&self, namespace: &str, name: &str, policy: &Policy, decision: &Decision, applied: bool) {
+        self.decisions.get_or_create(&ActionLabels { action: decision.action.as_str().to_owned() }).inc();
+        if applied {
+            let direction = if decision.action == Action::ScaleOut { "out" } else { "in" };
+            self.scale_actions.get_or_create(&DirectionLabels { direction: direction.to_owned() }).inc();
+        }
+        let p = PolicyLabels { namespace: namespace.to_owned(), name: name.to_owned() };
+        self.current_replicas.get_or_create(&p).set(i64::from(decision.current_replicas));
+        self.desired_replicas.get_or_create(&p).set(i64::from(decision.desired_replicas));
+        self.min_replicas.get_or_create(&p).set(i64::from(policy.min_replicas));
+        self.max_replicas.get_or_create(&p).set(i64::from(policy.max_replicas));
+
+        let mut values = Vec::new();
+        let mut bounds = Vec::new();
+        for (outcome, rule) in decision.metrics.iter().zip(&policy.metrics) {
+            let labels = MetricLabels { namespace: namespace.to_owned(), name: name.to_owned(), metric: outcome.name.clone() };
+            match outcome.reading {
+                Reading::Value(v) => {
+                    self.metric_value.get_or_create(&labels).set(v);
+                }
+                Reading::Failed { .. } => {
+                    self.metric_value.remove(&labels);
+                }
+            }
+            values.push(labels);
+            let bound_values: Vec<(&str, f64)> = match rule.rule {
+                Rule::Thresholds { out_above, in_below } => {
+                    let mut b = vec![("scale_out_above", out_above)];
+                    if let Some(below) = in_below {
+                        b.push(("scale_in_below", below));
+                    }
+                    b
+                }
+                Rule::Target(t) => vec![("target", t)],
+                Rule::TargetPerReplica(t) => vec![("target_per_replica", t)],
+            };
+            for (bound, v) in bound_values {
+                let labels = BoundLabels {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    metric: outcome.name.clone(),
+                    bound: bound.to_owned(),
+                };
+                self.metric_bound.get_or_create(&labels).set(v);
+                bounds.push(labels);
+            }
+        }
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        // Drop series of metrics the spec no longer has.
+        if let Some((old_values, old_bounds)) = written.get(&p) {
+            for l in old_values.iter().filter(|l| !values.contains(l)) {
+                self.metric_value.remove(l);
+            }
+            for l in old_bounds.iter().filter(|l| !bounds.contains(l)) {
+                self.metric_bound.remove(l);
+            }
+        }
+        written.insert(p, (values, bounds));
+    }
+
+    /// Removes every series of a policy (deleted, or no longer valid).
+    pub fn forget(&self, namespace: &str, name: &str) {
+        let p = PolicyLabels { namespace: namespace.to_owned(), name: name.to_owned() };
+        self.current_replicas.remove(&p);
+        self.desired_replicas.remove(&p);
+        self.min_replicas.remove(&p);
+        self.max_replicas.remove(&p);
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((values, bounds)) = written.remove(&p) {
+            for l in &values {
+                self.metric_value.remove(l);
+            }
+            for l in &bounds {
+                self.metric_bound.remove(l);
+            }
+        }
+    }
+
+    /// The policies with series, as (namespace, name).
+    pub fn known_policies(&self) -> Vec<(String, String)> {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.keys().map(|p| (p.namespace.clone(), p.name.clone())).collect()
+    }
+}
+
+/// What `/healthz` and `/readyz` report.
+#[derive(Debug)]
+pub struct Health {
+    /// Leader election has told us whether we lead.
+    leader_known: AtomicBool,
+    leader: AtomicBool,
+    /// The controller's caches are synced.
+    synced: AtomicBool,
+    /// The controller loop is running (it stops when its watch ends for good).
+    running: AtomicBool,
+    /// Unix seconds of the last reconcile attempt.
+    last_progress: AtomicI64,
+    /// Policies in the cache, and the longest interval among them, in seconds.
+    policies: AtomicI64,
+    longest_interval: AtomicI64,
+    /// How long a controller with policies may go without a reconcile before it is unhealthy.
+    stall_after: Duration,
+}
+
+impl Health {
+    pub fn new(stall_after: Duration) -> Self {
+        Self {
+            leader_known: AtomicBool::new(false),
+            leader: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            last_progress: AtomicI64::new(now_secs()),
+            policies: AtomicI64::new(0),
+            longest_interval: AtomicI64::new(0),
+            stall_after,
+        }
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+        self.leader_known.store(true, Ordering::SeqCst);
+        if !leader {
+            self.synced.store(false, Ordering::SeqCst);
+            self.running.store(false, Ordering::SeqCst);
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::SeqCst);
+    }
+
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::SeqCst);
+        if running {
+            self.progress();
+        }
+    }
+
+    /// A reconcile ran (successfully or not).
+    pub fn progress(&self) {
+        self.last_progress.store(now_secs(), Ordering::SeqCst);
+    }
+
+    /// The policies the controller is responsible for.
+    pub fn set_workload(&self, policies: usize, longest_interval: Duration) {
+        self.policies.store(i64::try_from(policies).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.longest_interval.store(i64::try_from(longest_interval.as_secs()).unwrap_or(i64::MAX), Ordering::SeqCst);
+    }
+
+    /// Ready: the leader state is known and, when leading, the caches are synced.
+    pub fn ready(&self) -> Result<(), String> {
+        if !self.leader_known.load(Ordering::SeqCst) {
+            return Err("leader election has not decided yet".into());
+        }
+        if self.is_leader() && !self.synced.load(Ordering::SeqCst) {
+            return Err("leading, but the caches are not synced yet".into());
+        }
+        Ok(())
+    }
+
+    /// Healthy: a leading controller is running and has reconciled recently enough.
+    pub fn healthy(&self) -> Result<(), String> {
+        if !self.is_leader() || !self.synced.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if !self.running.load(Ordering::SeqCst) {
+            return Err("the controller loop has stopped".into());
+        }
+        if self.policies.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        let window = i64::try_from(self.stall_after.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(self.longest_interval.load(Ordering::SeqCst).saturating_mul(3));
+        let idle = now_secs() - self.last_progress.load(Ordering::SeqCst);
+        if idle > window {
+            return Err(format!("no reconcile for {idle}s although policies are due (limit {window}s)"));
+        }
+        Ok(())
+    }
+}
+
+fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+#[derive(Clone)]
+struct ServerState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `bind` until `shutdown` resolves.
+pub async fn serve(
+    bind: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    serve_on(listener, metrics, health, shutdown).await
+}
+
+/// As [`serve`], on a bound listener.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(ServerState { metrics, health });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        s.metrics.encode(),
+    )
+}
+
+async fn healthz(State(s): State<ServerState>) -> impl IntoResponse {
+    match s.health.healthy() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {why}\n")),
+    }
+}
+
+async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
+    match s.health.ready() {
+        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_until_leadership_is_known_and_caches_synced() {
+        let h = Health::new(Duration::from_secs(60));
+        assert!(h.ready().is_err());
+        h.set_leader(false);
+        assert!(h.ready().is_ok(), "a standby that knows it is a standby is ready");
+        h.set_leader(true);
+        assert!(h.ready().is_err());
+        h.set_synced(true);
+        assert!(h.ready().is_ok());
+    }
+
+    #[test]
+    fn unhealthy_when_the_loop_stopped_or_stalled_with_policies() {
+        let h = Health::new(Duration::from_secs(0));
+        h.set_leader(true);
+        h.set_synced(true);
+        assert!(h.healthy().is_err(), "leading and synced but not running");
+        h.set_running(true);
+        assert!(h.healthy().is_ok());
+        h.set_workload(3, Duration::from_secs(0));
+        h.last_progress.store(now_secs() - 10, Ordering::SeqCst);
+        assert!(h.healthy().is_err(), "policies due and no reconcile for 10 s");
+        h.progress();
+        assert!(h.healthy().is_ok());
+    }
+
+    #[test]
+    fn per_policy_series_disappear_with_the_policy() {
+        let m = Metrics::new();
+        m.reconciled("success", Duration::from_millis(3));
+        let spec: crate::api::ScalingPolicySpec = serde_json::from_value(serde_json::json!({
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "minReplicas": 1, "maxReplicas": 5,
+            "metrics": [{"name": "cpu", "cpu": {}, "scaleOutAbove": 70, "scaleInBelow": 30}]
+        }))
+        .unwrap();
+        let policy = Policy::resolve(&spec).unwrap();
+        let d = crate::decide::decide(
+            &policy,
+            &Default::default(),
+            &[crate::decide::Observation::value("cpu", 80.0)],
+            2,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        m.decided("shop", "web", &policy, &d, true);
+        let text = m.encode();
+        assert!(text.contains(r#"scalewise_policy_metric_value{namespace="shop",name="web",metric="cpu"} 80.0"#), "{text}");
+        assert!(text.contains(r#"scalewise_policy_desired_replicas{namespace="shop",name="web"} 3"#), "{text}");
+        assert!(text.contains(r#"scalewise_scale_actions_total{direction="out"} 1"#), "{text}");
+        m.forget("shop", "web");
+        let text = m.encode();
+        assert!(!text.contains(r#"name="web""#), "{text}");
+        assert!(text.contains(r#"scalewise_reconciles_total{result="success"} 1"#), "{text}");
+    }
+}
