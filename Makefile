@@ -46,4 +46,12 @@ demo: ## The main job: check the reference policy and run the decision engine on
 
 .PHONY: test
 test: fmt-check lint verify-generated ## Everything CI runs: format, clippy, generated files, the whole test suite
-	$(CARGO) test --locked --all-targets
+	tests/env/run.sh $(CARGO) test --locked --all-targets
+
+.PHONY: test-env-up
+test-env-up: ## Install/build what is missing, start the test environment, print its exports (eval them)
+	@tests/env/up.sh
+
+.PHONY: test-env-down
+test-env-down: ## Stop the test environment by PID and remove its data
+	@tests/env/down.sh

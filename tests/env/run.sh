@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs a command inside a fresh test environment and always stops it:
+#
+#   tests/env/run.sh cargo test --locked --all-targets
+#
+# The environment (see up.sh) is started once, the command runs with its
+# exports, and a trap stops every server and removes the data on exit, on
+# failure and on SIGINT/SIGTERM/SIGHUP, so a failing or panicking test leaves no
+# process and no port behind. The command runs in its own session so that a
+# signal stops all of it (cargo and the test binaries) before the teardown.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $# -gt 0 ]] || die "usage: run.sh COMMAND [ARG...]"
+
+mkdir -p "$SCALEWISE_STATE_ROOT"
+state=$(mktemp -d "$SCALEWISE_STATE_ROOT/run.XXXXXX")
+printf '%s %s\n' "$$" "$(proc_starttime $$)" >"$state/owner"
+
+child=""
+# shellcheck disable=SC2317 # invoked by the traps below
+teardown() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [[ -n $child ]] && proc_alive "$child"; then
+    kill -TERM -- "-$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
+  "$SCALEWISE_ROOT/tests/env/down.sh" "$state" || rc=1
+  rmdir "$SCALEWISE_STATE_ROOT" 2>/dev/null || true
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+env_lines=$("$SCALEWISE_ROOT/tests/env/up.sh" "$state")
+eval "$env_lines"
+
+log "running: $*"
+setsid "$@" &
+child=$!
+rc=0
+wait "$child" || rc=$?
+child=""
+exit "$rc"

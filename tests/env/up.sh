@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Starts the scalewise test environment and prints ONLY eval-able `export`
+# lines on stdout (progress goes to stderr):
+#
+#   eval "$(tests/env/up.sh [STATE_DIR])"
+#
+# What runs, each a plain process on 127.0.0.1 with a free port and its data
+# under STATE_DIR (default .test-env/default), recorded by PID for down.sh:
+#   - etcd (Debian etcd-server) and kube-apiserver (built from Debian's
+#     kubernetes source), unless SCALEWISE_E2E_CLUSTER=1 says to use the
+#     cluster of the user's KUBECONFIG;
+#   - Prometheus (1 s scrapes, remote-write receiver, lifecycle API);
+#   - VictoriaMetrics, scraping the same targets as Prometheus.
+# install.sh runs first, so whatever is missing is installed or built.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STATE=${1:-$SCALEWISE_STATE_ROOT/default}
+mkdir -p "$(dirname "$STATE")"
+
+if [[ -f $STATE/env ]]; then
+  alive=1
+  for f in "$STATE"/*.pid; do
+    [[ -f $f ]] || continue
+    read -r pid _ <"$f" || true
+    proc_alive "${pid:-0}" || alive=0
+  done
+  if [[ $alive == 1 ]]; then
+    log "already running in $STATE (make test-env-down stops it)"
+    cat "$STATE/env"
+    exit 0
+  fi
+  log "removing the remains of an environment in $STATE"
+  "$SCALEWISE_ROOT/tests/env/down.sh" "$STATE"
+fi
+
+ETCD_BIN="" KUBE_APISERVER_BIN=""
+eval "$("$SCALEWISE_ROOT/tests/env/install.sh")"
+
+mkdir -p "$STATE"
+STATE=$(cd "$STATE" && pwd)
+started=0
+on_exit() {
+  local rc=$?
+  if [[ $rc -ne 0 && $started == 0 ]]; then
+    log "start-up failed; stopping what was started"
+    "$SCALEWISE_ROOT/tests/env/down.sh" "$STATE" || true
+  fi
+}
+trap on_exit EXIT
+
+exports=()
+add_export() { exports+=("$(printf 'export %s=%q' "$1" "$2")"); }
+
+# Starts a server up to three times with fresh ports (a port may be taken
+# between choosing it and binding it). The function NAME_start (dashes become
+# underscores) picks ports, starts the server and sets $pid; NAME_ready checks
+# readiness.
+start_with_retries() {
+  local name=$1 timeout=$2 attempt
+  for attempt in 1 2 3; do
+    "${name//-/_}_start"
+    if wait_until "$name" "$pid" "$timeout" "$STATE/$name.log" "${name//-/_}_ready"; then
+      log "$name ready (pid $pid)"
+      return 0
+    fi
+    "$SCALEWISE_ROOT/tests/env/down.sh" --one "$STATE/$name.pid"
+    log "$name failed to start (attempt $attempt)"
+  done
+  die "$name did not start; see $STATE/$name.log"
+}
+
+t0=$(date +%s%N)
+# Set by free_port (printf -v) in the NAME_start functions.
+etcd_port="" etcd_peer_port="" apiserver_port="" prometheus_port="" vm_port=""
+
+# --- etcd and kube-apiserver --------------------------------------------------
+if ! e2e_cluster; then
+  etcd_bin=$ETCD_BIN
+  apiserver_bin=$KUBE_APISERVER_BIN
+  [[ -x $etcd_bin && -x $apiserver_bin ]] || die "etcd or kube-apiserver missing after install.sh"
+
+  etcd_start() {
+    free_port etcd_port
+    free_port etcd_peer_port
+    rm -rf "$STATE/etcd"
+    pid=$(start_server etcd "$STATE/etcd.log" "$etcd_bin" \
+      --name scalewise-test \
+      --data-dir "$STATE/etcd" \
+      --listen-client-urls "http://127.0.0.1:$etcd_port" \
+      --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+      --listen-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer_port" \
+      --initial-cluster "scalewise-test=http://127.0.0.1:$etcd_peer_port" \
+      --initial-cluster-state new \
+      --logger zap --log-outputs stderr)
+  }
+  etcd_ready() { curl -fsS "http://127.0.0.1:$etcd_port/health" | grep -q '"health":"true"'; }
+  start_with_retries etcd 30
+
+  # Credentials: a service-account signing key and a static admin token.
+  openssl genrsa -out "$STATE/service-account.key" 2048 2>/dev/null
+  token=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+  (umask 077 && printf '%s,scalewise-admin,scalewise-admin,"system:masters"\n' "$token" >"$STATE/tokens.csv")
+  mkdir -p "$STATE/apiserver-certs"
+
+  kube_apiserver_start() {
+    free_port apiserver_port
+    rm -f "$STATE/apiserver-certs/"*
+    pid=$(start_server kube-apiserver "$STATE/kube-apiserver.log" "$apiserver_bin" \
+      --etcd-servers "http://127.0.0.1:$etcd_port" \
+      --bind-address 127.0.0.1 \
+      --secure-port "$apiserver_port" \
+      --insecure-port 0 \
+      --cert-dir "$STATE/apiserver-certs" \
+      --service-account-issuer https://kubernetes.default.svc.cluster.local \
+      --service-account-key-file "$STATE/service-account.key" \
+      --service-account-signing-key-file "$STATE/service-account.key" \
+      --token-auth-file "$STATE/tokens.csv" \
+      --authorization-mode RBAC \
+      --service-cluster-ip-range 10.0.0.0/24 \
+      --disable-admission-plugins ServiceAccount)
+  }
+  kube_apiserver_ready() {
+    [[ -s $STATE/apiserver-certs/apiserver.crt ]] &&
+      curl -fsS --cacert "$STATE/apiserver-certs/apiserver.crt" -H "Authorization: Bearer $token" \
+        "https://127.0.0.1:$apiserver_port/readyz" | grep -qx ok
+  }
+  start_with_retries kube-apiserver 90
+
+  # The kubeconfig verifies the server with its own self-signed certificate.
+  (
+    umask 077
+    cat >"$STATE/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+  - name: scalewise-test
+    cluster:
+      server: https://127.0.0.1:$apiserver_port
+      certificate-authority: $STATE/apiserver-certs/apiserver.crt
+users:
+  - name: scalewise-admin
+    user:
+      token: $token
+contexts:
+  - name: scalewise-test
+    context:
+      cluster: scalewise-test
+      user: scalewise-admin
+      namespace: default
+current-context: scalewise-test
+KUBECONFIG
+  )
+  add_export KUBECONFIG "$STATE/kubeconfig"
+else
+  log "SCALEWISE_E2E_CLUSTER=1: not starting etcd or kube-apiserver; KUBECONFIG stays yours"
+fi
+
+# --- Prometheus and VictoriaMetrics -----------------------------------------
+# Both read the same scrape configuration (VictoriaMetrics skips the fields it
+# does not know), so a target registered once is scraped by both.
+mkdir -p "$STATE/prometheus/data" "$STATE/prometheus/file_sd" "$STATE/victoria-metrics"
+prom_config=$STATE/prometheus/prometheus.yml
+cat >"$prom_config" <<PROMCONFIG
+# scalewise test environment: the scrape configuration of Prometheus AND
+# VictoriaMetrics. Register a target in either of two ways:
+#  1. Append a job at the end of this file, as an item of scrape_configs
+#     (indented two spaces, like the one below), while holding an exclusive
+#     flock(2) on this file; then POST /-/reload to Prometheus and to
+#     VictoriaMetrics (the latter also rereads this file every second).
+#  2. Write a file_sd JSON file into $STATE/prometheus/file_sd/
+#     (write NAME.tmp, then rename it to NAME.json); both pick it up within
+#     about a second without a reload.
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+storage:
+  tsdb:
+    out_of_order_time_window: 1h
+scrape_configs:
+  - job_name: file-sd
+    file_sd_configs:
+      - files:
+          - $STATE/prometheus/file_sd/*.json
+        refresh_interval: 1s
+PROMCONFIG
+
+prometheus_start() {
+  free_port prometheus_port
+  pid=$(start_server prometheus "$STATE/prometheus.log" prometheus \
+    --config.file "$prom_config" \
+    --web.listen-address "127.0.0.1:$prometheus_port" \
+    --storage.tsdb.path "$STATE/prometheus/data" \
+    --storage.tsdb.retention.time 100y \
+    --web.enable-remote-write-receiver \
+    --web.enable-lifecycle \
+    --web.enable-admin-api)
+}
+prometheus_ready() { curl -fsS "http://127.0.0.1:$prometheus_port/-/ready" >/dev/null; }
+start_with_retries prometheus 30
+
+victoria_metrics_start() {
+  free_port vm_port
+  pid=$(start_server victoria-metrics "$STATE/victoria-metrics.log" victoria-metrics \
+    -httpListenAddr "127.0.0.1:$vm_port" \
+    -storageDataPath "$STATE/victoria-metrics/data" \
+    -retentionPeriod 100y \
+    -search.latencyOffset 0s \
+    -search.disableCache \
+    -promscrape.config "$prom_config" \
+    -promscrape.config.strictParse=false \
+    -promscrape.configCheckInterval 1s \
+    -promscrape.fileSDCheckInterval 1s)
+}
+victoria_metrics_ready() { curl -fsS "http://127.0.0.1:$vm_port/health" | grep -qx OK; }
+start_with_retries victoria-metrics 30
+
+add_export SCALEWISE_PROMETHEUS_URL "http://127.0.0.1:$prometheus_port"
+add_export SCALEWISE_VICTORIAMETRICS_URL "http://127.0.0.1:$vm_port"
+add_export SCALEWISE_PROMETHEUS_CONFIG "$prom_config"
+add_export SCALEWISE_PROMETHEUS_FILE_SD_DIR "$STATE/prometheus/file_sd"
+add_export SCALEWISE_TEST_ENV_DIR "$STATE"
+
+printf '%s\n' "${exports[@]}" >"$STATE/env"
+started=1
+log "environment up in $((($(date +%s%N) - t0) / 1000000)) ms; state in $STATE"
+cat "$STATE/env"
