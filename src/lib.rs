@@ -10,6 +10,7 @@
 pub mod api;
 pub mod cli;
 pub mod commands;
+pub mod controller;
 pub mod decide;
 pub mod manifest;
 pub mod telemetry;

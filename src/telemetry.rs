@@ -86,6 +86,9 @@ struct BoundLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The per-metric label sets written for one policy: values and bounds.
+type WrittenSeries = (Vec<MetricLabels>, Vec<BoundLabels>);
+
 /// The operator's own metrics. Every label set is bounded: result categories, actions,
 /// directions and failure kinds are fixed lists; per-policy series carry namespace, name and
 /// metric name, and are removed with the policy.
@@ -104,7 +107,7 @@ pub struct Metrics {
     metric_value: Family<MetricLabels, FloatGauge>,
     metric_bound: Family<BoundLabels, FloatGauge>,
     /// Per policy, the metric label sets written, to remove them when the policy goes.
-    written: Mutex<HashMap<PolicyLabels, (Vec<MetricLabels>, Vec<BoundLabels>)>>,
+    written: Mutex<HashMap<PolicyLabels, WrittenSeries>>,
 }
 
 impl Default for Metrics {

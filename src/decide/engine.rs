@@ -49,6 +49,7 @@ pub fn decide(
         winner: None,
         limits: Vec::new(),
         message: String::new(),
+        reason: String::new(),
         dry_run: policy.dry_run,
         state: EngineState {
             last_evaluation_time: Some(now),
@@ -530,7 +531,7 @@ fn finish(policy: &Policy, mut d: Decision, now: Timestamp) -> Decision {
             .push((now, d.current_replicas, d.desired_replicas));
     }
     history::prune(policy, &mut d.state, now);
-    d.message = summary(&d);
+    (d.message, d.reason) = summary(&d);
     d
 }
 

@@ -82,36 +82,32 @@ fn show(proposal: Option<i32>) -> String {
     proposal.map_or_else(|| "none".to_owned(), |p| p.to_string())
 }
 
-/// The one-line message of a decision, such as `Scale out from 4 to 6: cpu 85 > 70`.
-pub fn summary(d: &Decision) -> String {
+/// The one-line message of a decision, such as `Scale out from 4 to 6: cpu 85 > 70`, and its
+/// reason alone (`cpu 85 > 70`).
+pub fn summary(d: &Decision) -> (String, String) {
     let (from, to) = (d.current_replicas, d.desired_replicas);
     let why = winner_explanation(d);
     let held = d.limits.last().map(|l| l.message.clone());
-    let dry = if d.dry_run {
-        " (dry run: not applied)"
-    } else {
-        ""
-    };
-    match d.action {
+    let dry = if d.dry_run { " (dry run: not applied)" } else { "" };
+    let (headline, reason) = match d.action {
         Action::ScaleOut | Action::ScaleIn => {
-            let verb = if d.action == Action::ScaleOut {
-                "Scale out"
-            } else {
-                "Scale in"
-            };
-            let mut line = format!("{verb} from {from} to {to}: {}", why.unwrap_or_default());
+            let verb = if d.action == Action::ScaleOut { "Scale out" } else { "Scale in" };
+            let mut reason = why.unwrap_or_default();
             if let Some(held) = held {
-                line.push_str(&format!(" (limited: {held})"));
+                reason.push_str(&format!(" (limited: {held})"));
             }
-            line.push_str(dry);
-            line
+            (format!("{verb} from {from} to {to}"), reason)
         }
-        Action::Hold => match (held, why) {
-            (Some(held), Some(why)) => format!("Hold at {from}: {held}; wanted by {why}{dry}"),
-            (Some(held), None) => format!("Hold at {from}: {held}{dry}"),
-            (None, _) => format!("Hold at {from}: {}{dry}", hold_reason(d)),
-        },
-    }
+        Action::Hold => {
+            let reason = match (held, why) {
+                (Some(held), Some(why)) => format!("{held}; wanted by {why}"),
+                (Some(held), None) => held,
+                (None, _) => hold_reason(d),
+            };
+            (format!("Hold at {from}"), reason)
+        }
+    };
+    (format!("{headline}: {reason}{dry}"), reason)
 }
 
 /// The winning metric's explanation, when it asked for a change.

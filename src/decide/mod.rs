@@ -118,8 +118,10 @@ pub struct Decision {
     pub winner: Option<String>,
     /// Every limit that held the decision back, in the order applied.
     pub limits: Vec<Limit>,
-    /// One line for humans.
+    /// One line for humans: `Scale out from 4 to 6: cpu 85 > 70`.
     pub message: String,
+    /// The reason part of the message alone: `cpu 85 > 70`.
+    pub reason: String,
     /// The decision is recorded but not applied.
     pub dry_run: bool,
     /// State to persist after this decision.

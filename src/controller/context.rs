@@ -1,0 +1,82 @@
+//! What every reconcile shares: one kube client, one metric reader, stores, telemetry, backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::Semaphore;
+
+use crate::api::{FieldError, Policy, ScalingPolicy};
+use crate::decide::Observation;
+use crate::telemetry::{Health, Metrics};
+
+/// Reads a policy's metrics: the controller's view of the metrics layer.
+pub trait Observe: Send + Sync + 'static {
+    /// Problems with the policy that depend on the operator's configuration (such as a
+    /// Prometheus address outside the allow-list), with field paths.
+    fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError>;
+
+    /// One observation per metric of the policy, in spec order; failures are observations too.
+    fn observe<'a>(&'a self, policy: &'a ScalingPolicy, resolved: &'a Policy) -> BoxFuture<'a, Vec<Observation>>;
+}
+
+/// Shared by every reconcile of one controller.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub observer: Arc<dyn Observe>,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub policies: Store<ScalingPolicy>,
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    /// Bounds reconciles in flight across every watched namespace.
+    pub slots: Arc<Semaphore>,
+    /// Consecutive failures per policy, for the exponential backoff; reset on success.
+    pub failures: Mutex<HashMap<ObjectRef<ScalingPolicy>, u32>>,
+    /// Whether writes are guarded by leadership.
+    pub leader_election: bool,
+}
+
+/// The first retry after a failure; doubles with each consecutive failure.
+pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// The longest wait between retries.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+impl Context {
+    /// Records one more failure of `policy` and returns how long to wait before retrying.
+    pub fn backoff(&self, policy: &ObjectRef<ScalingPolicy>) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(policy.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff_delay(*n)
+    }
+
+    /// Forgets the failures of `policy` after a success.
+    pub fn reset_backoff(&self, policy: &ObjectRef<ScalingPolicy>) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.remove(policy);
+    }
+}
+
+/// 2 s, 4 s, 8 s, ... up to 5 minutes.
+pub fn backoff_delay(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        let secs: Vec<u64> = (1..=10).map(|n| backoff_delay(n).as_secs()).collect();
+        assert_eq!(secs, vec![2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff_delay(u32::MAX), BACKOFF_MAX);
+    }
+}

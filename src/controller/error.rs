@@ -1,0 +1,57 @@
+//! Reconcile errors, each with a fixed category used as event reason and metric label.
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the ScalingPolicy has no namespace")]
+    MissingNamespace,
+    #[error("cannot read the target's /scale: {0}")]
+    ScaleRead(#[source] kube::Error),
+    #[error("cannot scale the target: {0}")]
+    ScaleWrite(#[source] kube::Error),
+    #[error("cannot write the policy's status: {0}")]
+    StatusWrite(#[source] kube::Error),
+    #[error("cannot encode the policy's status: {0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("this replica is no longer the leader")]
+    NotLeader,
+}
+
+impl Error {
+    /// A fixed, bounded label: never free text.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::MissingNamespace => "InvalidObject",
+            Self::ScaleRead(_) => "ScaleReadFailed",
+            Self::ScaleWrite(_) => "ScaleWriteFailed",
+            Self::StatusWrite(_) => "StatusWriteFailed",
+            Self::Encode(_) => "EncodeFailed",
+            Self::NotLeader => "NotLeader",
+        }
+    }
+
+    /// The error with its whole cause chain, for events.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// Whether an API error is a conflict (409) worth retrying at once.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
+
+/// Whether an API error says the object does not exist (404).
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}

@@ -1,0 +1,367 @@
+//! The controller: `scalewise run`.
+//!
+//! One kube-runtime `Controller` per watched scope (all namespaces, or each `--namespace`)
+//! reconciles ScalingPolicies. It also watches Deployments and HorizontalPodAutoscalers and maps
+//! each to the policies that target it, so a manual scale, a new Deployment or a competing HPA
+//! is seen at once. Only the leader (a coordination.k8s.io/v1 Lease) reconciles.
+
+pub mod context;
+pub mod error;
+pub mod ownership;
+pub mod reconcile;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::{Semaphore, watch};
+use tracing::{error, info, warn};
+
+use crate::api::{Policy, ScalingPolicy};
+use crate::telemetry::{Health, Metrics};
+pub use context::{Context, Observe};
+pub use error::Error;
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    pub metrics_bind: SocketAddr,
+    pub leader_election: bool,
+    pub lease_name: String,
+    /// Where the Lease lives; default: the client's namespace.
+    pub lease_namespace: Option<String>,
+    /// How long a lease lasts without renewal: a standby takes over within this after the
+    /// leader dies.
+    pub lease_duration: Duration,
+    pub max_concurrent_reconciles: usize,
+    /// How long a leading controller with policies may go without a reconcile before `/healthz`
+    /// fails (at least three times the longest policy interval).
+    pub stall_timeout: Duration,
+    /// This replica's name in the Lease and in events.
+    pub identity: String,
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot serve /metrics on {bind}: {source}")]
+    Serve { bind: SocketAddr, source: std::io::Error },
+    #[error("leader election failed: {0}")]
+    Lease(#[from] kube_lease_manager::LeaseManagerError),
+}
+
+/// Runs until `shutdown` resolves (SIGTERM): in-flight reconciles finish and the lease is
+/// released.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    observer: Arc<dyn Observe>,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let health = Arc::new(Health::new(settings.stall_timeout));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        info!("shutting down: finishing in-flight reconciles");
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = tokio::net::TcpListener::bind(settings.metrics_bind)
+        .await
+        .map_err(|source| RunError::Serve { bind: settings.metrics_bind, source })?;
+    info!(bind = %settings.metrics_bind, "serving /metrics, /healthz and /readyz");
+    let server = tokio::spawn(crate::telemetry::serve_on(
+        listener,
+        metrics.clone(),
+        health.clone(),
+        stopped(stop_rx.clone()),
+    ));
+
+    let result = if settings.leader_election {
+        lead_then_run(&client, &settings, observer, metrics, health, stop_rx).await
+    } else {
+        health.set_leader(true);
+        run_controllers(&client, &settings, observer, metrics, health, stop_rx).await;
+        Ok(())
+    };
+    match server.await {
+        Ok(Err(e)) => warn!("the metrics server failed: {e}"),
+        Err(e) => warn!("the metrics server task failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+    result
+}
+
+/// Resolves when `stop` turns true.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Waits for leadership, runs the controllers while leading, and stands by again when the lease
+/// is lost. On shutdown the lease is released.
+async fn lead_then_run(
+    client: &Client,
+    settings: &Settings,
+    observer: Arc<dyn Observe>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), RunError> {
+    let namespace = settings.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
+    let secs = settings.lease_duration.as_secs().max(2);
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
+        .with_namespace(&namespace)
+        .with_identity(&settings.identity)
+        .with_field_manager(format!("scalewise-{}", settings.identity))
+        .with_duration(secs)
+        .with_grace((secs / 3).max(1))
+        .build()
+        .await?;
+    info!(lease = %format!("{namespace}/{}", settings.lease_name), identity = %settings.identity, "waiting for leadership");
+    let (mut leading, lease_task) = manager.watch().await;
+    loop {
+        let is_leader = *leading.borrow_and_update();
+        health.set_leader(is_leader);
+        if *stop.borrow() {
+            break;
+        }
+        if is_leader {
+            info!(identity = %settings.identity, "leading: starting the controllers");
+            let mut lost = leading.clone();
+            let mut stop_or_lost = stop.clone();
+            let (tx, rx) = watch::channel(false);
+            let relay = tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop_or_lost.wait_for(|s| *s) => {}
+                    _ = lost.wait_for(|l| !*l) => {}
+                }
+                let _ = tx.send(true);
+            });
+            run_controllers(client, settings, observer.clone(), metrics.clone(), health.clone(), rx).await;
+            relay.abort();
+            if *stop.borrow() {
+                break;
+            }
+            warn!(identity = %settings.identity, "lost leadership: standing by");
+            continue;
+        }
+        let mut stop_wait = stop.clone();
+        tokio::select! {
+            _ = stop_wait.wait_for(|s| *s) => break,
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    error!("leader election stopped");
+                    break;
+                }
+            }
+        }
+    }
+    health.set_leader(false);
+    // Dropping the receiver makes the lease manager release the lease and end.
+    drop(leading);
+    match lease_task.await {
+        Ok(Ok(_)) => info!("lease released"),
+        Ok(Err(e)) => warn!("releasing the lease failed: {e}"),
+        Err(e) => warn!("the lease task failed: {e}"),
+    }
+    Ok(())
+}
+
+/// Runs one controller per scope until `stop` turns true.
+async fn run_controllers(
+    client: &Client,
+    settings: &Settings,
+    observer: Arc<dyn Observe>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    stop: watch::Receiver<bool>,
+) {
+    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let slots = Arc::new(Semaphore::new(settings.max_concurrent_reconciles.max(1)));
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter { controller: "scalewise".into(), instance: Some(settings.identity.clone()) },
+    );
+    let pending = Arc::new(AtomicUsize::new(scopes.len()));
+    let stores: Vec<_> = scopes.iter().map(|_| reflector::store::<ScalingPolicy>()).collect();
+    let readers: Arc<Vec<Store<ScalingPolicy>>> = Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
+    health.set_running(true);
+    let runs = scopes.into_iter().zip(stores).map(|(scope, (reader, writer))| {
+        let scope_ctx = Scope {
+            client: client.clone(),
+            namespace: scope,
+            recorder: recorder.clone(),
+            observer: observer.clone(),
+            metrics: metrics.clone(),
+            health: health.clone(),
+            slots: slots.clone(),
+            leader_election: settings.leader_election,
+            pending: pending.clone(),
+            all_policies: readers.clone(),
+        };
+        run_scope(scope_ctx, reader, writer, stop.clone())
+    });
+    future::join_all(runs).await;
+    health.set_running(false);
+    health.set_synced(false);
+    info!("controllers stopped");
+}
+
+struct Scope {
+    client: Client,
+    namespace: Option<String>,
+    recorder: Recorder,
+    observer: Arc<dyn Observe>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    slots: Arc<Semaphore>,
+    leader_election: bool,
+    /// Scopes whose caches are not synced yet.
+    pending: Arc<AtomicUsize>,
+    all_policies: Arc<Vec<Store<ScalingPolicy>>>,
+}
+
+fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn run_scope(
+    scope: Scope,
+    policies: Store<ScalingPolicy>,
+    policy_writer: reflector::store::Writer<ScalingPolicy>,
+    stop: watch::Receiver<bool>,
+) {
+    let forget = scope.metrics.clone();
+    // The operator's own status writes change no generation: they do not trigger reconciles.
+    let policy_stream = watcher(api::<ScalingPolicy>(&scope.client, &scope.namespace), watcher::Config::default())
+        .default_backoff()
+        .reflect(policy_writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(policy)) = event {
+                forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
+            }
+        })
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
+    let (hpas, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
+    let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&scope.client, &scope.namespace), watcher::Config::default())
+        .default_backoff()
+        .reflect(hpa_writer)
+        .touched_objects();
+    // Deployments: only creations and spec changes (such as replicas) matter, not status churn.
+    let deployment_stream = watcher(api::<Deployment>(&scope.client, &scope.namespace), watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+
+    let ctx = Arc::new(Context {
+        client: scope.client.clone(),
+        recorder: scope.recorder.clone(),
+        observer: scope.observer.clone(),
+        metrics: scope.metrics.clone(),
+        health: scope.health.clone(),
+        policies: policies.clone(),
+        hpas: hpas.clone(),
+        slots: scope.slots.clone(),
+        failures: Default::default(),
+        leader_election: scope.leader_election,
+    });
+
+    let by_deployment = policies.clone();
+    let by_hpa = policies.clone();
+    let controller = Controller::for_stream(policy_stream, policies.clone())
+        .watches_stream(deployment_stream, move |d: Deployment| {
+            targeting(&by_deployment, &d.namespace().unwrap_or_default(), &d.name_any())
+        })
+        .watches_stream(hpa_stream, move |hpa: HorizontalPodAutoscaler| {
+            let target = hpa.spec.as_ref().map(|s| s.scale_target_ref.name.clone()).unwrap_or_default();
+            targeting(&by_hpa, &hpa.namespace().unwrap_or_default(), &target)
+        })
+        .graceful_shutdown_on(stopped(stop));
+
+    // Ready once this scope's caches are synced (and every other scope's).
+    let synced = {
+        let (policies, hpas, health, pending, metrics) =
+            (policies.clone(), hpas.clone(), scope.health.clone(), scope.pending.clone(), scope.metrics.clone());
+        let all = scope.all_policies.clone();
+        tokio::spawn(async move {
+            if policies.wait_until_ready().await.is_ok() && hpas.wait_until_ready().await.is_ok() {
+                if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    health.set_synced(true);
+                    info!("caches synced");
+                }
+                // Series of policies deleted while no one watched.
+                let present: Vec<(String, String)> = all
+                    .iter()
+                    .flat_map(|s| s.state())
+                    .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
+                    .collect();
+                for known in metrics.known_policies() {
+                    if !present.contains(&known) {
+                        metrics.forget(&known.0, &known.1);
+                    }
+                }
+            }
+        })
+    };
+
+    let health = scope.health.clone();
+    let all = scope.all_policies.clone();
+    controller
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = &result {
+                match e {
+                    controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(..) => {}
+                    other => warn!("controller: {other}"),
+                }
+            }
+            let state: Vec<Arc<ScalingPolicy>> = all.iter().flat_map(|s| s.state()).collect();
+            let longest = state
+                .iter()
+                .filter_map(|p| Policy::resolve(&p.spec).ok())
+                .map(|p| p.interval.unsigned_abs())
+                .max()
+                .unwrap_or_default();
+            health.set_workload(state.len(), longest);
+            future::ready(())
+        })
+        .await;
+    synced.abort();
+}
+
+/// The policies in `store` that scale Deployment `namespace/name`.
+fn targeting(store: &Store<ScalingPolicy>, namespace: &str, name: &str) -> Vec<ObjectRef<ScalingPolicy>> {
+    store
+        .state()
+        .iter()
+        .filter(|p| ownership::targets(p, namespace, name))
+        .map(|p| ObjectRef::from_obj(p.as_ref()))
+        .collect()
+}
