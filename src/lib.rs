@@ -4,6 +4,7 @@
 //! - [`api`]: the `ScalingPolicy` custom resource, its status and validation.
 //! - [`decide`]: the pure decision engine shared by the controller, the CLI and the simulator.
 //! - [`manifest`]: reading manifests as users write them, every problem with its field path.
+//! - [`metrics`]: each metric as PromQL, read from a Prometheus-compatible server.
 //! - [`commands`]: the offline subcommands (`crd`, `check`, `decide`).
 //! - [`cli`]: the command-line definitions.
 
@@ -13,4 +14,5 @@ pub mod commands;
 pub mod controller;
 pub mod decide;
 pub mod manifest;
+pub mod metrics;
 pub mod telemetry;

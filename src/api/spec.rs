@@ -111,6 +111,11 @@ pub struct ScalingPolicySpec {
     #[schemars(length(min = 1))]
     pub metrics: Vec<MetricSpec>,
 
+    /// Read this policy's metrics from another server than the controller-wide Prometheus
+    /// (`--prometheus-url`). The address must be allowed by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusServer>,
+
     /// How fast and how often the policy may scale out and in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub behavior: Option<Behavior>,
@@ -177,7 +182,9 @@ pub struct MetricSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_rate: Option<RequestRateMetric>,
 
-    /// Any PromQL expression that yields exactly one number.
+    /// Any PromQL expression that yields exactly one number (a scalar, or an instant vector of
+    /// one series). `{namespace}`, `{target}` and `{window}` are replaced by the policy's
+    /// namespace, the target Deployment's name and the metric's window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
 
@@ -206,10 +213,74 @@ pub struct MetricSpec {
     pub window: Option<DurationString>,
 }
 
-/// A resource metric (`cpu` or `memory`) of the target's pods.
+/// A resource metric (`cpu` or `memory`) of the target's pods: the pods' usage over their
+/// requests, as a percent. `{}` uses the default label conventions of cAdvisor (usage) and
+/// kube-state-metrics (requests); each field overrides one part. Every text field may use the
+/// placeholders `{namespace}` (the policy's namespace), `{target}` (the Deployment's name) and
+/// `{window}` (the metric's window).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ResourceMetric {}
+pub struct ResourceMetric {
+    /// Label matchers (without braces) selecting the target's pods, applied to both the usage
+    /// and the requests series. Default: `namespace="{namespace}",
+    /// pod=~"{target}-[a-z0-9]+-[a-z0-9]+"` (the pods a Deployment's ReplicaSets name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<String>,
+
+    /// The usage metric. Default: cAdvisor's `container_cpu_usage_seconds_total` (a counter of
+    /// CPU seconds, read through rate() over the window) for cpu, and
+    /// `container_memory_working_set_bytes` (a gauge) for memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_metric: Option<String>,
+
+    /// Label matchers (without braces) added to the usage series. Default:
+    /// `container!="", container!="POD"` (leaves out cAdvisor's pod-level and pause-container
+    /// series). An empty string adds none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_selector: Option<String>,
+
+    /// The requests metric, a gauge in cores (cpu) or bytes (memory). Default:
+    /// kube-state-metrics' `kube_pod_container_resource_requests`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_metric: Option<String>,
+
+    /// Label matchers (without braces) added to the requests series. Default:
+    /// `resource="cpu", unit="core"` for cpu and `resource="memory", unit="byte"` for memory.
+    /// An empty string adds none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_selector: Option<String>,
+}
+
+/// Where a policy's metrics are read, instead of the controller-wide Prometheus.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusServer {
+    /// The base URL of a server speaking the Prometheus HTTP API (Prometheus, Thanos, Mimir,
+    /// Cortex, VictoriaMetrics), such as `https://mimir.example:8080/prometheus`. It must start
+    /// with one of the prefixes the operator allows (`--allowed-prometheus-url`), or the policy
+    /// is invalid; credentials and extra headers are sent only where the operator configured
+    /// them for that prefix.
+    #[schemars(length(min = 1))]
+    pub address: String,
+}
+
+/// The placeholders the PromQL fields of a metric (`query`, selectors, metric names) may use.
+pub mod placeholder {
+    /// The policy's namespace.
+    pub const NAMESPACE: &str = "{namespace}";
+    /// The name of the target Deployment.
+    pub const TARGET: &str = "{target}";
+    /// The metric's window (`window`, default 2m), as a PromQL duration such as `2m`.
+    pub const WINDOW: &str = "{window}";
+
+    /// Replaces every placeholder in `text` by its value. Other braces are left alone, so label
+    /// matchers and regular expressions such as `code=~"5[0-9]{2}"` pass through unchanged.
+    pub fn expand(text: &str, namespace: &str, target: &str, window: &str) -> String {
+        text.replace(NAMESPACE, namespace)
+            .replace(TARGET, target)
+            .replace(WINDOW, window)
+    }
+}
 
 /// A histogram quantile.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

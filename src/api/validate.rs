@@ -258,6 +258,12 @@ impl Policy {
 
         let metrics = resolve_metrics(&mut c, &spec.metrics);
 
+        if let Some(server) = &spec.prometheus
+            && let Err(message) = parse_server_address(&server.address)
+        {
+            c.error("spec.prometheus.address", message);
+        }
+
         let default_behavior = Behavior::default();
         let behavior = spec.behavior.as_ref().unwrap_or(&default_behavior);
         let scale_out = resolve_direction(
@@ -337,6 +343,152 @@ impl Policy {
             dry_run: spec.dry_run.unwrap_or(false),
             paused: spec.paused.unwrap_or(false),
         })
+    }
+}
+
+/// Checks a server address as `spec.prometheus.address` must be written: an absolute `http` or
+/// `https` URL with a host, and without credentials, query or fragment. Whether the operator
+/// allows it is for the metrics reader to say.
+pub fn parse_server_address(address: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(address).map_err(|e| {
+        format!("{address:?} is not a URL: {e}; write it as https://host:port/path")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "{address:?} must use http or https, got {}",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{address:?} has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "{address:?} must not carry credentials; the operator configures them per server"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{address:?} must not have a query or fragment; give the base URL of the API"
+        ));
+    }
+    Ok(url)
+}
+
+/// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// The placeholders replaced by example values, to check the syntax of a template.
+fn with_example_placeholders(text: &str) -> String {
+    super::spec::placeholder::expand(text, "default", "web", "1m")
+}
+
+/// Parses a PromQL label matcher list written without braces, such as `service="checkout"`.
+/// An empty list is fine.
+pub fn check_matcher_list(text: &str) -> Result<(), String> {
+    let expanded = with_example_placeholders(text);
+    if expanded.trim().is_empty() {
+        return Ok(());
+    }
+    match promql_parser::parser::parse(&format!("m{{{expanded}}}")) {
+        Ok(promql_parser::parser::Expr::VectorSelector(_)) => Ok(()),
+        Ok(_) => Err(format!(
+            "{text:?} is not a list of label matchers such as service=\"checkout\", code=~\"5..\""
+        )),
+        Err(e) => Err(format!(
+            "{text:?} is not a list of label matchers such as service=\"checkout\", code=~\"5..\": {e}"
+        )),
+    }
+}
+
+fn check_matchers(c: &mut Checker, path: &str, text: &str) {
+    if let Err(message) = check_matcher_list(text) {
+        c.error(path, message);
+    }
+}
+
+fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
+    let expanded = with_example_placeholders(name);
+    if !is_metric_name(&expanded) {
+        c.error(
+            path,
+            format!("{name:?} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
+        );
+    }
+}
+
+/// A `query` must parse as PromQL and yield an instant vector or a scalar.
+fn check_query(c: &mut Checker, path: &str, query: &str) {
+    use promql_parser::parser::{self, value::ValueType};
+    match parser::parse(&with_example_placeholders(query)) {
+        Ok(expr) => match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => c.error(
+                path,
+                format!(
+                    "must yield one number (a scalar or an instant vector), but yields a {other}"
+                ),
+            ),
+        },
+        Err(e) => c.error(path, format!("is not valid PromQL: {e}")),
+    }
+}
+
+/// The PromQL parts of the metric sources: metric names and label matcher lists.
+fn check_promql_parts(c: &mut Checker, i: usize, m: &MetricSpec) {
+    let at = |field: &str| format!("spec.metrics[{i}].{field}");
+    for (source, resource) in [("cpu", &m.cpu), ("memory", &m.memory)] {
+        let Some(r) = resource else { continue };
+        for (field, value) in [
+            ("podSelector", &r.pod_selector),
+            ("usageSelector", &r.usage_selector),
+            ("requestsSelector", &r.requests_selector),
+        ] {
+            if let Some(text) = value {
+                check_matchers(c, &at(&format!("{source}.{field}")), text);
+            }
+        }
+        for (field, value) in [
+            ("usageMetric", &r.usage_metric),
+            ("requestsMetric", &r.requests_metric),
+        ] {
+            if let Some(name) = value {
+                check_metric_name(c, &at(&format!("{source}.{field}")), name);
+            }
+        }
+    }
+    if let Some(latency) = &m.latency {
+        if !latency.histogram.is_empty() {
+            check_metric_name(c, &at("latency.histogram"), &latency.histogram);
+        }
+        if let Some(selector) = &latency.selector {
+            check_matchers(c, &at("latency.selector"), selector);
+        }
+    }
+    if let Some(errors) = &m.error_rate {
+        if !errors.counter.is_empty() {
+            check_metric_name(c, &at("errorRate.counter"), &errors.counter);
+        }
+        if !errors.error_selector.is_empty() {
+            check_matchers(c, &at("errorRate.errorSelector"), &errors.error_selector);
+        }
+        if let Some(selector) = &errors.selector {
+            check_matchers(c, &at("errorRate.selector"), selector);
+        }
+    }
+    if let Some(requests) = &m.request_rate {
+        if !requests.counter.is_empty() {
+            check_metric_name(c, &at("requestRate.counter"), &requests.counter);
+        }
+        if let Some(selector) = &requests.selector {
+            check_matchers(c, &at("requestRate.selector"), selector);
+        }
     }
 }
 
@@ -422,11 +574,14 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
         {
             c.error(at("requestRate.counter"), "must name a counter");
         }
-        if let Some(query) = &m.query
-            && query.trim().is_empty()
-        {
-            c.error(at("query"), "must be a PromQL expression");
+        if let Some(query) = &m.query {
+            if query.trim().is_empty() {
+                c.error(at("query"), "must be a PromQL expression");
+            } else {
+                check_query(c, &at("query"), query);
+            }
         }
+        check_promql_parts(c, i, m);
         if let Some(window) = &m.window {
             c.duration_within(
                 &at("window"),

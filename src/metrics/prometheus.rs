@@ -1,0 +1,262 @@
+//! [`MetricSource`] on the Prometheus HTTP API (`/api/v1/query`), through the
+//! `prometheus-http-query` crate: Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use tokio::task::JoinSet;
+
+use super::answer::{self, Answer};
+use super::plan::{MetricQuery, QueryPlan};
+use super::server::{ConfigError, ServerConfig, SourceConfig};
+use super::{Failure, MetricObservation, MetricSource, MetricsError, fmt_duration, tls};
+use crate::api::{FailureKind, FieldError, ScalingPolicy};
+use crate::decide::Observation;
+
+/// Reads metrics from servers speaking the Prometheus HTTP API. One per process: it holds the one
+/// HTTP client (and its connection pool) every evaluation of every policy shares. Cloning it is
+/// cheap and shares the client.
+#[derive(Clone, Debug)]
+pub struct PrometheusSource {
+    http: reqwest::Client,
+    config: SourceConfig,
+}
+
+impl PrometheusSource {
+    /// Builds the HTTP client from the operator's settings; fails on unreadable CA bundles,
+    /// credential files or malformed headers.
+    pub fn new(config: SourceConfig) -> Result<Self, ConfigError> {
+        for server in config.servers() {
+            server.access.check()?;
+        }
+        let tls = tls::client_config(&config)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            // A redirect could lead an allowed address anywhere, with its headers.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("scalewise/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::Client(error_chain(&e)))?;
+        Ok(Self { http, config })
+    }
+
+    /// The settings the source was built with.
+    pub fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    /// The server a plan's queries go to; `Err` when the policy names one it may not.
+    pub fn server_for(&self, plan: &QueryPlan) -> Result<ServerConfig, MetricsError> {
+        self.config.server_for(plan)
+    }
+
+    /// Problems with a policy that depend on the operator's settings (an address off the
+    /// allow-list), with field paths.
+    pub fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError> {
+        let address = policy.spec.prometheus.as_ref().map(|p| p.address.as_str());
+        match self.config.server_for_address(address) {
+            Err(e) => e.field_error().into_iter().collect(),
+            Ok(_) => Vec::new(),
+        }
+    }
+
+    /// One evaluation of a policy as the decision engine takes it: one observation per metric,
+    /// in spec order, carrying its PromQL. When the policy cannot be read at all, every metric
+    /// is unavailable with the reason.
+    pub async fn observe(&self, policy: &ScalingPolicy, at: Option<Timestamp>) -> Vec<Observation> {
+        let plan = match QueryPlan::for_policy(policy) {
+            Ok(plan) => plan,
+            Err(e) => {
+                return policy
+                    .spec
+                    .metrics
+                    .iter()
+                    .map(|m| Observation::failed(&m.name, FailureKind::Unavailable, e.to_string()))
+                    .collect();
+            }
+        };
+        match self.evaluate(&plan, at).await {
+            Ok(observations) => observations.into_iter().map(Observation::from).collect(),
+            Err(e) => plan
+                .metrics
+                .iter()
+                .map(|m| Observation {
+                    query: Some(m.promql.clone()),
+                    ..Observation::failed(&m.name, FailureKind::Unavailable, e.to_string())
+                })
+                .collect(),
+        }
+    }
+}
+
+impl MetricSource for PrometheusSource {
+    async fn evaluate(
+        &self,
+        plan: &QueryPlan,
+        at: Option<Timestamp>,
+    ) -> Result<Vec<MetricObservation>, MetricsError> {
+        let server = self.server_for(plan)?;
+        let limit = self.config.staleness_limit(plan.interval);
+        let headers = match server.access.headers() {
+            Ok(h) => h,
+            // Credentials that cannot be read now fail every metric of this evaluation.
+            Err(e) => {
+                let failure = Failure::Unavailable(e.to_string());
+                return Ok(plan
+                    .metrics
+                    .iter()
+                    .map(|m| observation(m, Err(failure.clone())))
+                    .collect());
+            }
+        };
+        let client =
+            match prometheus_http_query::Client::from(self.http.clone(), server.url.as_str()) {
+                Ok(c) => c,
+                Err(e) => return Err(MetricsError::InvalidAddress(e.to_string())),
+            };
+        let target = Target {
+            client,
+            headers,
+            base: server.url.to_string(),
+            timeout: self.config.timeout,
+            at,
+        };
+        let mut tasks = JoinSet::new();
+        for (i, metric) in plan.metrics.iter().enumerate() {
+            let target = target.clone();
+            let metric = metric.clone();
+            tasks.spawn(async move { (i, observe(&target, &metric, limit).await) });
+        }
+        let mut results: Vec<Option<MetricObservation>> = vec![None; plan.metrics.len()];
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((i, observation)) = joined
+                && let Some(slot) = results.get_mut(i)
+            {
+                *slot = Some(observation);
+            }
+        }
+        Ok(plan
+            .metrics
+            .iter()
+            .zip(results)
+            .map(|(m, r)| {
+                r.unwrap_or_else(|| {
+                    observation(
+                        m,
+                        Err(Failure::Unavailable(
+                            "the query task ended abnormally".into(),
+                        )),
+                    )
+                })
+            })
+            .collect())
+    }
+}
+
+/// Where and how one evaluation's queries are sent.
+#[derive(Clone)]
+struct Target {
+    client: prometheus_http_query::Client,
+    headers: HeaderMap,
+    /// The server's URL, for messages.
+    base: String,
+    timeout: Duration,
+    at: Option<Timestamp>,
+}
+
+fn observation(m: &MetricQuery, result: Result<super::Sample, Failure>) -> MetricObservation {
+    MetricObservation {
+        name: m.name.clone(),
+        query: m.promql.clone(),
+        age_query: m.age_query.clone(),
+        result,
+    }
+}
+
+/// Runs a metric's value and age queries concurrently and judges the answers.
+async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObservation {
+    let value = instant_query(target, &m.promql);
+    let age = async {
+        match &m.age_query {
+            Some(q) => Some(instant_query(target, q).await),
+            None => None,
+        }
+    };
+    let (value, age) = tokio::join!(value, age);
+    observation(m, answer::judge(m.kind, value, age, limit))
+}
+
+/// One instant query (GET `/api/v1/query`), classified.
+async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure> {
+    let mut request = target.client.query(promql);
+    for (name, value) in &target.headers {
+        request = request.header(name.clone(), value.clone());
+    }
+    if let Some(at) = target.at {
+        let ms = at.as_millisecond();
+        request = request.query(
+            "time",
+            format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000)),
+        );
+    }
+    let response = request.get_raw().await.map_err(|e| match e {
+        prometheus_http_query::Error::Client(client) => match client.inner() {
+            Some(source) => transport_failure(target, source),
+            None => Failure::Unavailable(format!("request to {}: {client}", target.base)),
+        },
+        other => Failure::Unavailable(format!("request to {}: {other}", target.base)),
+    })?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| transport_failure(target, &e))?;
+    answer::classify(status, content_type.as_deref(), &body)
+}
+
+/// A message for a request that got no answer: timeout, connection error, or other.
+fn transport_failure(target: &Target, e: &reqwest::Error) -> Failure {
+    let base = &target.base;
+    Failure::Unavailable(if e.is_timeout() {
+        format!(
+            "no answer from {base} within {} (the request timeout)",
+            fmt_duration(target.timeout)
+        )
+    } else if e.is_connect() {
+        format!("cannot connect to {base}: {}", root_cause(e))
+    } else {
+        format!("request to {base} failed: {}", error_chain(e))
+    })
+}
+
+/// The innermost error, such as `Connection refused (os error 111)`.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = e;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+/// Every error of the chain below reqwest's own (which repeats the whole URL), joined by `: `.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut current = std::error::Error::source(e);
+    while let Some(err) = current {
+        parts.push(err.to_string());
+        current = err.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}

@@ -1,0 +1,633 @@
+//! Which server a policy's metrics are read from, and with which credentials.
+//!
+//! The operator sets a controller-wide default (`--prometheus-url`) and an allow-list of URL
+//! prefixes (`--allowed-prometheus-url`, and `--allowed-prometheus-config` for prefixes with their
+//! own credentials). A policy may name its own server in `spec.prometheus.address` only when the
+//! address lies under an allowed prefix: same scheme, host and port, and a path at or below the
+//! prefix's path (whole segments). Without an allow-list no policy may name a server, so whoever
+//! may write a policy cannot make the operator call arbitrary addresses.
+//!
+//! Credentials and extra headers are sent only where they were configured: the default
+//! server's to the default URL, an allow-list entry's to addresses under its prefix (the longest
+//! matching prefix wins); plain prefixes get none. Redirects are never followed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use url::Url;
+
+use super::MetricsError;
+use super::plan::QueryPlan;
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A problem in the operator's metrics settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{what}: {url:?} is not usable: {message}")]
+    Url {
+        what: String,
+        url: String,
+        message: String,
+    },
+    #[error("cannot read {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    AllowListFile { path: PathBuf, message: String },
+    #[error("header {header:?}: {message}")]
+    Header { header: String, message: String },
+    #[error("{0}")]
+    Credentials(String),
+    #[error("CA bundle {path}: {message}")]
+    CaBundle { path: PathBuf, message: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl ConfigError {
+    /// A fixed label for metrics and event reasons.
+    pub fn category(&self) -> &'static str {
+        "MetricsConfiguration"
+    }
+}
+
+/// Basic-auth credentials, each read from a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BasicAuthFiles {
+    pub username_file: PathBuf,
+    pub password_file: PathBuf,
+}
+
+/// How to reach one server: credentials, TLS and extra headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// A file holding a bearer token, read again at every evaluation (tokens rotate).
+    pub bearer_token_file: Option<PathBuf>,
+    /// Basic-auth username and password files, read again at every evaluation.
+    pub basic_auth: Option<BasicAuthFiles>,
+    /// A PEM bundle of CA certificates trusted for this server, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the server's certificate (for its host).
+    pub insecure_skip_verify: bool,
+    /// Extra request headers, such as `X-Scope-OrgID` for Mimir, Cortex or Thanos tenants.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A server (or, on the allow-list, a URL prefix) and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub url: Url,
+    pub access: Access,
+}
+
+/// The operator's metrics settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceConfig {
+    /// The controller-wide server.
+    pub default: Option<ServerConfig>,
+    /// The prefixes policies may name in `spec.prometheus.address`, each with its own access
+    /// (none for plain prefixes).
+    pub allowed: Vec<ServerConfig>,
+    /// The limit of one request (connect, send, answer).
+    pub timeout: Duration,
+    /// The staleness limit; `None`: twice the policy's interval plus one minute.
+    pub staleness_limit: Option<Duration>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            default: None,
+            allowed: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            staleness_limit: None,
+        }
+    }
+}
+
+/// One entry of the `--allowed-prometheus-config` file: a prefix and its access, headers as a map.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AllowListEntry {
+    url_prefix: String,
+    #[serde(default)]
+    bearer_token_file: Option<PathBuf>,
+    #[serde(default)]
+    basic_auth: Option<BasicAuthFiles>,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+/// The `--allowed-prometheus-config` file.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AllowListFile {
+    servers: Vec<AllowListEntry>,
+}
+
+/// Parses a server URL given by the operator (`what` names the flag for messages).
+pub fn parse_url(what: &str, text: &str) -> Result<Url, ConfigError> {
+    let error = |message: String| ConfigError::Url {
+        what: what.to_owned(),
+        url: text.to_owned(),
+        message,
+    };
+    let url = Url::parse(text).map_err(|e| error(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(error("the scheme must be http or https".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(error("it has no host".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(error(
+            "put credentials in the bearer-token or basic-auth files, not in the URL".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(error("it must not have a query or fragment".into()));
+    }
+    Ok(url)
+}
+
+/// Parses `Name: value` as given to `--prometheus-header`.
+pub fn parse_header(text: &str) -> Result<(String, String), ConfigError> {
+    let (name, value) = text.split_once(':').ok_or_else(|| ConfigError::Header {
+        header: text.to_owned(),
+        message: "write it as Name: value".into(),
+    })?;
+    let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
+    check_header(&name, &value)?;
+    Ok((name, value))
+}
+
+fn check_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let error = |message: String| ConfigError::Header {
+        header: name.to_owned(),
+        message,
+    };
+    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| error(e.to_string()))?;
+    let mut v = HeaderValue::from_str(value).map_err(|e| error(e.to_string()))?;
+    v.set_sensitive(true);
+    Ok((n, v))
+}
+
+/// Reads the `--allowed-prometheus-config` file.
+pub fn load_allow_list(path: &Path) -> Result<Vec<ServerConfig>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        what: "the allow-list file",
+        path: path.to_owned(),
+        source,
+    })?;
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    let file: AllowListFile =
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::AllowListFile {
+            path: path.to_owned(),
+            message: format!("{}: {}", e.path(), e.inner()),
+        })?;
+    file.servers
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let url = parse_url(&format!("servers[{i}].urlPrefix"), &entry.url_prefix)?;
+            let a = entry;
+            let headers: Vec<(String, String)> = a.headers.into_iter().collect();
+            for (name, value) in &headers {
+                check_header(name, value)?;
+            }
+            Ok(ServerConfig {
+                url,
+                access: Access {
+                    bearer_token_file: a.bearer_token_file,
+                    basic_auth: a.basic_auth,
+                    ca_file: a.ca_file,
+                    insecure_skip_verify: a.insecure_skip_verify,
+                    headers,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Whether `address` lies under `prefix`: same scheme, host and port, and a path equal to the
+/// prefix's or below it by whole segments.
+pub fn under_prefix(prefix: &Url, address: &Url) -> bool {
+    if prefix.scheme() != address.scheme()
+        || prefix.host_str() != address.host_str()
+        || prefix.port_or_known_default() != address.port_or_known_default()
+        || !address.username().is_empty()
+        || address.password().is_some()
+    {
+        return false;
+    }
+    let base = prefix.path().trim_end_matches('/');
+    let path = address.path();
+    path == base
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Two server URLs name the same API (a trailing slash aside).
+fn same_server(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+        && a.path().trim_end_matches('/') == b.path().trim_end_matches('/')
+}
+
+impl SourceConfig {
+    /// The server a plan's queries go to, with the access configured for it.
+    pub fn server_for(&self, plan: &QueryPlan) -> Result<ServerConfig, MetricsError> {
+        self.server_for_address(plan.address.as_deref())
+    }
+
+    /// The server for `spec.prometheus.address` (the default without one).
+    pub fn server_for_address(&self, address: Option<&str>) -> Result<ServerConfig, MetricsError> {
+        let Some(address) = address else {
+            return self.default.clone().ok_or(MetricsError::NoServer);
+        };
+        let url = crate::api::validate::parse_server_address(address)
+            .map_err(MetricsError::InvalidAddress)?;
+        if let Some(default) = &self.default
+            && same_server(&default.url, &url)
+        {
+            return Ok(default.clone());
+        }
+        let best = self
+            .allowed
+            .iter()
+            .filter(|entry| under_prefix(&entry.url, &url))
+            .max_by_key(|entry| entry.url.path().trim_end_matches('/').len());
+        match best {
+            Some(entry) => Ok(ServerConfig {
+                url,
+                access: entry.access.clone(),
+            }),
+            None => Err(MetricsError::AddressNotAllowed {
+                address: address.to_owned(),
+                allowed: if self.allowed.is_empty() {
+                    "none; the operator allows none with --allowed-prometheus-url".into()
+                } else {
+                    self.allowed
+                        .iter()
+                        .map(|e| e.url.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
+        }
+    }
+
+    /// The staleness limit of a policy evaluated every `interval`.
+    pub fn staleness_limit(&self, interval: Duration) -> Duration {
+        self.staleness_limit
+            .unwrap_or_else(|| interval.saturating_mul(2) + Duration::from_secs(60))
+    }
+
+    /// Every server whose access is configured: the default and the allow-list.
+    pub fn servers(&self) -> impl Iterator<Item = &ServerConfig> {
+        self.default.iter().chain(&self.allowed)
+    }
+}
+
+impl Access {
+    /// The request headers: credentials (files read now) and extra headers.
+    pub fn headers(&self) -> Result<HeaderMap, ConfigError> {
+        let mut map = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let (n, v) = check_header(name, value)?;
+            map.append(n, v);
+        }
+        if let Some(path) = &self.bearer_token_file {
+            let token = read_secret("bearer token file", path)?;
+            let (_, v) =
+                check_header("Authorization", &format!("Bearer {token}")).map_err(|_| {
+                    ConfigError::Credentials(format!(
+                        "the bearer token in {} holds characters a header cannot carry",
+                        path.display()
+                    ))
+                })?;
+            map.insert(AUTHORIZATION, v);
+        } else if let Some(basic) = &self.basic_auth {
+            let user = read_secret("basic-auth username file", &basic.username_file)?;
+            let password = read_secret("basic-auth password file", &basic.password_file)?;
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let (_, v) = check_header("Authorization", &format!("Basic {encoded}"))?;
+            map.insert(AUTHORIZATION, v);
+        }
+        Ok(map)
+    }
+
+    /// Checks that the credential files can be read (at start-up, to fail early).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.bearer_token_file.is_some() && self.basic_auth.is_some() {
+            return Err(ConfigError::Credentials(
+                "give a bearer token or basic auth, not both".into(),
+            ));
+        }
+        self.headers().map(|_| ())
+    }
+}
+
+/// A secret from a file, without the trailing newline editors add.
+fn read_secret(what: &'static str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        what,
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn an_address_is_under_a_prefix_by_whole_path_segments() {
+        let prefix = url("https://mimir.example/prometheus");
+        assert!(under_prefix(
+            &prefix,
+            &url("https://mimir.example/prometheus")
+        ));
+        assert!(under_prefix(
+            &prefix,
+            &url("https://mimir.example/prometheus/")
+        ));
+        assert!(under_prefix(
+            &prefix,
+            &url("https://mimir.example/prometheus/team-a")
+        ));
+        assert!(!under_prefix(
+            &prefix,
+            &url("https://mimir.example/prometheus-admin")
+        ));
+        assert!(!under_prefix(&prefix, &url("https://mimir.example/")));
+        assert!(!under_prefix(
+            &prefix,
+            &url("https://mimir.example/prometheus/../admin")
+        ));
+    }
+
+    #[test]
+    fn scheme_host_and_port_must_match_exactly() {
+        let prefix = url("https://mimir.example/");
+        assert!(under_prefix(&prefix, &url("https://mimir.example:443/x")));
+        assert!(!under_prefix(&prefix, &url("http://mimir.example/x")));
+        assert!(!under_prefix(&prefix, &url("https://mimir.example:8443/x")));
+        assert!(!under_prefix(
+            &prefix,
+            &url("https://mimir.example.evil.org/x")
+        ));
+        assert!(!under_prefix(
+            &prefix,
+            &url("https://mimir.example@evil.org/x")
+        ));
+        assert!(!under_prefix(
+            &prefix,
+            &url("https://evil.org/https://mimir.example/")
+        ));
+    }
+
+    fn config() -> SourceConfig {
+        SourceConfig {
+            default: Some(ServerConfig {
+                url: url("http://prometheus.monitoring:9090"),
+                access: Access {
+                    bearer_token_file: Some("/default-token".into()),
+                    ..Access::default()
+                },
+            }),
+            allowed: vec![
+                ServerConfig {
+                    url: url("https://mimir.example/prometheus"),
+                    access: Access::default(),
+                },
+                ServerConfig {
+                    url: url("https://mimir.example/prometheus/team-a"),
+                    access: Access {
+                        headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
+                        ..Access::default()
+                    },
+                },
+            ],
+            ..SourceConfig::default()
+        }
+    }
+
+    fn plan(address: Option<&str>) -> QueryPlan {
+        QueryPlan {
+            namespace: "shop".into(),
+            target: "checkout".into(),
+            interval: Duration::from_secs(15),
+            address: address.map(str::to_owned),
+            metrics: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn without_an_address_the_default_server_and_its_credentials_serve() {
+        assert_eq!(
+            config().server_for(&plan(None)),
+            Ok(config().default.unwrap())
+        );
+        assert_eq!(
+            SourceConfig::default().server_for(&plan(None)),
+            Err(MetricsError::NoServer)
+        );
+    }
+
+    #[test]
+    fn an_allowed_address_gets_only_the_credentials_of_its_longest_prefix() {
+        let plain = config()
+            .server_for(&plan(Some("https://mimir.example/prometheus/team-b")))
+            .unwrap();
+        assert_eq!(
+            plain.url.as_str(),
+            "https://mimir.example/prometheus/team-b"
+        );
+        assert_eq!(plain.access, Access::default());
+        let tenant = config()
+            .server_for(&plan(Some("https://mimir.example/prometheus/team-a/")))
+            .unwrap();
+        assert_eq!(
+            tenant.access.headers,
+            vec![("X-Scope-OrgID".to_owned(), "team-a".to_owned())]
+        );
+    }
+
+    #[test]
+    fn an_address_off_the_allow_list_makes_the_policy_invalid() {
+        assert_eq!(
+            config().server_for(&plan(Some("http://169.254.169.254/latest"))),
+            Err(MetricsError::AddressNotAllowed {
+                address: "http://169.254.169.254/latest".into(),
+                allowed:
+                    "https://mimir.example/prometheus, https://mimir.example/prometheus/team-a"
+                        .into()
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_allow_list_allows_no_address_but_the_default() {
+        let c = SourceConfig {
+            allowed: Vec::new(),
+            ..config()
+        };
+        assert!(matches!(
+            c.server_for(&plan(Some("https://mimir.example/prometheus"))),
+            Err(MetricsError::AddressNotAllowed { .. })
+        ));
+        assert_eq!(
+            c.server_for(&plan(Some("http://prometheus.monitoring:9090/"))),
+            Ok(config().default.unwrap())
+        );
+    }
+
+    #[test]
+    fn the_default_staleness_limit_is_twice_the_interval_plus_a_minute() {
+        assert_eq!(
+            config().staleness_limit(Duration::from_secs(15)),
+            Duration::from_secs(90)
+        );
+        let fixed = SourceConfig {
+            staleness_limit: Some(Duration::from_secs(30)),
+            ..config()
+        };
+        assert_eq!(
+            fixed.staleness_limit(Duration::from_secs(15)),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn operator_urls_must_not_carry_credentials() {
+        let e = parse_url("--prometheus-url", "https://u:p@prom.example").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"--prometheus-url: "https://u:p@prom.example" is not usable: put credentials in the bearer-token or basic-auth files, not in the URL"#
+        );
+        assert!(parse_url("--prometheus-url", "ftp://prom").is_err());
+        assert!(parse_url("--prometheus-url", "http://127.0.0.1:9090").is_ok());
+    }
+
+    #[test]
+    fn headers_are_name_colon_value() {
+        assert_eq!(
+            parse_header("X-Scope-OrgID: team-a").unwrap(),
+            ("X-Scope-OrgID".to_owned(), "team-a".to_owned())
+        );
+        assert!(parse_header("no colon").is_err());
+        assert!(parse_header("bad name: x").is_err());
+    }
+
+    #[test]
+    fn credentials_are_read_from_files_without_trailing_newlines() {
+        let dir = std::env::temp_dir().join(format!("scalewise-creds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "s3cret\n").unwrap();
+        std::fs::write(dir.join("user"), "alice\n").unwrap();
+        std::fs::write(dir.join("password"), "wonder land").unwrap();
+        let bearer = Access {
+            bearer_token_file: Some(dir.join("token")),
+            headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
+            ..Access::default()
+        }
+        .headers()
+        .unwrap();
+        assert_eq!(bearer["authorization"], "Bearer s3cret");
+        assert_eq!(bearer["x-scope-orgid"], "team-a");
+        let basic = Access {
+            basic_auth: Some(BasicAuthFiles {
+                username_file: dir.join("user"),
+                password_file: dir.join("password"),
+            }),
+            ..Access::default()
+        }
+        .headers()
+        .unwrap();
+        // base64("alice:wonder land")
+        assert_eq!(basic["authorization"], "Basic YWxpY2U6d29uZGVyIGxhbmQ=");
+        let missing = Access {
+            bearer_token_file: Some(dir.join("nope")),
+            ..Access::default()
+        };
+        assert!(
+            missing
+                .headers()
+                .unwrap_err()
+                .to_string()
+                .starts_with("cannot read bearer token file")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_allow_list_file_lists_prefixes_with_their_access() {
+        let dir = std::env::temp_dir().join(format!("scalewise-allow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("allowed.yaml");
+        std::fs::write(
+            &path,
+            r#"
+servers:
+  - urlPrefix: https://mimir.example/prometheus
+    bearerTokenFile: /var/run/secrets/mimir/token
+    headers:
+      X-Scope-OrgID: team-a
+  - urlPrefix: http://thanos-query.monitoring:9090
+"#,
+        )
+        .unwrap();
+        let list = load_allow_list(&path).unwrap();
+        assert_eq!(
+            list,
+            vec![
+                ServerConfig {
+                    url: url("https://mimir.example/prometheus"),
+                    access: Access {
+                        bearer_token_file: Some("/var/run/secrets/mimir/token".into()),
+                        headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
+                        ..Access::default()
+                    },
+                },
+                ServerConfig {
+                    url: url("http://thanos-query.monitoring:9090"),
+                    access: Access::default(),
+                },
+            ]
+        );
+        std::fs::write(
+            &path,
+            "servers:\n  - urlPrefix: http://a\n    bearerToken: x\n",
+        )
+        .unwrap();
+        assert!(
+            load_allow_list(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("bearerToken")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
