@@ -8,7 +8,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{FieldError, ScalingPolicy, validate};
-use kube::core::CustomResourceExt;
 
 /// The apiVersion of ScalingPolicy.
 pub const API_VERSION: &str = "scalewise.dev/v1alpha1";
@@ -98,7 +97,7 @@ pub fn read_policy(document: &Document) -> Result<ScalingPolicy, Vec<FieldError>
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
     let deserializer = serde_ignored::Deserializer::new(document.value.clone(), &mut record);
     let parsed: Result<ScalingPolicy, _> = serde_path_to_error::deserialize(deserializer);
-    let schema = crd_schema();
+    let schema = crate::api::crd::schema();
     for path in unknown {
         // The status is the operator's to write; a manifest may carry one from `kubectl get -o yaml`.
         // apiVersion and kind are checked above (kube reads them outside serde's view).
@@ -153,18 +152,6 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
         | Path::NewtypeStruct { parent }
         | Path::NewtypeVariant { parent } => ignored_path(parent),
     }
-}
-
-/// The OpenAPI schema of the CRD, to name the fields allowed where an unknown one stands.
-fn crd_schema() -> Value {
-    let crd = ScalingPolicy::crd();
-    crd.spec
-        .versions
-        .first()
-        .and_then(|v| v.schema.as_ref())
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| serde_json::to_value(s).ok())
-        .unwrap_or(Value::Null)
 }
 
 /// `unknown field`, with the closest allowed name when one is close.

@@ -2,6 +2,7 @@
 //! conditions and validation.
 
 pub mod conditions;
+pub mod crd;
 pub mod duration;
 pub mod spec;
 pub mod status;
