@@ -55,6 +55,138 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+
+    /// Read every metric of a policy from Prometheus once and print its PromQL, its value or why
+    /// there is none, and what the decision engine would propose from it. Exit 1 when any metric
+    /// failed.
+    Query {
+        /// The file holding the ScalingPolicy; its namespace and target fill the placeholders.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+
+        /// The target's current replicas, for the proposals. Default: minReplicas (at least 1).
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        replicas: Option<i32>,
+
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+
+        #[command(flatten)]
+        prometheus: PrometheusArgs,
+    },
+}
+
+/// Where and how metrics are read: the controller-wide Prometheus, the servers policies may name
+/// instead, and the limits of every query. Shared by `query` and the controller.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Metrics server")]
+pub struct PrometheusArgs {
+    /// The controller-wide server speaking the Prometheus HTTP API (Prometheus, Thanos, Mimir,
+    /// Cortex, VictoriaMetrics), such as http://prometheus.monitoring:9090.
+    #[arg(
+        long = "prometheus-url",
+        value_name = "URL",
+        env = "SCALEWISE_PROMETHEUS_URL"
+    )]
+    pub url: Option<String>,
+
+    /// A file holding the bearer token for --prometheus-url, read at every evaluation.
+    #[arg(
+        long = "prometheus-bearer-token-file",
+        value_name = "FILE",
+        env = "SCALEWISE_PROMETHEUS_BEARER_TOKEN_FILE",
+        conflicts_with = "username_file"
+    )]
+    pub bearer_token_file: Option<PathBuf>,
+
+    /// A file holding the basic-auth username for --prometheus-url.
+    #[arg(
+        long = "prometheus-username-file",
+        value_name = "FILE",
+        env = "SCALEWISE_PROMETHEUS_USERNAME_FILE",
+        requires = "password_file"
+    )]
+    pub username_file: Option<PathBuf>,
+
+    /// A file holding the basic-auth password for --prometheus-url.
+    #[arg(
+        long = "prometheus-password-file",
+        value_name = "FILE",
+        env = "SCALEWISE_PROMETHEUS_PASSWORD_FILE",
+        requires = "username_file"
+    )]
+    pub password_file: Option<PathBuf>,
+
+    /// A PEM bundle of CA certificates to trust for --prometheus-url, besides the system's.
+    #[arg(
+        long = "prometheus-ca-file",
+        value_name = "FILE",
+        env = "SCALEWISE_PROMETHEUS_CA_FILE"
+    )]
+    pub ca_file: Option<PathBuf>,
+
+    /// Do not verify the certificate of --prometheus-url's host.
+    #[arg(
+        long = "prometheus-insecure-skip-verify",
+        value_name = "BOOL",
+        env = "SCALEWISE_PROMETHEUS_INSECURE_SKIP_VERIFY",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub insecure_skip_verify: bool,
+
+    /// An extra request header for --prometheus-url, such as `X-Scope-OrgID: team-a` for a Mimir,
+    /// Cortex or Thanos tenant. Repeatable (comma-separated in the variable).
+    #[arg(
+        long = "prometheus-header",
+        value_name = "NAME: VALUE",
+        env = "SCALEWISE_PROMETHEUS_HEADERS",
+        value_delimiter = ','
+    )]
+    pub headers: Vec<String>,
+
+    /// How long one query may take (connect, send, answer) before the metric is unavailable.
+    #[arg(
+        long = "prometheus-timeout",
+        value_name = "DURATION",
+        default_value = "5s",
+        env = "SCALEWISE_PROMETHEUS_TIMEOUT",
+        value_parser = crate::api::duration::parse_duration
+    )]
+    pub timeout: std::time::Duration,
+
+    /// A value whose newest raw sample is older than this is stale. Default: twice the
+    /// policy's interval plus one minute.
+    #[arg(
+        long = "staleness-limit",
+        value_name = "DURATION",
+        env = "SCALEWISE_STALENESS_LIMIT",
+        value_parser = crate::api::duration::parse_duration
+    )]
+    pub staleness_limit: Option<std::time::Duration>,
+
+    /// A URL prefix a policy's spec.prometheus.address may start with (same scheme, host and
+    /// port; path at or below). Repeatable (comma-separated in the variable). None: policies
+    /// cannot name a server. No credentials or headers are sent to these.
+    #[arg(
+        long = "allowed-prometheus-url",
+        value_name = "PREFIX",
+        env = "SCALEWISE_ALLOWED_PROMETHEUS_URLS",
+        value_delimiter = ','
+    )]
+    pub allowed_urls: Vec<String>,
+
+    /// A YAML file of allowed prefixes with their own credentials, CA bundle and headers
+    /// (README, "Metrics and PromQL").
+    #[arg(
+        long = "allowed-prometheus-config",
+        value_name = "FILE",
+        env = "SCALEWISE_ALLOWED_PROMETHEUS_CONFIG"
+    )]
+    pub allowed_config: Option<PathBuf>,
 }
 
 #[cfg(test)]

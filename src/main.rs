@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use scalewise::cli::{Cli, Command};
-use scalewise::commands::{self, CommandError, Outcome, decide::DecideArgs};
+use scalewise::commands::{self, CommandError, Outcome, decide::DecideArgs, query::QueryArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +29,20 @@ fn main() -> ExitCode {
                 state: state.as_deref(),
                 now: *now,
                 output: *output,
+            },
+            &mut stdout,
+        ),
+        Command::Query {
+            policy,
+            replicas,
+            output,
+            prometheus,
+        } => commands::query::run(
+            &QueryArgs {
+                policy,
+                replicas: *replicas,
+                output: *output,
+                prometheus,
             },
             &mut stdout,
         ),

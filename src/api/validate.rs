@@ -432,7 +432,12 @@ fn check_query(c: &mut Checker, path: &str, query: &str) {
             other => c.error(
                 path,
                 format!(
-                    "must yield one number (a scalar or an instant vector), but yields a {other}"
+                    "must yield one number (a scalar or an instant vector), but yields a {}",
+                    if other == ValueType::Matrix {
+                        "range vector"
+                    } else {
+                        "string"
+                    }
                 ),
             ),
         },

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod crd;
 pub mod decide;
+pub mod query;
 
 use std::io::Read;
 use std::path::Path;

@@ -189,8 +189,27 @@ async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObs
     observation(m, answer::judge(m.kind, value, age, limit))
 }
 
-/// One instant query (GET `/api/v1/query`), classified.
+/// One instant query (GET `/api/v1/query`), classified. A request that failed on a reused
+/// connection the server had closed (it restarted, or dropped an idle connection) is sent once
+/// more on a new one: the query is idempotent.
 async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure> {
+    match send(target, promql).await {
+        Err(Sent::Closed(_)) => send(target, promql).await,
+        other => other,
+    }
+    .map_err(|sent| match sent {
+        Sent::Failed(failure) | Sent::Closed(failure) => failure,
+    })
+}
+
+/// Why a request got no classified answer.
+enum Sent {
+    /// The connection closed under the request before any answer: worth one more try.
+    Closed(Failure),
+    Failed(Failure),
+}
+
+async fn send(target: &Target, promql: &str) -> Result<Answer, Sent> {
     let mut request = target.client.query(promql);
     for (name, value) in &target.headers {
         request = request.header(name.clone(), value.clone());
@@ -204,10 +223,19 @@ async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure>
     }
     let response = request.get_raw().await.map_err(|e| match e {
         prometheus_http_query::Error::Client(client) => match client.inner() {
-            Some(source) => transport_failure(target, source),
-            None => Failure::Unavailable(format!("request to {}: {client}", target.base)),
+            Some(source) if source.is_request() && !source.is_timeout() && !source.is_connect() => {
+                Sent::Closed(transport_failure(target, source))
+            }
+            Some(source) => Sent::Failed(transport_failure(target, source)),
+            None => Sent::Failed(Failure::Unavailable(format!(
+                "request to {}: {client}",
+                target.base
+            ))),
         },
-        other => Failure::Unavailable(format!("request to {}: {other}", target.base)),
+        other => Sent::Failed(Failure::Unavailable(format!(
+            "request to {}: {other}",
+            target.base
+        ))),
     })?;
     let status = response.status().as_u16();
     let content_type = response
@@ -218,8 +246,8 @@ async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure>
     let body = response
         .bytes()
         .await
-        .map_err(|e| transport_failure(target, &e))?;
-    answer::classify(status, content_type.as_deref(), &body)
+        .map_err(|e| Sent::Failed(transport_failure(target, &e)))?;
+    answer::classify(status, content_type.as_deref(), &body).map_err(Sent::Failed)
 }
 
 /// A message for a request that got no answer: timeout, connection error, or other.

@@ -17,6 +17,7 @@
 pub mod exporter;
 pub mod http;
 pub mod metrics;
+pub mod promdata;
 
 use std::{
     collections::BTreeMap,

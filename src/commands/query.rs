@@ -1,0 +1,306 @@
+//! `scalewise query`: read every metric of a policy from Prometheus once, and show its PromQL, its
+//! value or why there is none, and what the decision engine proposes from it.
+
+use std::io::Write;
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::decide::{OutputFormat, load_policy};
+use super::{CommandError, Outcome};
+use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
+use crate::cli::PrometheusArgs;
+use crate::decide::{Decision, Observation, decide};
+use crate::metrics::server::{self, ConfigError};
+use crate::metrics::{
+    Access, BasicAuthFiles, MetricObservation, MetricSource, MetricsError, PrometheusSource,
+    QueryPlan, ServerConfig, SourceConfig, fmt_duration,
+};
+
+/// The inputs of one `query` run.
+pub struct QueryArgs<'a> {
+    pub policy: &'a Path,
+    /// The target's replicas; default minReplicas (at least 1).
+    pub replicas: Option<i32>,
+    pub output: OutputFormat,
+    pub prometheus: &'a PrometheusArgs,
+}
+
+/// One metric in `--output json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryReport<'a> {
+    pub name: &'a str,
+    /// The PromQL that produced the value.
+    pub query: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Age of the newest raw sample behind the value, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<f64>,
+    /// The PromQL that measured the age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_query: Option<&'a str>,
+    /// What the engine proposes from it; absent when the metric abstains.
+    pub proposed_replicas: Option<i32>,
+    /// How the value became the proposal, such as `cpu 85 > 70`.
+    pub explanation: &'a str,
+}
+
+/// The metrics settings of the command line. The controller builds its settings the same way.
+pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError> {
+    let default = args
+        .url
+        .as_deref()
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            let headers = args
+                .headers
+                .iter()
+                .filter(|h| !h.trim().is_empty())
+                .map(|h| server::parse_header(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, ConfigError>(ServerConfig {
+                url: server::parse_url("--prometheus-url", url)?,
+                access: Access {
+                    bearer_token_file: args.bearer_token_file.clone(),
+                    basic_auth: match (&args.username_file, &args.password_file) {
+                        (Some(u), Some(p)) => Some(BasicAuthFiles {
+                            username_file: u.clone(),
+                            password_file: p.clone(),
+                        }),
+                        _ => None,
+                    },
+                    ca_file: args.ca_file.clone(),
+                    insecure_skip_verify: args.insecure_skip_verify,
+                    headers,
+                },
+            })
+        })
+        .transpose()?;
+    let mut allowed = args
+        .allowed_urls
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| {
+            Ok(ServerConfig {
+                url: server::parse_url("--allowed-prometheus-url", u.trim())?,
+                access: Access::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    if let Some(path) = &args.allowed_config {
+        allowed.extend(server::load_allow_list(path)?);
+    }
+    if args.timeout.is_zero() {
+        return Err(ConfigError::Client(
+            "--prometheus-timeout must be at least 1s".into(),
+        ));
+    }
+    Ok(SourceConfig {
+        default,
+        allowed,
+        timeout: args.timeout,
+        staleness_limit: args.staleness_limit,
+    })
+}
+
+/// Runs `query` on a runtime of its own.
+pub fn run(args: &QueryArgs<'_>, out: &mut impl Write) -> Result<Outcome, CommandError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::Invalid(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run_async(args, out))
+}
+
+/// `query` inside a Tokio runtime.
+pub async fn run_async(
+    args: &QueryArgs<'_>,
+    out: &mut impl Write,
+) -> Result<Outcome, CommandError> {
+    let (object, policy) = load_policy(args.policy)?;
+    let file = args.policy.display().to_string();
+    let replicas = match args.replicas {
+        Some(n) if n < 0 => {
+            return Err(CommandError::Usage(format!(
+                "--replicas must be at least 0, got {n}"
+            )));
+        }
+        Some(n) => n,
+        None => policy.min_replicas.max(1),
+    };
+    let config = source_config(args.prometheus).map_err(|e| match e {
+        ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
+        other => CommandError::Invalid(other.to_string()),
+    })?;
+    let plan = QueryPlan::for_policy(&object)
+        .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", display_name(&object))))?;
+    let source = PrometheusSource::new(config).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let server = source.server_for(&plan).map_err(|e| match e {
+        MetricsError::NoServer => CommandError::Usage(e.to_string()),
+        other => CommandError::Invalid(format!("{file}: {}: {other}", display_name(&object))),
+    })?;
+    let observations = source
+        .evaluate(&plan, None)
+        .await
+        .map_err(|e| CommandError::Invalid(e.to_string()))?;
+
+    // What the engine makes of them: its first evaluation of the policy, without history.
+    let engine_input: Vec<Observation> = observations.iter().cloned().map(Into::into).collect();
+    let decision = decide(
+        &policy,
+        &ScalingPolicyStatus::default(),
+        &engine_input,
+        replicas,
+        Timestamp::now(),
+    );
+
+    match args.output {
+        OutputFormat::Json => write_json(&observations, &decision, out)?,
+        OutputFormat::Text => {
+            let header = Header {
+                object: &object,
+                server: server.url.as_str(),
+                replicas,
+                assumed: args.replicas.is_none(),
+            };
+            write_text(&header, &observations, &decision, out)?;
+        }
+    }
+    Ok(if observations.iter().any(|o| o.result.is_err()) {
+        Outcome::Problems
+    } else {
+        Outcome::Success
+    })
+}
+
+fn display_name(object: &ScalingPolicy) -> String {
+    let name = object.metadata.name.as_deref().unwrap_or("<unnamed>");
+    match &object.metadata.namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// The first lines of the text output.
+struct Header<'a> {
+    object: &'a ScalingPolicy,
+    server: &'a str,
+    replicas: i32,
+    /// `--replicas` was not given.
+    assumed: bool,
+}
+
+fn write_text(
+    h: &Header<'_>,
+    observations: &[MetricObservation],
+    decision: &Decision,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let namespace = h
+        .object
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(crate::metrics::plan::DEFAULT_NAMESPACE);
+    writeln!(
+        out,
+        "{}: {} metrics of Deployment {namespace}/{} from {}",
+        display_name(h.object),
+        observations.len(),
+        h.object.spec.target_ref.name,
+        h.server
+    )?;
+    if h.assumed {
+        writeln!(
+            out,
+            "proposals for {} replicas (minReplicas; --replicas N gives the target's count)",
+            h.replicas
+        )?;
+    } else {
+        writeln!(out, "proposals for {} replicas", h.replicas)?;
+    }
+    for o in observations {
+        writeln!(out)?;
+        match &o.result {
+            Ok(sample) => match sample.age {
+                Some(age) => writeln!(
+                    out,
+                    "{}: {} (newest sample {} old)",
+                    o.name,
+                    fmt_value(sample.value),
+                    fmt_duration(age)
+                )?,
+                None => writeln!(out, "{}: {}", o.name, fmt_value(sample.value))?,
+            },
+            Err(failure) => writeln!(out, "{}: {}: {failure}", o.name, failure.kind())?,
+        }
+        writeln!(out, "  query:     {}", o.query)?;
+        if let Some(age_query) = &o.age_query {
+            writeln!(out, "  age query: {age_query}")?;
+        }
+        let outcome = decision.metrics.iter().find(|m| m.name == o.name);
+        let proposal = outcome.and_then(|m| m.proposal);
+        let because = match (&o.result, outcome) {
+            (Err(_), _) => "a failed metric keeps the current count and blocks scale-in".to_owned(),
+            (Ok(_), Some(m)) => m.explanation.clone(),
+            (Ok(_), None) => String::new(),
+        };
+        match proposal {
+            Some(p) => writeln!(out, "  proposes:  {p} ({because})")?,
+            None => writeln!(out, "  proposes:  nothing ({because})")?,
+        }
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "a first evaluation (no history) would decide: {}",
+        decision.message
+    )?;
+    Ok(())
+}
+
+fn write_json(
+    observations: &[MetricObservation],
+    decision: &Decision,
+    out: &mut impl Write,
+) -> Result<(), CommandError> {
+    let reports: Vec<QueryReport<'_>> = observations
+        .iter()
+        .map(|o| {
+            let outcome = decision.metrics.iter().find(|m| m.name == o.name);
+            QueryReport {
+                name: &o.name,
+                query: &o.query,
+                value: o.value(),
+                failure: o.failure_kind(),
+                message: o.result.as_ref().err().map(ToString::to_string),
+                age_seconds: o
+                    .result
+                    .as_ref()
+                    .ok()
+                    .and_then(|s| s.age)
+                    .map(|a| a.as_secs_f64()),
+                age_query: o.age_query.as_deref(),
+                proposed_replicas: outcome.and_then(|m| m.proposal),
+                explanation: outcome.map_or("", |m| m.explanation.as_str()),
+            }
+        })
+        .collect();
+    let json =
+        serde_json::to_string_pretty(&reports).map_err(|e| CommandError::Encode(e.to_string()))?;
+    writeln!(out, "{json}")?;
+    Ok(())
+}
+
+/// A value as people write it: `75`, `0.05`, `1.5`.
+fn fmt_value(v: f64) -> String {
+    let rounded = (v * 1e6).round() / 1e6;
+    format!("{rounded}")
+}
