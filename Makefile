@@ -46,7 +46,7 @@ demo: ## The main job: check the reference policy and run the decision engine on
 
 .PHONY: test
 test: fmt-check lint verify-generated ## Everything CI runs: format, clippy, generated files, the whole test suite
-	tests/env/run.sh $(CARGO) test --locked --all-targets
+	tests/env/run.sh $(CARGO) test --locked --all-targets --no-fail-fast
 
 .PHONY: test-env-up
 test-env-up: ## Install/build what is missing, start the test environment, print its exports (eval them)
