@@ -636,3 +636,28 @@ fn the_persisted_status_survives_a_json_round_trip_unchanged() {
     let (b, _) = eval(&p, &back, &[value("cpu", 90.0)], 5, at(45));
     assert_eq!(a, b);
 }
+
+#[test]
+fn at_min_replicas_the_range_not_stabilization_is_named() {
+    let p = policy().band("cpu", 30.0, 70.0).min(2).in_window("30s");
+    let series = run_for(&p, &[value("cpu", 5.0)], 3, 15, 90);
+    assert_eq!(series, vec![3, 3, 2, 2, 2, 2, 2]);
+    let mut status = ScalingPolicyStatus::default();
+    let mut replicas = 3;
+    let mut last = None;
+    for t in (0..=90).step_by(15) {
+        let (d, s) = eval(&p, &status, &[value("cpu", 5.0)], replicas, at(t));
+        replicas = d.desired_replicas;
+        status = s;
+        last = Some(d);
+    }
+    let last = last.unwrap();
+    assert_eq!(
+        kinds(&last),
+        vec![LimitKind::MinReplicas],
+        "{}",
+        last.message
+    );
+    let limited = conditions::find_condition(&status.conditions, "ScalingLimited").unwrap();
+    assert_eq!(limited.reason, "TooFewReplicas");
+}

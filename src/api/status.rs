@@ -240,7 +240,7 @@ pub enum LimitKind {
 pub struct Recommendation {
     /// When the proposal was made.
     pub time: Time,
-    /// The proposed replicas, within [minReplicas, maxReplicas].
+    /// The proposed replicas, bounded to one beyond [minReplicas, maxReplicas].
     pub replicas: i32,
 }
 

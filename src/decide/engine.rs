@@ -107,7 +107,13 @@ pub fn decide(
 
     // Rules 1 to 3: the policy's proposal.
     let proposal = propose_policy(policy, &mut d, current, all_failed, consecutive_failures);
-    let recorded = proposal.clamp(policy.min_replicas, policy.max_replicas);
+    // History is kept bounded by recording proposals at most one beyond the range: any lower
+    // (or higher) proposal ends at the same clamp, while one beyond still tells the range, not
+    // stabilization, held the decision.
+    let recorded = proposal.clamp(
+        policy.min_replicas.saturating_sub(1),
+        policy.max_replicas.saturating_add(1),
+    );
     d.state.recommendations.push((now, recorded));
 
     // Rule 4: stabilization.
