@@ -2,9 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, Subcommand};
 
 use crate::commands::decide::OutputFormat;
+use crate::telemetry::LogFormat;
 
 /// scalewise: a Kubernetes autoscaler that is safe when metrics fail and explains every decision.
 #[derive(Debug, Parser)]
@@ -16,6 +20,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller: watch ScalingPolicies and scale their Deployments. The cluster comes
+    /// from KUBECONFIG or the in-cluster service account.
+    Run(RunArgs),
+
     /// Print the ScalingPolicy CustomResourceDefinition as YAML.
     Crd,
 
@@ -75,6 +83,73 @@ pub enum Command {
         #[command(flatten)]
         prometheus: PrometheusArgs,
     },
+}
+
+/// The flags of `scalewise run`; every flag has an environment fallback.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// A namespace to watch; repeatable (or comma-separated in the variable). Default: all
+    /// namespaces.
+    #[arg(
+        long = "namespace",
+        value_name = "NS",
+        env = "SCALEWISE_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
+
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080",
+        env = "SCALEWISE_METRICS_BIND"
+    )]
+    pub metrics_bind: SocketAddr,
+
+    /// Elect a leader on a coordination.k8s.io/v1 Lease: only the leader reconciles.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set, env = "SCALEWISE_LEADER_ELECTION")]
+    pub leader_election: bool,
+
+    /// The Lease's name.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "scalewise-leader",
+        env = "SCALEWISE_LEASE_NAME"
+    )]
+    pub lease_name: String,
+
+    /// The Lease's namespace. Default: the operator's own namespace (the in-cluster service
+    /// account's, or the kubeconfig context's).
+    #[arg(long, value_name = "NS", env = "SCALEWISE_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// How long the Lease holds without renewal; a standby takes over within this after the
+    /// leader dies. At least 2s.
+    #[arg(long, value_name = "DURATION", default_value = "15s", env = "SCALEWISE_LEASE_DURATION", value_parser = parse_duration_flag)]
+    pub lease_duration: Duration,
+
+    /// Log format on standard error (filter with RUST_LOG).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SCALEWISE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Reconciles in flight at once, across every watched namespace.
+    #[arg(long, value_name = "N", default_value_t = 16, env = "SCALEWISE_MAX_CONCURRENT_RECONCILES", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
+
+    /// /healthz fails when a leading controller with policies has not reconciled for this long
+    /// (and for three times the longest policy interval).
+    #[arg(long, value_name = "DURATION", default_value = "5m", env = "SCALEWISE_STALL_TIMEOUT", value_parser = parse_duration_flag)]
+    pub stall_timeout: Duration,
+
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+}
+
+/// Parses a `[Nh][Nm][Ns]` duration flag.
+fn parse_duration_flag(text: &str) -> Result<Duration, String> {
+    crate::api::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// Where and how metrics are read: the controller-wide Prometheus, the servers policies may name

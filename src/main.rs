@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr();
     let result = match &cli.command {
+        Command::Run(args) => return run(args),
         Command::Crd => commands::crd::run(&mut stdout),
         Command::Check { files } => commands::check::run(files, &mut stdout, &mut stderr),
         Command::Decide {
@@ -52,6 +53,29 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(error) => report(&error),
+    }
+}
+
+/// `scalewise run`: logs and a runtime, then the controller until SIGTERM.
+fn run(args: &scalewise::cli::RunArgs) -> ExitCode {
+    scalewise::telemetry::init_tracing(args.log_format);
+    let result = (|| -> anyhow::Result<()> {
+        let config = commands::query::source_config(&args.prometheus)?;
+        let metrics = std::sync::Arc::new(scalewise::telemetry::Metrics::new());
+        let source = scalewise::metrics::PrometheusSource::new(config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(commands::run::run(args, source, metrics))?;
+        Ok(())
+    })();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("scalewise: {error:#}");
+            ExitCode::from(1)
+        }
     }
 }
 

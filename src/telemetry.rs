@@ -34,7 +34,9 @@ pub enum LogFormat {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second initialisation (tests calling run twice) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -135,21 +137,61 @@ impl Metrics {
             written: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
-        registry.register("reconciles", "Reconciles by result (success or an error category)", m.reconciles.clone());
-        registry.register("reconcile_duration_seconds", "Time one reconcile took", m.reconcile_duration.clone());
-        registry.register("decisions", "Decisions by action (ScaleOut, ScaleIn, Hold)", m.decisions.clone());
-        registry.register("scale_actions", "Changes applied to targets by direction (out, in)", m.scale_actions.clone());
-        registry.register("metric_query_duration_seconds", "Time one metric query took", m.query_duration.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles by result (success or an error category)",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took",
+            m.reconcile_duration.clone(),
+        );
+        registry.register(
+            "decisions",
+            "Decisions by action (ScaleOut, ScaleIn, Hold)",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "scale_actions",
+            "Changes applied to targets by direction (out, in)",
+            m.scale_actions.clone(),
+        );
+        registry.register(
+            "metric_query_duration_seconds",
+            "Time one metric query took",
+            m.query_duration.clone(),
+        );
         registry.register(
             "metric_query_failures",
             "Metric reads that failed, by failure kind (unavailable, empty, stale, invalid)",
             m.query_failures.clone(),
         );
-        registry.register("policy_current_replicas", "The target's replicas at the last evaluation", m.current_replicas.clone());
-        registry.register("policy_desired_replicas", "The replicas the last decision asked for", m.desired_replicas.clone());
-        registry.register("policy_min_replicas", "The policy's minReplicas", m.min_replicas.clone());
-        registry.register("policy_max_replicas", "The policy's maxReplicas", m.max_replicas.clone());
-        registry.register("policy_metric_value", "Each metric's last value (absent while it fails)", m.metric_value.clone());
+        registry.register(
+            "policy_current_replicas",
+            "The target's replicas at the last evaluation",
+            m.current_replicas.clone(),
+        );
+        registry.register(
+            "policy_desired_replicas",
+            "The replicas the last decision asked for",
+            m.desired_replicas.clone(),
+        );
+        registry.register(
+            "policy_min_replicas",
+            "The policy's minReplicas",
+            m.min_replicas.clone(),
+        );
+        registry.register(
+            "policy_max_replicas",
+            "The policy's maxReplicas",
+            m.max_replicas.clone(),
+        );
+        registry.register(
+            "policy_metric_value",
+            "Each metric's last value (absent while it fails)",
+            m.metric_value.clone(),
+        );
         registry.register(
             "policy_metric_bound",
             "Each metric's thresholds or target (bound: scale_out_above, scale_in_below, target, target_per_replica)",
@@ -169,7 +211,11 @@ impl Metrics {
 
     /// One reconcile ended with `result` (`success` or an error category).
     pub fn reconciled(&self, result: &str, duration: Duration) {
-        self.reconciles.get_or_create(&ResultLabels { result: result.to_owned() }).inc();
+        self.reconciles
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
         self.reconcile_duration.observe(duration.as_secs_f64());
     }
 
@@ -177,27 +223,65 @@ impl Metrics {
     pub fn queried(&self, duration: Duration, failure: Option<FailureKind>) {
         self.query_duration.observe(duration.as_secs_f64());
         if let Some(kind) = failure {
-            self.query_failures.get_or_create(&FailureLabels { kind: kind.as_str().to_owned() }).inc();
+            self.query_failures
+                .get_or_create(&FailureLabels {
+                    kind: kind.as_str().to_owned(),
+                })
+                .inc();
         }
     }
 
     /// Records a decision and the policy's gauges.
-    pub fn decided(&self, namespace: &str, name: &str, policy: &Policy, decision: &Decision, applied: bool) {
-        self.decisions.get_or_create(&ActionLabels { action: decision.action.as_str().to_owned() }).inc();
+    pub fn decided(
+        &self,
+        namespace: &str,
+        name: &str,
+        policy: &Policy,
+        decision: &Decision,
+        applied: bool,
+    ) {
+        self.decisions
+            .get_or_create(&ActionLabels {
+                action: decision.action.as_str().to_owned(),
+            })
+            .inc();
         if applied {
-            let direction = if decision.action == Action::ScaleOut { "out" } else { "in" };
-            self.scale_actions.get_or_create(&DirectionLabels { direction: direction.to_owned() }).inc();
+            let direction = if decision.action == Action::ScaleOut {
+                "out"
+            } else {
+                "in"
+            };
+            self.scale_actions
+                .get_or_create(&DirectionLabels {
+                    direction: direction.to_owned(),
+                })
+                .inc();
         }
-        let p = PolicyLabels { namespace: namespace.to_owned(), name: name.to_owned() };
-        self.current_replicas.get_or_create(&p).set(i64::from(decision.current_replicas));
-        self.desired_replicas.get_or_create(&p).set(i64::from(decision.desired_replicas));
-        self.min_replicas.get_or_create(&p).set(i64::from(policy.min_replicas));
-        self.max_replicas.get_or_create(&p).set(i64::from(policy.max_replicas));
+        let p = PolicyLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.current_replicas
+            .get_or_create(&p)
+            .set(i64::from(decision.current_replicas));
+        self.desired_replicas
+            .get_or_create(&p)
+            .set(i64::from(decision.desired_replicas));
+        self.min_replicas
+            .get_or_create(&p)
+            .set(i64::from(policy.min_replicas));
+        self.max_replicas
+            .get_or_create(&p)
+            .set(i64::from(policy.max_replicas));
 
         let mut values = Vec::new();
         let mut bounds = Vec::new();
         for (outcome, rule) in decision.metrics.iter().zip(&policy.metrics) {
-            let labels = MetricLabels { namespace: namespace.to_owned(), name: name.to_owned(), metric: outcome.name.clone() };
+            let labels = MetricLabels {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                metric: outcome.name.clone(),
+            };
             match outcome.reading {
                 Reading::Value(v) => {
                     self.metric_value.get_or_create(&labels).set(v);
@@ -208,7 +292,10 @@ impl Metrics {
             }
             values.push(labels);
             let bound_values: Vec<(&str, f64)> = match rule.rule {
-                Rule::Thresholds { out_above, in_below } => {
+                Rule::Thresholds {
+                    out_above,
+                    in_below,
+                } => {
                     let mut b = vec![("scale_out_above", out_above)];
                     if let Some(below) = in_below {
                         b.push(("scale_in_below", below));
@@ -244,7 +331,10 @@ impl Metrics {
 
     /// Removes every series of a policy (deleted, or no longer valid).
     pub fn forget(&self, namespace: &str, name: &str) {
-        let p = PolicyLabels { namespace: namespace.to_owned(), name: name.to_owned() };
+        let p = PolicyLabels {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
         self.current_replicas.remove(&p);
         self.desired_replicas.remove(&p);
         self.min_replicas.remove(&p);
@@ -263,7 +353,10 @@ impl Metrics {
     /// The policies with series, as (namespace, name).
     pub fn known_policies(&self) -> Vec<(String, String)> {
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.keys().map(|p| (p.namespace.clone(), p.name.clone())).collect()
+        written
+            .keys()
+            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .collect()
     }
 }
 
@@ -331,8 +424,14 @@ impl Health {
 
     /// The policies the controller is responsible for.
     pub fn set_workload(&self, policies: usize, longest_interval: Duration) {
-        self.policies.store(i64::try_from(policies).unwrap_or(i64::MAX), Ordering::SeqCst);
-        self.longest_interval.store(i64::try_from(longest_interval.as_secs()).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.policies.store(
+            i64::try_from(policies).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+        self.longest_interval.store(
+            i64::try_from(longest_interval.as_secs()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Ready: the leader state is known and, when leading, the caches are synced.
@@ -359,10 +458,16 @@ impl Health {
         }
         let window = i64::try_from(self.stall_after.as_secs())
             .unwrap_or(i64::MAX)
-            .max(self.longest_interval.load(Ordering::SeqCst).saturating_mul(3));
+            .max(
+                self.longest_interval
+                    .load(Ordering::SeqCst)
+                    .saturating_mul(3),
+            );
         let idle = now_secs() - self.last_progress.load(Ordering::SeqCst);
         if idle > window {
-            return Err(format!("no reconcile for {idle}s although policies are due (limit {window}s)"));
+            return Err(format!(
+                "no reconcile for {idle}s although policies are due (limit {window}s)"
+            ));
         }
         Ok(())
     }
@@ -401,12 +506,17 @@ pub async fn serve_on(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(ServerState { metrics, health });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.encode(),
     )
 }
@@ -414,14 +524,20 @@ async fn metrics_handler(State(s): State<ServerState>) -> impl IntoResponse {
 async fn healthz(State(s): State<ServerState>) -> impl IntoResponse {
     match s.health.healthy() {
         Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {why}\n"),
+        ),
     }
 }
 
 async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
     match s.health.ready() {
         Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
@@ -434,7 +550,10 @@ mod tests {
         let h = Health::new(Duration::from_secs(60));
         assert!(h.ready().is_err());
         h.set_leader(false);
-        assert!(h.ready().is_ok(), "a standby that knows it is a standby is ready");
+        assert!(
+            h.ready().is_ok(),
+            "a standby that knows it is a standby is ready"
+        );
         h.set_leader(true);
         assert!(h.ready().is_err());
         h.set_synced(true);
@@ -451,7 +570,10 @@ mod tests {
         assert!(h.healthy().is_ok());
         h.set_workload(3, Duration::from_secs(0));
         h.last_progress.store(now_secs() - 10, Ordering::SeqCst);
-        assert!(h.healthy().is_err(), "policies due and no reconcile for 10 s");
+        assert!(
+            h.healthy().is_err(),
+            "policies due and no reconcile for 10 s"
+        );
         h.progress();
         assert!(h.healthy().is_ok());
     }
@@ -476,12 +598,26 @@ mod tests {
         );
         m.decided("shop", "web", &policy, &d, true);
         let text = m.encode();
-        assert!(text.contains(r#"scalewise_policy_metric_value{namespace="shop",name="web",metric="cpu"} 80.0"#), "{text}");
-        assert!(text.contains(r#"scalewise_policy_desired_replicas{namespace="shop",name="web"} 3"#), "{text}");
-        assert!(text.contains(r#"scalewise_scale_actions_total{direction="out"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"scalewise_policy_metric_value{namespace="shop",name="web",metric="cpu"} 80.0"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"scalewise_policy_desired_replicas{namespace="shop",name="web"} 3"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"scalewise_scale_actions_total{direction="out"} 1"#),
+            "{text}"
+        );
         m.forget("shop", "web");
         let text = m.encode();
         assert!(!text.contains(r#"name="web""#), "{text}");
-        assert!(text.contains(r#"scalewise_reconciles_total{result="success"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"scalewise_reconciles_total{result="success"} 1"#),
+            "{text}"
+        );
     }
 }

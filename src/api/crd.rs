@@ -14,7 +14,9 @@ use super::ScalingPolicy;
 /// `null` members are removed: `nullable: true` already admits an absent value.
 pub fn crd() -> CustomResourceDefinition {
     let crd = ScalingPolicy::crd();
-    let Ok(mut value) = serde_json::to_value(&crd) else { return crd };
+    let Ok(mut value) = serde_json::to_value(&crd) else {
+        return crd;
+    };
     drop_null_enum_members(&mut value);
     serde_json::from_value(value).unwrap_or(crd)
 }
@@ -62,7 +64,10 @@ mod tests {
                         walk(v, &format!("{path}.{k}"), found);
                     }
                 }
-                Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}[{i}]"), found)),
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| walk(v, &format!("{path}[{i}]"), found)),
                 _ => {}
             }
         }
@@ -71,8 +76,12 @@ mod tests {
         assert!(found.is_empty(), "enums listing null: {found:?}");
         // The optional enums stay optional.
         let schema = schema();
-        let select = &schema["properties"]["spec"]["properties"]["behavior"]["properties"]["scaleOut"]["properties"]["selectPolicy"];
-        assert_eq!(select["enum"], serde_json::json!(["Max", "Min", "Disabled"]));
+        let select = &schema["properties"]["spec"]["properties"]["behavior"]["properties"]["scaleOut"]
+            ["properties"]["selectPolicy"];
+        assert_eq!(
+            select["enum"],
+            serde_json::json!(["Max", "Min", "Disabled"])
+        );
         assert_eq!(select["nullable"], true);
     }
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod crd;
 pub mod decide;
 pub mod query;
+pub mod run;
 
 use std::io::Read;
 use std::path::Path;

@@ -22,7 +22,11 @@ pub trait Observe: Send + Sync + 'static {
     fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError>;
 
     /// One observation per metric of the policy, in spec order; failures are observations too.
-    fn observe<'a>(&'a self, policy: &'a ScalingPolicy, resolved: &'a Policy) -> BoxFuture<'a, Vec<Observation>>;
+    fn observe<'a>(
+        &'a self,
+        policy: &'a ScalingPolicy,
+        resolved: &'a Policy,
+    ) -> BoxFuture<'a, Vec<Observation>>;
 }
 
 /// Shared by every reconcile of one controller.

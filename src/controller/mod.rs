@@ -56,7 +56,10 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot serve /metrics on {bind}: {source}")]
-    Serve { bind: SocketAddr, source: std::io::Error },
+    Serve {
+        bind: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("leader election failed: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
 }
@@ -80,7 +83,10 @@ pub async fn run(
 
     let listener = tokio::net::TcpListener::bind(settings.metrics_bind)
         .await
-        .map_err(|source| RunError::Serve { bind: settings.metrics_bind, source })?;
+        .map_err(|source| RunError::Serve {
+            bind: settings.metrics_bind,
+            source,
+        })?;
     info!(bind = %settings.metrics_bind, "serving /metrics, /healthz and /readyz");
     let server = tokio::spawn(crate::telemetry::serve_on(
         listener,
@@ -119,16 +125,20 @@ async fn lead_then_run(
     health: Arc<Health>,
     stop: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let namespace = settings.lease_namespace.clone().unwrap_or_else(|| client.default_namespace().to_owned());
+    let namespace = settings
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
     let secs = settings.lease_duration.as_secs().max(2);
-    let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
-        .with_namespace(&namespace)
-        .with_identity(&settings.identity)
-        .with_field_manager(format!("scalewise-{}", settings.identity))
-        .with_duration(secs)
-        .with_grace((secs / 3).max(1))
-        .build()
-        .await?;
+    let manager =
+        kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
+            .with_namespace(&namespace)
+            .with_identity(&settings.identity)
+            .with_field_manager(format!("scalewise-{}", settings.identity))
+            .with_duration(secs)
+            .with_grace((secs / 3).max(1))
+            .build()
+            .await?;
     info!(lease = %format!("{namespace}/{}", settings.lease_name), identity = %settings.identity, "waiting for leadership");
     let (mut leading, lease_task) = manager.watch().await;
     loop {
@@ -149,7 +159,15 @@ async fn lead_then_run(
                 }
                 let _ = tx.send(true);
             });
-            run_controllers(client, settings, observer.clone(), metrics.clone(), health.clone(), rx).await;
+            run_controllers(
+                client,
+                settings,
+                observer.clone(),
+                metrics.clone(),
+                health.clone(),
+                rx,
+            )
+            .await;
             relay.abort();
             if *stop.borrow() {
                 break;
@@ -196,27 +214,37 @@ async fn run_controllers(
     let slots = Arc::new(Semaphore::new(settings.max_concurrent_reconciles.max(1)));
     let recorder = Recorder::new(
         client.clone(),
-        Reporter { controller: "scalewise".into(), instance: Some(settings.identity.clone()) },
+        Reporter {
+            controller: "scalewise".into(),
+            instance: Some(settings.identity.clone()),
+        },
     );
     let pending = Arc::new(AtomicUsize::new(scopes.len()));
-    let stores: Vec<_> = scopes.iter().map(|_| reflector::store::<ScalingPolicy>()).collect();
-    let readers: Arc<Vec<Store<ScalingPolicy>>> = Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
+    let stores: Vec<_> = scopes
+        .iter()
+        .map(|_| reflector::store::<ScalingPolicy>())
+        .collect();
+    let readers: Arc<Vec<Store<ScalingPolicy>>> =
+        Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
     health.set_running(true);
-    let runs = scopes.into_iter().zip(stores).map(|(scope, (reader, writer))| {
-        let scope_ctx = Scope {
-            client: client.clone(),
-            namespace: scope,
-            recorder: recorder.clone(),
-            observer: observer.clone(),
-            metrics: metrics.clone(),
-            health: health.clone(),
-            slots: slots.clone(),
-            leader_election: settings.leader_election,
-            pending: pending.clone(),
-            all_policies: readers.clone(),
-        };
-        run_scope(scope_ctx, reader, writer, stop.clone())
-    });
+    let runs = scopes
+        .into_iter()
+        .zip(stores)
+        .map(|(scope, (reader, writer))| {
+            let scope_ctx = Scope {
+                client: client.clone(),
+                namespace: scope,
+                recorder: recorder.clone(),
+                observer: observer.clone(),
+                metrics: metrics.clone(),
+                health: health.clone(),
+                slots: slots.clone(),
+                leader_election: settings.leader_election,
+                pending: pending.clone(),
+                all_policies: readers.clone(),
+            };
+            run_scope(scope_ctx, reader, writer, stop.clone())
+        });
     future::join_all(runs).await;
     health.set_running(false);
     health.set_synced(false);
@@ -258,27 +286,36 @@ async fn run_scope(
 ) {
     let forget = scope.metrics.clone();
     // The operator's own status writes change no generation: they do not trigger reconciles.
-    let policy_stream = watcher(api::<ScalingPolicy>(&scope.client, &scope.namespace), watcher::Config::default())
-        .default_backoff()
-        .reflect(policy_writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(policy)) = event {
-                forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
-            }
-        })
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+    let policy_stream = watcher(
+        api::<ScalingPolicy>(&scope.client, &scope.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(policy_writer)
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Delete(policy)) = event {
+            forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
+        }
+    })
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
 
     let (hpas, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
-    let hpa_stream = watcher(api::<HorizontalPodAutoscaler>(&scope.client, &scope.namespace), watcher::Config::default())
-        .default_backoff()
-        .reflect(hpa_writer)
-        .touched_objects();
+    let hpa_stream = watcher(
+        api::<HorizontalPodAutoscaler>(&scope.client, &scope.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(hpa_writer)
+    .touched_objects();
     // Deployments: only creations and spec changes (such as replicas) matter, not status churn.
-    let deployment_stream = watcher(api::<Deployment>(&scope.client, &scope.namespace), watcher::Config::default())
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
+    let deployment_stream = watcher(
+        api::<Deployment>(&scope.client, &scope.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
 
     let ctx = Arc::new(Context {
         client: scope.client.clone(),
@@ -297,21 +334,35 @@ async fn run_scope(
     let by_hpa = policies.clone();
     let controller = Controller::for_stream(policy_stream, policies.clone())
         .watches_stream(deployment_stream, move |d: Deployment| {
-            targeting(&by_deployment, &d.namespace().unwrap_or_default(), &d.name_any())
+            targeting(
+                &by_deployment,
+                &d.namespace().unwrap_or_default(),
+                &d.name_any(),
+            )
         })
         .watches_stream(hpa_stream, move |hpa: HorizontalPodAutoscaler| {
-            let target = hpa.spec.as_ref().map(|s| s.scale_target_ref.name.clone()).unwrap_or_default();
+            let target = hpa
+                .spec
+                .as_ref()
+                .map(|s| s.scale_target_ref.name.clone())
+                .unwrap_or_default();
             targeting(&by_hpa, &hpa.namespace().unwrap_or_default(), &target)
         })
         .graceful_shutdown_on(stopped(stop));
 
     // Ready once this scope's caches are synced (and every other scope's).
     let synced = {
-        let (policies, hpas, health, pending, metrics) =
-            (policies.clone(), hpas.clone(), scope.health.clone(), scope.pending.clone(), scope.metrics.clone());
+        let (policies, hpas, health, pending, metrics) = (
+            policies.clone(),
+            hpas.clone(),
+            scope.health.clone(),
+            scope.pending.clone(),
+            scope.metrics.clone(),
+        );
         let all = scope.all_policies.clone();
         tokio::spawn(async move {
-            if policies.wait_until_ready().await.is_ok() && hpas.wait_until_ready().await.is_ok() {
+            let ready = until_ready(&policies).await && until_ready(&hpas).await;
+            if ready {
                 if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                     health.set_synced(true);
                     info!("caches synced");
@@ -338,7 +389,8 @@ async fn run_scope(
         .for_each(|result| {
             if let Err(e) = &result {
                 match e {
-                    controller::Error::ReconcilerFailed(..) | controller::Error::ObjectNotFound(..) => {}
+                    controller::Error::ReconcilerFailed(..)
+                    | controller::Error::ObjectNotFound(..) => {}
                     other => warn!("controller: {other}"),
                 }
             }
@@ -356,8 +408,30 @@ async fn run_scope(
     synced.abort();
 }
 
+/// Waits until `store` has its first complete listing; false when its writer is gone.
+///
+/// kube-runtime's readiness signal wakes only the most recent waiter (it is a oneshot channel
+/// with a single waker), and the controller itself waits on the policy store, so every other
+/// waiter re-polls.
+pub async fn until_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+            Ok(result) => return result.is_ok(),
+            Err(_elapsed) => continue,
+        }
+    }
+}
+
 /// The policies in `store` that scale Deployment `namespace/name`.
-fn targeting(store: &Store<ScalingPolicy>, namespace: &str, name: &str) -> Vec<ObjectRef<ScalingPolicy>> {
+fn targeting(
+    store: &Store<ScalingPolicy>,
+    namespace: &str,
+    name: &str,
+) -> Vec<ObjectRef<ScalingPolicy>> {
     store
         .state()
         .iter()

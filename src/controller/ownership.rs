@@ -27,9 +27,9 @@ pub fn other_owners(
             .iter()
             .filter(|hpa| hpa.namespace().as_deref() == Some(namespace.as_str()))
             .filter(|hpa| {
-                hpa.spec
-                    .as_ref()
-                    .is_some_and(|s| s.scale_target_ref.kind == "Deployment" && &s.scale_target_ref.name == target)
+                hpa.spec.as_ref().is_some_and(|s| {
+                    s.scale_target_ref.kind == "Deployment" && &s.scale_target_ref.name == target
+                })
             })
             .map(|hpa| format!("HorizontalPodAutoscaler {namespace}/{}", hpa.name_any())),
     );

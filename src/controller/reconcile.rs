@@ -20,7 +20,9 @@ use super::error::{Error, is_conflict, is_not_found};
 use super::ownership::other_owners;
 use crate::api::conditions::{find_condition, set_condition};
 use crate::api::status::condition;
-use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus, validate};
+use crate::api::{
+    Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus, validate,
+};
 use crate::decide::{Decision, decide, next_status};
 use crate::manifest::{API_VERSION, KIND};
 
@@ -62,7 +64,15 @@ pub fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>
     if !matches!(error, Error::NotLeader) {
         let reason = error.category().to_owned();
         tokio::spawn(async move {
-            publish(&ctx, &policy, EventType::Warning, &reason, "Reconcile", format!("{chain}; retrying in {}s", delay.as_secs())).await;
+            publish(
+                &ctx,
+                &policy,
+                EventType::Warning,
+                &reason,
+                "Reconcile",
+                format!("{chain}; retrying in {}s", delay.as_secs()),
+            )
+            .await;
         });
     }
     Action::requeue(delay)
@@ -109,13 +119,19 @@ async fn evaluate(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error
         && generation == previous.observed_generation
         && expected == Some(current)
         && ready_condition_is(&previous, "Evaluated")
-        && let Some(due) = previous.last_evaluation_time.as_ref().map(|t| t.0 + resolved.interval)
+        && let Some(due) = previous
+            .last_evaluation_time
+            .as_ref()
+            .map(|t| t.0 + resolved.interval)
         && now < due
     {
         let wait = now.duration_until(due).unsigned_abs();
         return Ok(Action::requeue(wait + jitter(policy, now, interval)));
     }
 
+    // Another owner may only be missed while the caches are still listing: wait for them.
+    super::until_ready(&ctx.policies).await;
+    super::until_ready(&ctx.hpas).await;
     let owners = other_owners(policy, &ctx.policies, &ctx.hpas);
     let external = expected.filter(|e| *e != current);
 
@@ -132,19 +148,47 @@ async fn evaluate(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error
     }
 
     let mut status = next_status(&previous, &decision, generation);
-    annotate(&mut status, &resolved, &owners, external, target, &generation, &stamp);
+    annotate(
+        &mut status,
+        &resolved,
+        &owners,
+        external,
+        target,
+        &generation,
+        &stamp,
+    );
     if status != previous {
         ensure_leader(ctx)?;
         write_status(&ctx.client, &namespace, &name, &status).await?;
     }
 
-    let outcome = Outcome { previous: &previous, status: &status, decision: &decision, resolved: &resolved, owners: &owners, external, applied };
+    let outcome = Outcome {
+        previous: &previous,
+        status: &status,
+        decision: &decision,
+        resolved: &resolved,
+        owners: &owners,
+        external,
+        applied,
+    };
     report(policy, ctx, &outcome).await;
-    ctx.metrics.decided(&namespace, &name, &resolved, &decision, applied);
-    info!(namespace, name, action = decision.action.as_str(), from = current, to = decision.desired_replicas, applied, "{}", decision.message);
+    ctx.metrics
+        .decided(&namespace, &name, &resolved, &decision, applied);
+    info!(
+        namespace,
+        name,
+        action = decision.action.as_str(),
+        from = current,
+        to = decision.desired_replicas,
+        applied,
+        "{}",
+        decision.message
+    );
 
     let elapsed = Timestamp::now().duration_since(now).unsigned_abs();
-    Ok(Action::requeue(interval.saturating_sub(elapsed) + jitter(policy, now, interval)))
+    Ok(Action::requeue(
+        interval.saturating_sub(elapsed) + jitter(policy, now, interval),
+    ))
 }
 
 /// The replicas scalewise left the target at after its last evaluation.
@@ -154,7 +198,8 @@ fn expected_replicas(status: &ScalingPolicyStatus) -> Option<i32> {
 }
 
 fn ready_condition_is(status: &ScalingPolicyStatus, reason: &str) -> bool {
-    find_condition(&status.conditions, condition::READY).is_some_and(|c| c.status == "True" && c.reason == reason)
+    find_condition(&status.conditions, condition::READY)
+        .is_some_and(|c| c.status == "True" && c.reason == reason)
 }
 
 /// Up to 5% of the interval (at most 2 s), different for each policy and evaluation, so that
@@ -173,7 +218,11 @@ fn jitter(policy: &ScalingPolicy, now: Timestamp, interval: Duration) -> Duratio
 }
 
 fn ensure_leader(ctx: &Context) -> Result<(), Error> {
-    if ctx.leader_election && !ctx.health.is_leader() { Err(Error::NotLeader) } else { Ok(()) }
+    if ctx.leader_election && !ctx.health.is_leader() {
+        Err(Error::NotLeader)
+    } else {
+        Ok(())
+    }
 }
 
 /// Sets the target's replicas through /scale, retrying conflicts.
@@ -182,7 +231,10 @@ async fn scale_to(deployments: &Api<Deployment>, target: &str, replicas: i32) ->
     let params = PatchParams::default();
     let mut attempt = 0;
     loop {
-        match deployments.patch_scale(target, &params, &Patch::Merge(&patch)).await {
+        match deployments
+            .patch_scale(target, &params, &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e) if is_conflict(&e) && attempt < 3 => attempt += 1,
             Err(e) => return Err(Error::ScaleWrite(e)),
@@ -229,7 +281,9 @@ fn annotate(
                 condition::ABLE_TO_SCALE,
                 true,
                 "DryRunBesideOtherOwner",
-                format!("Deployment {target} is also scaled by {list}; this dry-run policy records decisions and never applies them"),
+                format!(
+                    "Deployment {target} is also scaled by {list}; this dry-run policy records decisions and never applies them"
+                ),
                 *generation,
                 now,
             );
@@ -239,7 +293,9 @@ fn annotate(
                 condition::ABLE_TO_SCALE,
                 false,
                 "AmbiguousTarget",
-                format!("Deployment {target} is also scaled by {list}; scalewise does not scale it until only one owner remains (set spec.dryRun to shadow the other owner)"),
+                format!(
+                    "Deployment {target} is also scaled by {list}; scalewise does not scale it until only one owner remains (set spec.dryRun to shadow the other owner)"
+                ),
                 *generation,
                 now,
             );
@@ -252,7 +308,9 @@ fn annotate(
             EXTERNAL_SCALE,
             true,
             "ExternalScale",
-            format!("Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"),
+            format!(
+                "Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
+            ),
             *generation,
             now,
         ),
@@ -277,11 +335,23 @@ async fn report_invalid(
     problems: Vec<FieldError>,
     now: &Time,
 ) -> Result<(), Error> {
-    let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    let message = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
     let generation = policy.metadata.generation;
     let mut status = previous.clone();
     status.observed_generation = generation;
-    set_condition(&mut status.conditions, condition::READY, false, "InvalidSpec", message.clone(), generation, now);
+    set_condition(
+        &mut status.conditions,
+        condition::READY,
+        false,
+        "InvalidSpec",
+        message.clone(),
+        generation,
+        now,
+    );
     set_condition(
         &mut status.conditions,
         condition::ABLE_TO_SCALE,
@@ -295,7 +365,15 @@ async fn report_invalid(
         ensure_leader(ctx)?;
         let namespace = policy.namespace().unwrap_or_default();
         write_status(&ctx.client, &namespace, &policy.name_any(), &status).await?;
-        publish(ctx, policy, EventType::Warning, "InvalidSpec", "Validate", message).await;
+        publish(
+            ctx,
+            policy,
+            EventType::Warning,
+            "InvalidSpec",
+            "Validate",
+            message,
+        )
+        .await;
     }
     Ok(())
 }
@@ -309,16 +387,41 @@ async fn report_missing_target(
 ) -> Result<(), Error> {
     let namespace = policy.namespace().unwrap_or_default();
     let target = &policy.spec.target_ref.name;
-    let message = format!("Deployment {namespace}/{target} does not exist; retrying every interval");
+    let message =
+        format!("Deployment {namespace}/{target} does not exist; retrying every interval");
     let generation = policy.metadata.generation;
     let mut status = previous.clone();
     status.observed_generation = generation;
-    set_condition(&mut status.conditions, condition::READY, false, "TargetNotFound", message.clone(), generation, now);
-    set_condition(&mut status.conditions, condition::ABLE_TO_SCALE, false, "TargetNotFound", message.clone(), generation, now);
+    set_condition(
+        &mut status.conditions,
+        condition::READY,
+        false,
+        "TargetNotFound",
+        message.clone(),
+        generation,
+        now,
+    );
+    set_condition(
+        &mut status.conditions,
+        condition::ABLE_TO_SCALE,
+        false,
+        "TargetNotFound",
+        message.clone(),
+        generation,
+        now,
+    );
     if status != *previous {
         ensure_leader(ctx)?;
         write_status(&ctx.client, &namespace, &policy.name_any(), &status).await?;
-        publish(ctx, policy, EventType::Warning, "TargetNotFound", "ReadTarget", message).await;
+        publish(
+            ctx,
+            policy,
+            EventType::Warning,
+            "TargetNotFound",
+            "ReadTarget",
+            message,
+        )
+        .await;
     }
     Ok(())
 }
@@ -338,7 +441,15 @@ struct Outcome<'a> {
 /// Events for what users should know: scale actions, dry-run decisions, external scaling, other
 /// owners and metric failures (the last two when they begin).
 async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
-    let Outcome { previous, status, decision, resolved, owners, external, applied } = *outcome;
+    let Outcome {
+        previous,
+        status,
+        decision,
+        resolved,
+        owners,
+        external,
+        applied,
+    } = *outcome;
     let namespace = policy.namespace().unwrap_or_default();
     let target = format!("{namespace}/{}", policy.spec.target_ref.name);
     let (from, to) = (decision.current_replicas, decision.desired_replicas);
@@ -346,43 +457,120 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
         let note = format!(
             "{target} was scaled from {expected} to {from} by someone other than scalewise (kubectl scale, a GitOps sync?); deciding from {from}"
         );
-        publish(ctx, policy, EventType::Warning, "ExternalScale", "ReadTarget", note).await;
+        publish(
+            ctx,
+            policy,
+            EventType::Warning,
+            "ExternalScale",
+            "ReadTarget",
+            note,
+        )
+        .await;
     }
-    if !owners.is_empty() && !resolved.dry_run && became(previous, status, condition::ABLE_TO_SCALE, "AmbiguousTarget") {
-        let note = format!("{target} is also scaled by {}; not scaling it", owners.join(", "));
-        publish(ctx, policy, EventType::Warning, "AmbiguousTarget", "Scale", note).await;
+    if !owners.is_empty()
+        && !resolved.dry_run
+        && became(
+            previous,
+            status,
+            condition::ABLE_TO_SCALE,
+            "AmbiguousTarget",
+        )
+    {
+        let note = format!(
+            "{target} is also scaled by {}; not scaling it",
+            owners.join(", ")
+        );
+        publish(
+            ctx,
+            policy,
+            EventType::Warning,
+            "AmbiguousTarget",
+            "Scale",
+            note,
+        )
+        .await;
     }
-    if became(previous, status, condition::METRICS_AVAILABLE, "MetricsFailed") {
-        let note = find_condition(&status.conditions, condition::METRICS_AVAILABLE).map(|c| c.message.clone()).unwrap_or_default();
-        publish(ctx, policy, EventType::Warning, "MetricsFailed", "Observe", note).await;
+    if became(
+        previous,
+        status,
+        condition::METRICS_AVAILABLE,
+        "MetricsFailed",
+    ) {
+        let note = find_condition(&status.conditions, condition::METRICS_AVAILABLE)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        publish(
+            ctx,
+            policy,
+            EventType::Warning,
+            "MetricsFailed",
+            "Observe",
+            note,
+        )
+        .await;
     }
     if from != to {
-        let verb = if decision.action == Verdict::ScaleOut { "out" } else { "in" };
+        let verb = if decision.action == Verdict::ScaleOut {
+            "out"
+        } else {
+            "in"
+        };
         if applied {
-            let reason = if decision.action == Verdict::ScaleOut { "ScaledOut" } else { "ScaledIn" };
-            let note = format!("Scaled {verb} {target} from {from} to {to}: {}", decision.reason);
+            let reason = if decision.action == Verdict::ScaleOut {
+                "ScaledOut"
+            } else {
+                "ScaledIn"
+            };
+            let note = format!(
+                "Scaled {verb} {target} from {from} to {to}: {}",
+                decision.reason
+            );
             publish(ctx, policy, EventType::Normal, reason, "Scale", note).await;
         } else {
-            let note = format!("Would scale {verb} {target} from {from} to {to} (not applied): {}", decision.reason);
+            let note = format!(
+                "Would scale {verb} {target} from {from} to {to} (not applied): {}",
+                decision.reason
+            );
             publish(ctx, policy, EventType::Normal, "DryRun", "Scale", note).await;
         }
     }
 }
 
 /// Whether condition `type_` has `reason` now and did not before.
-fn became(previous: &ScalingPolicyStatus, status: &ScalingPolicyStatus, type_: &str, reason: &str) -> bool {
+fn became(
+    previous: &ScalingPolicyStatus,
+    status: &ScalingPolicyStatus,
+    type_: &str,
+    reason: &str,
+) -> bool {
     let had = find_condition(&previous.conditions, type_).is_some_and(|c| c.reason == reason);
     let has = find_condition(&status.conditions, type_).is_some_and(|c| c.reason == reason);
     has && !had
 }
 
 /// Publishes an event about `policy`; a failure to publish is logged, never fatal.
-async fn publish(ctx: &Context, policy: &ScalingPolicy, type_: EventType, reason: &str, action: &str, note: String) {
+async fn publish(
+    ctx: &Context,
+    policy: &ScalingPolicy,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     // events.k8s.io/v1 limits a note to 1 KiB.
     let note = truncate(note, 1000);
-    let event = Event { type_, reason: reason.to_owned(), note: Some(note), action: action.to_owned(), secondary: None };
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: action.to_owned(),
+        secondary: None,
+    };
     if let Err(e) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
-        warn!(name = policy.name_any(), reason, "cannot publish event: {e}");
+        warn!(
+            name = policy.name_any(),
+            reason, "cannot publish event: {e}"
+        );
     }
 }
 

@@ -88,10 +88,18 @@ pub fn summary(d: &Decision) -> (String, String) {
     let (from, to) = (d.current_replicas, d.desired_replicas);
     let why = winner_explanation(d);
     let held = d.limits.last().map(|l| l.message.clone());
-    let dry = if d.dry_run { " (dry run: not applied)" } else { "" };
+    let dry = if d.dry_run {
+        " (dry run: not applied)"
+    } else {
+        ""
+    };
     let (headline, reason) = match d.action {
         Action::ScaleOut | Action::ScaleIn => {
-            let verb = if d.action == Action::ScaleOut { "Scale out" } else { "Scale in" };
+            let verb = if d.action == Action::ScaleOut {
+                "Scale out"
+            } else {
+                "Scale in"
+            };
             let mut reason = why.unwrap_or_default();
             if let Some(held) = held {
                 reason.push_str(&format!(" (limited: {held})"));

@@ -1,0 +1,119 @@
+//! `scalewise run`: the controller process.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tracing::info;
+
+use crate::api::{FieldError, Policy, ScalingPolicy};
+use crate::cli::RunArgs;
+use crate::controller::{self, Observe, Settings};
+use crate::decide::Observation;
+use crate::metrics::PrometheusSource;
+use crate::telemetry::Metrics;
+
+/// Why `scalewise run` could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunCommandError {
+    #[error("no Kubernetes cluster: {0} (set KUBECONFIG, or run inside a cluster)")]
+    Kube(#[source] kube::Error),
+    #[error(transparent)]
+    Controller(#[from] controller::RunError),
+}
+
+/// The Prometheus reader as the controller sees it.
+impl Observe for PrometheusSource {
+    fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError> {
+        PrometheusSource::check(self, policy)
+    }
+
+    fn observe<'a>(
+        &'a self,
+        policy: &'a ScalingPolicy,
+        _resolved: &'a Policy,
+    ) -> BoxFuture<'a, Vec<Observation>> {
+        Box::pin(PrometheusSource::observe(self, policy, None))
+    }
+}
+
+/// This replica's name: the pod's name (POD_NAME, from the downward API) or the host name and
+/// process id.
+pub fn identity() -> String {
+    if let Ok(pod) = std::env::var("POD_NAME")
+        && !pod.is_empty()
+    {
+        return pod;
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "scalewise".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Runs the controller until SIGTERM or SIGINT.
+pub async fn run(
+    args: &RunArgs,
+    source: PrometheusSource,
+    metrics: Arc<Metrics>,
+) -> Result<(), RunCommandError> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(RunCommandError::Kube)?;
+    let settings = Settings {
+        namespaces: args.namespaces.clone(),
+        metrics_bind: args.metrics_bind,
+        leader_election: args.leader_election,
+        lease_name: args.lease_name.clone(),
+        lease_namespace: args.lease_namespace.clone(),
+        lease_duration: args.lease_duration,
+        max_concurrent_reconciles: usize::from(args.max_concurrent_reconciles),
+        stall_timeout: args.stall_timeout,
+        identity: identity(),
+    };
+    info!(
+        version = env!("CARGO_PKG_VERSION"),
+        identity = %settings.identity,
+        namespaces = ?settings.namespaces,
+        leader_election = settings.leader_election,
+        "starting scalewise"
+    );
+    controller::run(
+        client,
+        settings,
+        Arc::new(source),
+        metrics,
+        shutdown_signal(),
+    )
+    .await?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

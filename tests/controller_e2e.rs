@@ -1,0 +1,900 @@
+//! End-to-end tests of `scalewise run` against the real test environment (kube-apiserver and
+//! etcd, or your cluster with SCALEWISE_E2E_CLUSTER=1; Prometheus scraping an exporter the test
+//! serves). Each test asserts what a user would see with kubectl: the Deployment's replicas, the
+//! policy's status and conditions, and events. Run with `make test`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::autoscaling::v1::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
+};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use scalewise::api::{ScalingPolicy, ScalingPolicyStatus};
+use serde_json::{Value, json};
+use support::exporter::Exporter;
+use support::{TestEnv, eventually, install_crd, required_env};
+
+const WAIT: Duration = Duration::from_secs(45);
+
+/// A `scalewise run` process watching one namespace. Killed when dropped.
+struct Operator {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Operator {
+    fn start(env: &TestEnv, identity: &str, extra: &[&str]) -> Operator {
+        let port = free_port();
+        let log =
+            std::env::temp_dir().join(format!("scalewise-e2e-{}-{identity}.log", env.namespace));
+        let stderr = File::create(&log).expect("operator log file");
+        let mut args = vec![
+            "run".to_owned(),
+            "--prometheus-url".into(),
+            required_env("SCALEWISE_PROMETHEUS_URL"),
+            "--namespace".into(),
+            env.namespace.clone(),
+            "--metrics-bind".into(),
+            format!("127.0.0.1:{port}"),
+            "--lease-namespace".into(),
+            env.namespace.clone(),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+            .args(&args)
+            .env("POD_NAME", identity)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("scalewise run starts");
+        Operator { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET a path of the operator's own server: (status code, body).
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        support::http::request(
+            hyper::Method::GET,
+            &self.url(path),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await
+        .ok()
+        .map(|r| (r.status.as_u16(), r.text()))
+    }
+
+    /// SIGKILL: the process dies at once, as in a node failure.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit code.
+    fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Installs the CRD and serves `e2e_load` values for this test, scraped every second.
+async fn setup(test: &str, body: &str) -> (TestEnv, Exporter) {
+    let env = TestEnv::new(test).await;
+    install_crd(&env.client).await;
+    let exporter = Exporter::start(&env.namespace, body).await;
+    env.scrape(&exporter).await;
+    (env, exporter)
+}
+
+async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
+    let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
+    let deployment = Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "app".into(),
+                        image: Some("busybox:1.36".into()),
+                        command: Some(vec!["sleep".into(), "3600".into()]),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    env.api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
+}
+
+async fn replicas(env: &TestEnv, name: &str) -> i32 {
+    let scale = env
+        .api::<Deployment>()
+        .get_scale(name)
+        .await
+        .expect("read /scale");
+    scale.spec.and_then(|s| s.replicas).unwrap_or_default()
+}
+
+/// A policy on Deployment `target` with one threshold metric reading `e2e_load` of this test,
+/// evaluated every second; `extra` is merged into the spec.
+fn policy(env: &TestEnv, name: &str, target: &str, selector: &str, extra: Value) -> ScalingPolicy {
+    let mut spec = json!({
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+        "minReplicas": 1,
+        "maxReplicas": 10,
+        "interval": "1s",
+        "metrics": [{
+            "name": "load",
+            "query": format!("max(e2e_load{{job=\"{}\"{selector}}})", env.namespace),
+            "scaleOutAbove": 70,
+            "scaleInBelow": 30
+        }],
+        "behavior": {
+            "scaleOut": {"step": 1, "cooldown": "0s"},
+            "scaleIn": {"step": 1, "cooldown": "0s", "stabilizationWindow": "2s"}
+        }
+    });
+    merge(&mut spec, extra);
+    serde_json::from_value(json!({
+        "apiVersion": "scalewise.dev/v1alpha1",
+        "kind": "ScalingPolicy",
+        "metadata": {"name": name, "namespace": env.namespace},
+        "spec": spec
+    }))
+    .expect("a ScalingPolicy")
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+async fn create_policy(env: &TestEnv, p: &ScalingPolicy) {
+    env.api::<ScalingPolicy>()
+        .create(&PostParams::default(), p)
+        .await
+        .expect("create ScalingPolicy");
+}
+
+async fn status(env: &TestEnv, name: &str) -> ScalingPolicyStatus {
+    env.api::<ScalingPolicy>()
+        .get(name)
+        .await
+        .expect("read policy")
+        .status
+        .unwrap_or_default()
+}
+
+fn condition<'a>(s: &'a ScalingPolicyStatus, type_: &str) -> Option<(&'a str, &'a str, &'a str)> {
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()))
+}
+
+/// Events about policy `name`: (reason, note).
+async fn events(env: &TestEnv, name: &str) -> Vec<(String, String)> {
+    let list = Api::<Event>::namespaced(env.client.clone(), &env.namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+async fn wait_replicas(
+    env: &TestEnv,
+    name: &str,
+    want: i32,
+    timeout: Duration,
+    op: &Operator,
+) -> Instant {
+    let what = format!(
+        "Deployment {name} to reach {want} replicas (operator log: {})",
+        op.log.display()
+    );
+    eventually(&what, timeout, || async {
+        (replicas(env, name).await == want).then(Instant::now)
+    })
+    .await
+}
+
+/// Checks that `name` keeps `want` replicas for `period`.
+async fn holds(env: &TestEnv, name: &str, want: i32, period: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < period {
+        let now = replicas(env, name).await;
+        assert_eq!(
+            now,
+            want,
+            "Deployment {name} moved to {now} after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_event(env: &TestEnv, policy: &str, reason: &str) -> String {
+    eventually(
+        &format!("a {reason} event about {policy}"),
+        WAIT,
+        || async {
+            events(env, policy)
+                .await
+                .into_iter()
+                .find(|(r, _)| r == reason)
+                .map(|(_, note)| note)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn high_load_scales_out_by_the_step_and_the_cooldown_holds_the_next_step() {
+    let (env, _exporter) = setup("scale-out", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    create_policy(
+        &env,
+        &policy(
+            &env,
+            "web",
+            "web",
+            "",
+            json!({"behavior": {"scaleOut": {"step": 2, "cooldown": "8s"}}}),
+        ),
+    )
+    .await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    let first = wait_replicas(&env, "web", 4, WAIT, &op).await;
+    holds(&env, "web", 4, Duration::from_secs(5)).await;
+    let second = wait_replicas(&env, "web", 6, WAIT, &op).await;
+    assert!(
+        second - first >= Duration::from_secs(7),
+        "the second step came {:?} after the first",
+        second - first
+    );
+
+    let s = status(&env, "web").await;
+    assert_eq!(s.metrics[0].value, Some(90.0));
+    assert_eq!(
+        s.metrics[0].query.as_deref(),
+        Some(format!("max(e2e_load{{job=\"{}\"}})", env.namespace).as_str())
+    );
+    assert_eq!(
+        s.last_scale_direction,
+        Some(scalewise::api::ScaleDirection::Out)
+    );
+    assert_eq!(condition(&s, "Ready").map(|c| c.0), Some("True"));
+    let note = wait_event(&env, "web", "ScaledOut").await;
+    assert!(
+        note.starts_with(&format!(
+            "Scaled out {}/web from 2 to 4: load 90 > 70",
+            env.namespace
+        )) || note.starts_with(&format!(
+            "Scaled out {}/web from 4 to 6: load 90 > 70",
+            env.namespace
+        )),
+        "{note}"
+    );
+}
+
+#[tokio::test]
+async fn low_load_scales_in_never_below_min_and_high_load_never_above_max() {
+    let (env, _exporter) = setup(
+        "scale-in",
+        "e2e_load{app=\"low\"} 10\ne2e_load{app=\"high\"} 90\n",
+    )
+    .await;
+    create_deployment(&env, "low", 4).await;
+    create_deployment(&env, "high", 5).await;
+    create_policy(
+        &env,
+        &policy(
+            &env,
+            "low",
+            "low",
+            ",app=\"low\"",
+            json!({"minReplicas": 2}),
+        ),
+    )
+    .await;
+    create_policy(
+        &env,
+        &policy(
+            &env,
+            "high",
+            "high",
+            ",app=\"high\"",
+            json!({"maxReplicas": 5}),
+        ),
+    )
+    .await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    wait_replicas(&env, "low", 2, WAIT, &op).await;
+    holds(&env, "low", 2, Duration::from_secs(4)).await;
+    let s = status(&env, "low").await;
+    assert_eq!(
+        condition(&s, "ScalingLimited").map(|c| (c.0, c.1)),
+        Some(("True", "TooFewReplicas"))
+    );
+
+    let s = eventually("the high policy to be evaluated", WAIT, || async {
+        let s = status(&env, "high").await;
+        s.last_decision.is_some().then_some(s)
+    })
+    .await;
+    assert_eq!(replicas(&env, "high").await, 5);
+    assert_eq!(
+        condition(&s, "ScalingLimited").map(|c| (c.0, c.1)),
+        Some(("True", "TooManyReplicas"))
+    );
+    holds(&env, "high", 5, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn a_failing_metric_never_scales_in_and_fallback_applies_after_repeated_failures() {
+    let (env, _exporter) = setup("metric-failure", "e2e_load 10\n").await;
+    create_deployment(&env, "web", 4).await;
+    create_deployment(&env, "fb", 2).await;
+    let missing = json!({"name": "missing", "query": format!("max(e2e_absent{{job=\"{}\"}})", env.namespace), "scaleOutAbove": 70, "scaleInBelow": 30});
+    let mut hold = policy(&env, "web", "web", "", json!({}));
+    hold.spec
+        .metrics
+        .push(serde_json::from_value(missing.clone()).unwrap());
+    create_policy(&env, &hold).await;
+    let fallback = policy(
+        &env,
+        "fb",
+        "fb",
+        "",
+        json!({"onMetricFailure": {"action": "Fallback", "fallbackReplicas": 5, "after": 3}}),
+    );
+    let mut fallback = fallback;
+    fallback.spec.metrics = vec![serde_json::from_value(missing).unwrap()];
+    create_policy(&env, &fallback).await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    let s = eventually("the failing metric in status", WAIT, || async {
+        let s = status(&env, "web").await;
+        (s.metrics.len() == 2 && s.metrics[1].failure.is_some()).then_some(s)
+    })
+    .await;
+    assert_eq!(
+        s.metrics[1].failure,
+        Some(scalewise::api::FailureKind::Empty)
+    );
+    assert_eq!(
+        condition(&s, "MetricsAvailable").map(|c| (c.0, c.1)),
+        Some(("False", "MetricsFailed"))
+    );
+    holds(&env, "web", 4, Duration::from_secs(5)).await;
+    let s = status(&env, "web").await;
+    let limits: Vec<_> = s
+        .last_decision
+        .as_ref()
+        .unwrap()
+        .limits
+        .iter()
+        .map(|l| l.kind)
+        .collect();
+    assert!(
+        limits.contains(&scalewise::api::LimitKind::FailureHold),
+        "{limits:?}"
+    );
+    wait_event(&env, "web", "MetricsFailed").await;
+
+    wait_replicas(&env, "fb", 5, WAIT, &op).await;
+    let s = status(&env, "fb").await;
+    assert!(s.consecutive_failures >= 3, "{}", s.consecutive_failures);
+    let note = wait_event(&env, "fb", "ScaledOut").await;
+    assert!(note.contains("onMetricFailure fallback"), "{note}");
+}
+
+#[tokio::test]
+async fn dry_run_records_the_decision_and_paused_changes_nothing() {
+    let (env, _exporter) = setup("dry-run-paused", "e2e_load 90\n").await;
+    create_deployment(&env, "dry", 2).await;
+    create_deployment(&env, "still", 2).await;
+    create_policy(
+        &env,
+        &policy(&env, "dry", "dry", "", json!({"dryRun": true})),
+    )
+    .await;
+    create_policy(
+        &env,
+        &policy(&env, "still", "still", "", json!({"paused": true})),
+    )
+    .await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    let s = eventually("the dry-run decision in status", WAIT, || async {
+        let s = status(&env, "dry").await;
+        s.last_decision
+            .clone()
+            .filter(|d| d.to == 3)
+            .map(|d| (s, d))
+    })
+    .await;
+    assert!(s.1.dry_run);
+    assert_eq!(condition(&s.0, "AbleToScale").map(|c| c.1), Some("DryRun"));
+    let note = wait_event(&env, "dry", "DryRun").await;
+    assert!(
+        note.starts_with(&format!(
+            "Would scale out {}/dry from 2 to 3",
+            env.namespace
+        )),
+        "{note}"
+    );
+    holds(&env, "dry", 2, Duration::from_secs(3)).await;
+    assert_eq!(
+        status(&env, "dry").await.last_scale_time,
+        None,
+        "an unapplied decision starts no cooldown"
+    );
+
+    let s = eventually("the paused decision in status", WAIT, || async {
+        let s = status(&env, "still").await;
+        s.last_decision.is_some().then_some(s)
+    })
+    .await;
+    assert_eq!(
+        condition(&s, "AbleToScale").map(|c| (c.0, c.1)),
+        Some(("False", "Paused"))
+    );
+    holds(&env, "still", 2, Duration::from_secs(3)).await;
+    drop(op);
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_never_touches_the_target_until_fixed() {
+    let (env, _exporter) = setup("invalid-spec", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    // Only scalewise's own validation can refuse this: the schema accepts it.
+    create_policy(&env, &policy(&env, "web", "web", "", json!({"metrics": [{"name": "load", "query": "vector(90)", "scaleOutAbove": 70, "scaleInBelow": 80}]}))).await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    let s = eventually("the InvalidSpec condition", WAIT, || async {
+        let s = status(&env, "web").await;
+        condition(&s, "Ready")
+            .filter(|c| c.1 == "InvalidSpec")
+            .map(|c| c.2.to_owned())
+    })
+    .await;
+    assert!(
+        s.contains("spec.metrics[0].scaleInBelow: must be below scaleOutAbove (70)"),
+        "{s}"
+    );
+    let note = wait_event(&env, "web", "InvalidSpec").await;
+    assert!(note.contains("spec.metrics[0].scaleInBelow"), "{note}");
+    holds(&env, "web", 2, Duration::from_secs(3)).await;
+
+    let fix = json!({"spec": {"metrics": [{"name": "load", "query": "vector(90)", "scaleOutAbove": 70, "scaleInBelow": 30}]}});
+    env.api::<ScalingPolicy>()
+        .patch("web", &PatchParams::default(), &Patch::Merge(&fix))
+        .await
+        .expect("fix the spec");
+    wait_replicas(&env, "web", 3, WAIT, &op).await;
+    assert_eq!(
+        condition(&status(&env, "web").await, "Ready").map(|c| c.0),
+        Some("True")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_target_is_reported_then_scaled_once_created() {
+    let (env, _exporter) = setup("missing-target", "e2e_load 90\n").await;
+    create_policy(&env, &policy(&env, "later", "later", "", json!({}))).await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    eventually("the TargetNotFound condition", WAIT, || async {
+        let s = status(&env, "later").await;
+        condition(&s, "Ready")
+            .filter(|c| c.1 == "TargetNotFound")
+            .map(|_| ())
+    })
+    .await;
+    wait_event(&env, "later", "TargetNotFound").await;
+
+    create_deployment(&env, "later", 2).await;
+    wait_replicas(&env, "later", 3, WAIT, &op).await;
+    assert_eq!(
+        condition(&status(&env, "later").await, "Ready").map(|c| c.1),
+        Some("Evaluated")
+    );
+}
+
+#[tokio::test]
+async fn an_hpa_on_the_same_deployment_blocks_scaling() {
+    let (env, _exporter) = setup("ambiguous", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    let hpa = HorizontalPodAutoscaler {
+        metadata: ObjectMeta {
+            name: Some("web-hpa".into()),
+            ..Default::default()
+        },
+        spec: Some(HorizontalPodAutoscalerSpec {
+            max_replicas: 4,
+            min_replicas: Some(2),
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: "web".into(),
+            },
+            target_cpu_utilization_percentage: Some(80),
+        }),
+        ..Default::default()
+    };
+    env.api::<HorizontalPodAutoscaler>()
+        .create(&PostParams::default(), &hpa)
+        .await
+        .expect("create HPA");
+    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    let _op = Operator::start(&env, "op", &["--leader-election", "false"]);
+
+    let message = eventually("the AmbiguousTarget condition", WAIT, || async {
+        let s = status(&env, "web").await;
+        condition(&s, "AbleToScale")
+            .filter(|c| c.1 == "AmbiguousTarget")
+            .map(|c| (c.0.to_owned(), c.2.to_owned()))
+    })
+    .await;
+    assert_eq!(message.0, "False");
+    assert!(
+        message.1.contains(&format!(
+            "HorizontalPodAutoscaler {}/web-hpa",
+            env.namespace
+        )),
+        "{}",
+        message.1
+    );
+    let note = wait_event(&env, "web", "AmbiguousTarget").await;
+    assert!(note.contains("web-hpa"), "{note}");
+    holds(&env, "web", 2, Duration::from_secs(3)).await;
+}
+
+#[tokio::test]
+async fn a_restarted_controller_honours_the_cooldown() {
+    let (env, _exporter) = setup("restart-cooldown", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    create_policy(
+        &env,
+        &policy(
+            &env,
+            "web",
+            "web",
+            "",
+            json!({"behavior": {"scaleOut": {"cooldown": "15s"}}}),
+        ),
+    )
+    .await;
+    let mut op = Operator::start(&env, "first", &["--leader-election", "false"]);
+    let first = wait_replicas(&env, "web", 3, WAIT, &op).await;
+    op.kill();
+
+    let op = Operator::start(&env, "second", &["--leader-election", "false"]);
+    // The new process reads the cooldown from status and waits it out.
+    let cooldown_end = first + Duration::from_secs(13);
+    while Instant::now() < cooldown_end {
+        assert_eq!(
+            replicas(&env, "web").await,
+            3,
+            "scaled during the cooldown after a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let second = wait_replicas(&env, "web", 4, WAIT, &op).await;
+    assert!(
+        second - first >= Duration::from_secs(14),
+        "{:?}",
+        second - first
+    );
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_when_the_leader_dies_without_a_double_step() {
+    let (env, _exporter) = setup("failover", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    create_policy(
+        &env,
+        &policy(
+            &env,
+            "web",
+            "web",
+            "",
+            json!({"behavior": {"scaleOut": {"cooldown": "10s"}}}),
+        ),
+    )
+    .await;
+    let lease_args = [
+        "--leader-election",
+        "true",
+        "--lease-name",
+        "scalewise-e2e",
+        "--lease-duration",
+        "4s",
+    ];
+    let mut a = Operator::start(&env, "op-a", &lease_args);
+    let mut b = Operator::start(&env, "op-b", &lease_args);
+    let leases = env.api::<Lease>();
+
+    let leader = eventually("a leader", WAIT, || async {
+        let lease = leases.get("scalewise-e2e").await.ok()?;
+        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+    })
+    .await;
+    let (dead, survivor) = if leader == "op-a" {
+        (&mut a, "op-b")
+    } else {
+        (&mut b, "op-a")
+    };
+
+    // Record every change of replicas from here on.
+    let mut changes: Vec<(Instant, i32)> = vec![(Instant::now(), replicas(&env, "web").await)];
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut killed = false;
+    while Instant::now() < deadline {
+        let r = replicas(&env, "web").await;
+        if r != changes.last().map(|c| c.1).unwrap_or_default() {
+            changes.push((Instant::now(), r));
+        }
+        if !killed && r >= 3 {
+            dead.kill();
+            killed = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        killed,
+        "the leader never scaled: {:?}",
+        changes.iter().map(|c| c.1).collect::<Vec<_>>()
+    );
+    let holder = leases
+        .get("scalewise-e2e")
+        .await
+        .ok()
+        .and_then(|l| l.spec?.holder_identity);
+    assert_eq!(
+        holder.as_deref(),
+        Some(survivor),
+        "the standby took the lease"
+    );
+    let steps: Vec<i32> = changes.iter().map(|c| c.1).collect();
+    assert!(
+        steps.len() >= 3,
+        "scaling did not continue after the failover: {steps:?}"
+    );
+    for pair in changes.windows(2).skip(1) {
+        assert_eq!(
+            pair[1].1,
+            pair[0].1 + 1,
+            "each change is one step: {steps:?}"
+        );
+        assert!(
+            pair[1].0 - pair[0].0 >= Duration::from_secs(9),
+            "a double step across the failover: {steps:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer_as_described() {
+    let (env, _exporter) = setup("telemetry", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    create_policy(
+        &env,
+        &policy(&env, "web", "web", "", json!({"maxReplicas": 3})),
+    )
+    .await;
+    let lease_args = [
+        "--leader-election",
+        "true",
+        "--lease-name",
+        "scalewise-telemetry",
+        "--lease-duration",
+        "6s",
+    ];
+    let mut op = Operator::start(&env, "op", &lease_args);
+
+    eventually("/readyz to answer 200", WAIT, || async {
+        op.get("/readyz").await.filter(|r| r.0 == 200)
+    })
+    .await;
+    wait_replicas(&env, "web", 3, WAIT, &op).await;
+    assert_eq!(op.get("/healthz").await.map(|r| r.0), Some(200));
+    let ns = &env.namespace;
+    let series = format!("scalewise_policy_current_replicas{{namespace=\"{ns}\",name=\"web\"}}");
+    let text = eventually("per-policy series in /metrics", WAIT, || async {
+        op.get("/metrics")
+            .await
+            .filter(|r| r.1.contains(&series))
+            .map(|r| r.1)
+    })
+    .await;
+    for expected in [
+        format!("scalewise_policy_max_replicas{{namespace=\"{ns}\",name=\"web\"}} 3"),
+        format!(
+            "scalewise_policy_metric_value{{namespace=\"{ns}\",name=\"web\",metric=\"load\"}} 90.0"
+        ),
+        format!(
+            "scalewise_policy_metric_bound{{namespace=\"{ns}\",name=\"web\",metric=\"load\",bound=\"scale_out_above\"}} 70.0"
+        ),
+        "scalewise_reconciles_total{result=\"success\"}".to_owned(),
+        "scalewise_scale_actions_total{direction=\"out\"} 1".to_owned(),
+        "scalewise_reconcile_duration_seconds_bucket".to_owned(),
+        "scalewise_metric_query_duration_seconds_bucket".to_owned(),
+    ] {
+        assert!(
+            text.contains(&expected),
+            "/metrics lacks {expected}:\n{text}"
+        );
+    }
+
+    env.api::<ScalingPolicy>()
+        .delete("web", &Default::default())
+        .await
+        .expect("delete policy");
+    eventually("the deleted policy's series to disappear", WAIT, || async {
+        op.get("/metrics")
+            .await
+            .filter(|r| !r.1.contains("name=\"web\""))
+            .map(|_| ())
+    })
+    .await;
+
+    // SIGTERM: a clean exit that releases the lease.
+    assert_eq!(
+        op.terminate(Duration::from_secs(20)),
+        Some(0),
+        "logs:\n{}",
+        op.logs()
+    );
+    let lease = env
+        .api::<Lease>()
+        .get("scalewise-telemetry")
+        .await
+        .expect("the lease");
+    let holder = lease
+        .spec
+        .and_then(|s| s.holder_identity)
+        .unwrap_or_default();
+    assert!(holder.is_empty(), "the lease is still held by {holder:?}");
+}
+
+#[tokio::test]
+async fn readiness_fails_until_the_caches_sync() {
+    let env = TestEnv::new("not-ready").await;
+    // A kubeconfig whose server nothing listens on: the caches can never sync.
+    let dead = format!("https://127.0.0.1:{}", free_port());
+    let kubeconfig =
+        std::env::temp_dir().join(format!("scalewise-e2e-{}-dead.kubeconfig", env.namespace));
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: dead, cluster: {{server: \"{dead}\", insecure-skip-tls-verify: true}}}}]\n\
+             users: [{{name: u, user: {{token: x}}}}]\ncontexts: [{{name: c, context: {{cluster: dead, user: u, namespace: default}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+        .args([
+            "run",
+            "--prometheus-url",
+            "http://127.0.0.1:9",
+            "--leader-election",
+            "false",
+        ])
+        .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scalewise run starts");
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let ready = eventually("/readyz to answer", WAIT, || async {
+        support::http::request(
+            hyper::Method::GET,
+            &url("/readyz"),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await
+        .ok()
+    })
+    .await;
+    let healthz = support::http::request(
+        hyper::Method::GET,
+        &url("/healthz"),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await
+    .ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&kubeconfig);
+    assert_eq!(ready.status.as_u16(), 503, "{}", ready.text());
+    assert!(
+        ready.text().contains("caches are not synced"),
+        "{}",
+        ready.text()
+    );
+    assert_eq!(
+        healthz.map(|r| r.status.as_u16()),
+        Some(200),
+        "a controller waiting for its caches is not stalled"
+    );
+}
