@@ -138,6 +138,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 16, env = "SCALEWISE_MAX_CONCURRENT_RECONCILES", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
 
+    /// Prometheus requests in flight at once, across every policy.
+    #[arg(long, value_name = "N", default_value_t = 32, env = "SCALEWISE_MAX_CONCURRENT_QUERIES", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_queries: u16,
+
     /// /healthz fails when a leading controller with policies has not reconciled for this long
     /// (and for three times the longest policy interval).
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "SCALEWISE_STALL_TIMEOUT", value_parser = parse_duration_flag)]

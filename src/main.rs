@@ -62,7 +62,9 @@ fn run(args: &scalewise::cli::RunArgs) -> ExitCode {
     let result = (|| -> anyhow::Result<()> {
         let config = commands::query::source_config(&args.prometheus)?;
         let metrics = std::sync::Arc::new(scalewise::telemetry::Metrics::new());
-        let source = scalewise::metrics::PrometheusSource::new(config)?;
+        let source = scalewise::metrics::PrometheusSource::new(config)?
+            .with_query_limit(usize::from(args.max_concurrent_queries))
+            .with_telemetry(metrics.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;

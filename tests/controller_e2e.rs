@@ -115,6 +115,16 @@ impl Drop for Operator {
     }
 }
 
+/// The value of the sample `name` (with its labels) in a Prometheus text exposition; 0 if absent.
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("local address").port()
@@ -454,6 +464,16 @@ async fn a_failing_metric_never_scales_in_and_fallback_applies_after_repeated_fa
         "{limits:?}"
     );
     wait_event(&env, "web", "MetricsFailed").await;
+    let failures = eventually("empty reads counted in /metrics", WAIT, || async {
+        let text = op.get("/metrics").await?.1;
+        let n = counter(
+            &text,
+            "scalewise_metric_query_failures_total{kind=\"empty\"}",
+        );
+        (n >= 1.0).then_some(n)
+    })
+    .await;
+    assert!(failures >= 1.0);
 
     wait_replicas(&env, "fb", 5, WAIT, &op).await;
     let s = status(&env, "fb").await;
@@ -793,13 +813,15 @@ async fn health_readiness_and_metrics_answer_as_described() {
         "scalewise_reconciles_total{result=\"success\"}".to_owned(),
         "scalewise_scale_actions_total{direction=\"out\"} 1".to_owned(),
         "scalewise_reconcile_duration_seconds_bucket".to_owned(),
-        "scalewise_metric_query_duration_seconds_bucket".to_owned(),
+        "scalewise_decisions_total{action=\"ScaleOut\"} 1".to_owned(),
     ] {
         assert!(
             text.contains(&expected),
             "/metrics lacks {expected}:\n{text}"
         );
     }
+    let queries = counter(&text, "scalewise_metric_query_duration_seconds_count");
+    assert!(queries >= 1.0, "no metric query was timed:\n{text}");
 
     env.api::<ScalingPolicy>()
         .delete("web", &Default::default())
@@ -897,4 +919,47 @@ async fn readiness_fails_until_the_caches_sync() {
         Some(200),
         "a controller waiting for its caches is not stalled"
     );
+}
+
+#[tokio::test]
+async fn a_scale_by_someone_else_is_reported_and_decided_from() {
+    let (env, exporter) = setup("external-scale", "e2e_load 50\n").await;
+    create_deployment(&env, "web", 3).await;
+    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+    eventually("a first evaluation", WAIT, || async {
+        status(&env, "web").await.last_decision.map(|_| ())
+    })
+    .await;
+
+    // `kubectl scale deployment web --replicas 6`, as a person or a GitOps sync would.
+    let scale = json!({"spec": {"replicas": 6}});
+    env.api::<Deployment>()
+        .patch_scale("web", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .expect("scale by hand");
+    let note = wait_event(&env, "web", "ExternalScale").await;
+    assert!(
+        note.starts_with(&format!(
+            "{}/web was scaled from 3 to 6 by someone other than scalewise",
+            env.namespace
+        )),
+        "{note}"
+    );
+    let s = status(&env, "web").await;
+    assert_eq!(
+        condition(&s, "ExternalScale").map(|c| (c.0, c.1)),
+        Some(("True", "ExternalScale"))
+    );
+    assert_eq!(
+        s.current_replicas,
+        Some(6),
+        "the decision starts from the new count"
+    );
+
+    // Load above the threshold: the next step starts from 6.
+    exporter.set("e2e_load 90\n");
+    wait_replicas(&env, "web", 7, WAIT, &op).await;
+    let s = status(&env, "web").await;
+    assert_eq!(condition(&s, "ExternalScale").map(|c| c.0), Some("False"));
 }

@@ -1,10 +1,12 @@
 //! [`MetricSource`] on the Prometheus HTTP API (`/api/v1/query`), through the
 //! `prometheus-http-query` crate: Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::answer::{self, Answer};
@@ -20,6 +22,10 @@ use crate::decide::Observation;
 #[derive(Clone, Debug)]
 pub struct PrometheusSource {
     http: reqwest::Client,
+    /// Bounds the requests in flight across every policy (`--max-concurrent-queries`).
+    permits: Option<Arc<Semaphore>>,
+    /// Where query durations and failures are counted (the controller's own metrics).
+    telemetry: Option<Arc<crate::telemetry::Metrics>>,
     config: SourceConfig,
 }
 
@@ -40,7 +46,24 @@ impl PrometheusSource {
             .user_agent(concat!("scalewise/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ConfigError::Client(error_chain(&e)))?;
-        Ok(Self { http, config })
+        Ok(Self {
+            http,
+            permits: None,
+            telemetry: None,
+            config,
+        })
+    }
+
+    /// At most `n` requests in flight at once, across every policy this source serves.
+    pub fn with_query_limit(mut self, n: usize) -> Self {
+        self.permits = Some(Arc::new(Semaphore::new(n.max(1))));
+        self
+    }
+
+    /// Counts each metric read (its duration, and its failure kind) in `metrics`.
+    pub fn with_telemetry(mut self, metrics: Arc<crate::telemetry::Metrics>) -> Self {
+        self.telemetry = Some(metrics);
+        self
     }
 
     /// The settings the source was built with.
@@ -123,6 +146,8 @@ impl MetricSource for PrometheusSource {
             base: server.url.to_string(),
             timeout: self.config.timeout,
             at,
+            permits: self.permits.clone(),
+            telemetry: self.telemetry.clone(),
         };
         let mut tasks = JoinSet::new();
         for (i, metric) in plan.metrics.iter().enumerate() {
@@ -165,6 +190,8 @@ struct Target {
     base: String,
     timeout: Duration,
     at: Option<Timestamp>,
+    permits: Option<Arc<Semaphore>>,
+    telemetry: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 fn observation(m: &MetricQuery, result: Result<super::Sample, Failure>) -> MetricObservation {
@@ -178,6 +205,7 @@ fn observation(m: &MetricQuery, result: Result<super::Sample, Failure>) -> Metri
 
 /// Runs a metric's value and age queries concurrently and judges the answers.
 async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObservation {
+    let started = Instant::now();
     let value = instant_query(target, &m.promql);
     let age = async {
         match &m.age_query {
@@ -186,13 +214,25 @@ async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObs
         }
     };
     let (value, age) = tokio::join!(value, age);
-    observation(m, answer::judge(m.kind, value, age, limit))
+    let observed = observation(m, answer::judge(m.kind, value, age, limit));
+    if let Some(telemetry) = &target.telemetry {
+        telemetry.queried(
+            started.elapsed(),
+            observed.result.as_ref().err().map(Failure::kind),
+        );
+    }
+    observed
 }
 
 /// One instant query (GET `/api/v1/query`), classified. A request that failed on a reused
 /// connection the server had closed (it restarted, or dropped an idle connection) is sent once
 /// more on a new one: the query is idempotent.
 async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure> {
+    // The semaphore is never closed; without a permit the query still runs.
+    let _permit = match &target.permits {
+        Some(permits) => permits.acquire().await.ok(),
+        None => None,
+    };
     match send(target, promql).await {
         Err(Sent::Closed(_)) => send(target, promql).await,
         other => other,
