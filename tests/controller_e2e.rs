@@ -542,7 +542,7 @@ async fn an_invalid_spec_is_reported_and_never_touches_the_target_until_fixed() 
     let (env, _exporter) = setup("invalid-spec", "e2e_load 90\n").await;
     create_deployment(&env, "web", 2).await;
     // Only scalewise's own validation can refuse this: the schema accepts it.
-    create_policy(&env, &policy(&env, "web", "web", "", json!({"metrics": [{"name": "load", "query": "vector(90)", "scaleOutAbove": 70, "scaleInBelow": 80}]}))).await;
+    create_policy(&env, &policy(&env, "web", "web", "", json!({"maxReplicas": 3, "metrics": [{"name": "load", "query": "vector(90)", "scaleOutAbove": 70, "scaleInBelow": 80}]}))).await;
     let op = Operator::start(&env, "op", &["--leader-election", "false"]);
 
     let s = eventually("the InvalidSpec condition", WAIT, || async {
@@ -575,7 +575,11 @@ async fn an_invalid_spec_is_reported_and_never_touches_the_target_until_fixed() 
 #[tokio::test]
 async fn a_missing_target_is_reported_then_scaled_once_created() {
     let (env, _exporter) = setup("missing-target", "e2e_load 90\n").await;
-    create_policy(&env, &policy(&env, "later", "later", "", json!({}))).await;
+    create_policy(
+        &env,
+        &policy(&env, "later", "later", "", json!({"maxReplicas": 3})),
+    )
+    .await;
     let op = Operator::start(&env, "op", &["--leader-election", "false"]);
 
     eventually("the TargetNotFound condition", WAIT, || async {
@@ -925,7 +929,11 @@ async fn readiness_fails_until_the_caches_sync() {
 async fn a_scale_by_someone_else_is_reported_and_decided_from() {
     let (env, exporter) = setup("external-scale", "e2e_load 50\n").await;
     create_deployment(&env, "web", 3).await;
-    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    create_policy(
+        &env,
+        &policy(&env, "web", "web", "", json!({"maxReplicas": 7})),
+    )
+    .await;
     let op = Operator::start(&env, "op", &["--leader-election", "false"]);
     eventually("a first evaluation", WAIT, || async {
         status(&env, "web").await.last_decision.map(|_| ())
