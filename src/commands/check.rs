@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{CommandError, Outcome, read_input};
-use crate::manifest::{Problem, parse_documents, read_policy};
+use super::{CommandError, Outcome, read_documents};
+use crate::manifest::{Problem, read_policy};
 
 /// Checks every ScalingPolicy in `files`. Prints one line per problem to `out`
 /// (`FILE: namespace/name: field.path: message`) and notes about skipped documents to `notes`.
@@ -16,12 +16,7 @@ pub fn run(
     let mut problems = Vec::new();
     let mut checked = 0usize;
     for path in files {
-        let file = path.display().to_string();
-        let text = read_input(path)?;
-        let documents = parse_documents(&text).map_err(|source| CommandError::Manifest {
-            path: file.clone(),
-            source,
-        })?;
+        let (file, documents) = read_documents(path)?;
         for document in &documents {
             if !document.is_scaling_policy() {
                 let what = format!(

@@ -6,10 +6,10 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{CommandError, Outcome, read_input};
+use super::{CommandError, Outcome, read_documents, read_input};
 use crate::api::{Action, FailureKind, Limit, Policy, ScalingPolicy, ScalingPolicyStatus};
 use crate::decide::{Decision, Observation, Reading, decide, next_status};
-use crate::manifest::{parse_documents, read_policy};
+use crate::manifest::read_policy;
 
 /// Output formats of the commands that print decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,12 +46,7 @@ pub struct DecideReport<'a> {
 
 /// Loads the single ScalingPolicy of a file, valid and resolved.
 pub fn load_policy(path: &Path) -> Result<(ScalingPolicy, Policy), CommandError> {
-    let file = path.display().to_string();
-    let text = read_input(path)?;
-    let documents = parse_documents(&text).map_err(|source| CommandError::Manifest {
-        path: file.clone(),
-        source,
-    })?;
+    let (file, documents) = read_documents(path)?;
     let policies: Vec<_> = documents.iter().filter(|d| d.is_scaling_policy()).collect();
     let document = match policies.as_slice() {
         [one] => *one,

@@ -53,6 +53,21 @@ impl CommandError {
     }
 }
 
+/// Reads a manifest file (or standard input for `-`) and splits it into its documents; returns
+/// the file's name for messages too.
+pub fn read_documents(
+    path: &Path,
+) -> Result<(String, Vec<crate::manifest::Document>), CommandError> {
+    let file = path.display().to_string();
+    let text = read_input(path)?;
+    let documents =
+        crate::manifest::parse_documents(&text).map_err(|source| CommandError::Manifest {
+            path: file.clone(),
+            source,
+        })?;
+    Ok((file, documents))
+}
+
 /// Reads a file, or standard input for `-`.
 pub fn read_input(path: &Path) -> Result<String, CommandError> {
     let name = path.display().to_string();

@@ -327,7 +327,7 @@ fn annotate(
     }
 }
 
-/// Status and event for an invalid spec.
+/// Status and event for an invalid spec: the target is never touched.
 async fn report_invalid(
     policy: &ScalingPolicy,
     ctx: &Context,
@@ -340,42 +340,13 @@ async fn report_invalid(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ");
-    let generation = policy.metadata.generation;
-    let mut status = previous.clone();
-    status.observed_generation = generation;
-    set_condition(
-        &mut status.conditions,
-        condition::READY,
-        false,
-        "InvalidSpec",
-        message.clone(),
-        generation,
-        now,
-    );
-    set_condition(
-        &mut status.conditions,
-        condition::ABLE_TO_SCALE,
-        false,
-        "InvalidSpec",
-        "the target is not touched while the spec is invalid",
-        generation,
-        now,
-    );
-    if status != *previous {
-        ensure_leader(ctx)?;
-        let namespace = policy.namespace().unwrap_or_default();
-        write_status(&ctx.client, &namespace, &policy.name_any(), &status).await?;
-        publish(
-            ctx,
-            policy,
-            EventType::Warning,
-            "InvalidSpec",
-            "Validate",
-            message,
-        )
-        .await;
-    }
-    Ok(())
+    let why = NotEvaluated {
+        reason: "InvalidSpec",
+        able_message: "the target is not touched while the spec is invalid",
+        message: &message,
+        action: "Validate",
+    };
+    report_not_evaluated(policy, ctx, previous, &why, now).await
 }
 
 /// Status and event for a target that does not exist.
@@ -389,6 +360,42 @@ async fn report_missing_target(
     let target = &policy.spec.target_ref.name;
     let message =
         format!("Deployment {namespace}/{target} does not exist; retrying every interval");
+    let why = NotEvaluated {
+        reason: "TargetNotFound",
+        message: &message,
+        able_message: &message,
+        action: "ReadTarget",
+    };
+    report_not_evaluated(policy, ctx, previous, &why, now).await
+}
+
+/// Why a policy could not be evaluated.
+struct NotEvaluated<'a> {
+    /// Condition reason and event reason.
+    reason: &'a str,
+    /// The `Ready` condition's message and the event's note.
+    message: &'a str,
+    /// The `AbleToScale` condition's message.
+    able_message: &'a str,
+    /// The event's action.
+    action: &'a str,
+}
+
+/// A policy that could not be evaluated: `Ready` and `AbleToScale` turn False with the reason,
+/// and a Warning event says why, once, when the status changes.
+async fn report_not_evaluated(
+    policy: &ScalingPolicy,
+    ctx: &Context,
+    previous: &ScalingPolicyStatus,
+    why: &NotEvaluated<'_>,
+    now: &Time,
+) -> Result<(), Error> {
+    let NotEvaluated {
+        reason,
+        message,
+        able_message,
+        action,
+    } = *why;
     let generation = policy.metadata.generation;
     let mut status = previous.clone();
     status.observed_generation = generation;
@@ -396,8 +403,8 @@ async fn report_missing_target(
         &mut status.conditions,
         condition::READY,
         false,
-        "TargetNotFound",
-        message.clone(),
+        reason,
+        message,
         generation,
         now,
     );
@@ -405,21 +412,22 @@ async fn report_missing_target(
         &mut status.conditions,
         condition::ABLE_TO_SCALE,
         false,
-        "TargetNotFound",
-        message.clone(),
+        reason,
+        able_message,
         generation,
         now,
     );
     if status != *previous {
         ensure_leader(ctx)?;
+        let namespace = policy.namespace().unwrap_or_default();
         write_status(&ctx.client, &namespace, &policy.name_any(), &status).await?;
         publish(
             ctx,
             policy,
             EventType::Warning,
-            "TargetNotFound",
-            "ReadTarget",
-            message,
+            reason,
+            action,
+            message.to_owned(),
         )
         .await;
     }
