@@ -971,3 +971,60 @@ async fn a_scale_by_someone_else_is_reported_and_decided_from() {
     let s = status(&env, "web").await;
     assert_eq!(condition(&s, "ExternalScale").map(|c| c.0), Some("False"));
 }
+
+#[tokio::test]
+async fn health_fails_when_the_controller_stops_making_progress() {
+    let env = TestEnv::new("stalled").await;
+    install_crd(&env.client).await;
+    create_deployment(&env, "web", 2).await;
+    // A metrics server that accepts connections and never answers: with a long query timeout
+    // and one reconcile at a time, the controller hangs on its first evaluation.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let address = format!("http://{}", blackhole.local_addr().expect("address"));
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = blackhole.accept().await {
+            open.push(stream);
+        }
+    });
+    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+        .args([
+            "run",
+            "--leader-election",
+            "false",
+            "--namespace",
+            &env.namespace,
+        ])
+        .args(["--prometheus-url", &address, "--prometheus-timeout", "10m"])
+        .args(["--max-concurrent-reconciles", "1", "--stall-timeout", "3s"])
+        .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scalewise run starts");
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let get = || async {
+        support::http::request(hyper::Method::GET, &url, &[], bytes::Bytes::new())
+            .await
+            .ok()
+            .map(|r| (r.status.as_u16(), r.text()))
+    };
+    let healthy = eventually("/healthz to answer 200", WAIT, || async {
+        get().await.filter(|r| r.0 == 200)
+    })
+    .await;
+    let stalled = eventually("/healthz to report the stall", WAIT, || async {
+        get().await.filter(|r| r.0 == 503)
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    held.abort();
+    assert_eq!(healthy.1, "ok\n");
+    assert!(stalled.1.contains("no reconcile for"), "{}", stalled.1);
+}

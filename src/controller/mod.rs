@@ -227,6 +227,26 @@ async fn run_controllers(
     let readers: Arc<Vec<Store<ScalingPolicy>>> =
         Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
     health.set_running(true);
+    // What the controller is responsible for, refreshed from the caches on its own clock, so
+    // that a reconcile that never returns still counts as a stall.
+    let workload = {
+        let (health, readers) = (health.clone(), readers.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let policies: Vec<Arc<ScalingPolicy>> =
+                    readers.iter().flat_map(|s| s.state()).collect();
+                let longest = policies
+                    .iter()
+                    .filter_map(|p| Policy::resolve(&p.spec).ok())
+                    .map(|p| p.interval.unsigned_abs())
+                    .max()
+                    .unwrap_or_default();
+                health.set_workload(policies.len(), longest);
+            }
+        })
+    };
     let runs = scopes
         .into_iter()
         .zip(stores)
@@ -246,6 +266,7 @@ async fn run_controllers(
             run_scope(scope_ctx, reader, writer, stop.clone())
         });
     future::join_all(runs).await;
+    workload.abort();
     health.set_running(false);
     health.set_synced(false);
     info!("controllers stopped");
@@ -382,8 +403,6 @@ async fn run_scope(
         })
     };
 
-    let health = scope.health.clone();
-    let all = scope.all_policies.clone();
     controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| {
@@ -394,14 +413,6 @@ async fn run_scope(
                     other => warn!("controller: {other}"),
                 }
             }
-            let state: Vec<Arc<ScalingPolicy>> = all.iter().flat_map(|s| s.state()).collect();
-            let longest = state
-                .iter()
-                .filter_map(|p| Policy::resolve(&p.spec).ok())
-                .map(|p| p.interval.unsigned_abs())
-                .max()
-                .unwrap_or_default();
-            health.set_workload(state.len(), longest);
             future::ready(())
         })
         .await;
