@@ -1,0 +1,913 @@
+//! The workload of `make demo`: a simulated web service behind a Deployment, exposing the
+//! Prometheus series a real one would have in a cluster, so that scalewise's real metric kinds
+//! (`cpu`, `latency`, `errorRate`) work on it unchanged.
+//!
+//! ```sh
+//! cargo run --example demo_workload -- --listen 127.0.0.1:9400 --namespace demo --deployment web
+//! ```
+//!
+//! Every second it reads the Deployment's `spec.replicas` from the API server (KUBECONFIG) and
+//! keeps one simulated pod per replica, named as a ReplicaSet names its pods
+//! (`web-<hash>-<suffix>`, a fresh name for every new pod, the newest removed first). The offered
+//! load follows a curve (all times from the workload's start, every number a flag):
+//!
+//! ```text
+//!  req/s
+//!   300 |             ______________________
+//!       |            /                      \
+//!    40 |___________/                        \_________________________
+//!       0          45s  65s               185s  205s                  310s
+//!         baseline  ramp       surge        ramp      baseline (end)
+//! ```
+//!
+//! and is split evenly over the pods. The service model, per pod:
+//!
+//! - it serves at most `--capacity` requests per second (50); utilisation `u = load / (replicas *
+//!   capacity)`;
+//! - CPU: the container requests `--cpu-request` cores (0.5, as `examples/demo/deployment.yaml`
+//!   says) and uses `cpu-request * min(u, 1)` (its limit equals its request), so the `cpu` metric
+//!   reads `100 * min(u, 1)` percent;
+//! - latency of a served request: exponential (an M/M/1 queue) with mean `--base-latency / (1 -
+//!   min(u, 0.95))` (20 ms at rest, so p95 = 3 x mean: 100 ms at u = 0.4, 600 ms at u = 0.9);
+//! - requests beyond capacity wait the 1 s queue timeout and fail with 503.
+//!
+//! Series, each with `namespace` and `pod` labels (the conventions of cAdvisor, kube-state-metrics
+//! and an instrumented HTTP service; counters are floats advanced by rate x elapsed time, so
+//! `rate()` over them returns the model's rates):
+//!
+//! - `container_cpu_usage_seconds_total{container="web"}`
+//! - `kube_pod_container_resource_requests{container="web", resource="cpu", unit="core"}`
+//! - `http_requests_total{service="web", code="200"|"503"}`
+//! - `http_request_duration_seconds_bucket{service="web", le=...}`, `_sum`, `_count`
+//! - `demo_*` gauges for the demo script: offered load, replicas seen, elapsed time, the curve.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::Parser;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Api, Client};
+use scalewise::api::duration::parse_duration;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// Latency histogram bucket bounds, in seconds (the +Inf bucket is the count).
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Utilisation above which the queue is full: latency stops rising and requests are shed.
+const MAX_QUEUE_UTILISATION: f64 = 0.95;
+/// The container's name in every container-level series.
+const CONTAINER: &str = "web";
+
+#[derive(Debug, Parser)]
+#[command(about = "The simulated web service of `make demo`")]
+struct Args {
+    /// Where to serve /metrics.
+    #[arg(long, default_value = "127.0.0.1:9400")]
+    listen: SocketAddr,
+    /// The Deployment's namespace.
+    #[arg(long, default_value = "demo")]
+    namespace: String,
+    /// The Deployment whose spec.replicas decides the number of pods.
+    #[arg(long, default_value = "web")]
+    deployment: String,
+    /// The `service` label of the HTTP series. Default: the Deployment's name.
+    #[arg(long)]
+    service: Option<String>,
+    /// Offered load outside the surge, requests per second.
+    #[arg(long, default_value_t = 40.0)]
+    baseline: f64,
+    /// Offered load at the top of the surge, requests per second.
+    #[arg(long, default_value_t = 300.0)]
+    peak: f64,
+    /// When the load starts rising.
+    #[arg(long, default_value = "45s", value_parser = parse_duration)]
+    surge_start: Duration,
+    /// How long the load takes to rise to the peak, and to fall back.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    ramp: Duration,
+    /// How long the load stays at the peak.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    surge: Duration,
+    /// The length of the whole curve; the demo ends there (the load stays at baseline after).
+    #[arg(long, default_value = "5m10s", value_parser = parse_duration)]
+    length: Duration,
+    /// Requests per second one replica serves at most.
+    #[arg(long, default_value_t = 50.0)]
+    capacity: f64,
+    /// CPU cores each pod requests (and uses at capacity).
+    #[arg(long, default_value_t = 0.5)]
+    cpu_request: f64,
+    /// Mean latency of a request on an idle pod, in seconds.
+    #[arg(long, default_value_t = 0.02)]
+    base_latency: f64,
+    /// How long a request beyond capacity waits before it fails with 503, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    queue_timeout: f64,
+}
+
+/// The offered load over time: baseline, a linear ramp to the peak, the peak, a linear ramp back,
+/// baseline. Times in seconds from the start.
+#[derive(Clone, Debug, PartialEq)]
+struct Curve {
+    baseline: f64,
+    peak: f64,
+    surge_start: f64,
+    ramp: f64,
+    surge: f64,
+    length: f64,
+}
+
+/// Where the curve is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Baseline,
+    RampUp,
+    Surge,
+    RampDown,
+    After,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::RampUp => "ramp-up",
+            Self::Surge => "surge",
+            Self::RampDown => "ramp-down",
+            Self::After => "after",
+        }
+    }
+}
+
+impl Curve {
+    fn peak_start(&self) -> f64 {
+        self.surge_start + self.ramp
+    }
+
+    fn peak_end(&self) -> f64 {
+        self.peak_start() + self.surge
+    }
+
+    /// When the load is back at baseline.
+    fn surge_end(&self) -> f64 {
+        self.peak_end() + self.ramp
+    }
+
+    fn phase(&self, t: f64) -> Phase {
+        if t < self.surge_start {
+            Phase::Baseline
+        } else if t < self.peak_start() {
+            Phase::RampUp
+        } else if t < self.peak_end() {
+            Phase::Surge
+        } else if t < self.surge_end() {
+            Phase::RampDown
+        } else {
+            Phase::After
+        }
+    }
+
+    /// Offered requests per second at `t`.
+    fn load(&self, t: f64) -> f64 {
+        let span = self.peak - self.baseline;
+        match self.phase(t) {
+            Phase::Baseline | Phase::After => self.baseline,
+            Phase::Surge => self.peak,
+            Phase::RampUp => self.baseline + span * (t - self.surge_start) / self.ramp,
+            Phase::RampDown => self.peak - span * (t - self.peak_end()) / self.ramp,
+        }
+    }
+}
+
+/// The service model: what one pod does with its share of the load.
+#[derive(Clone, Debug, PartialEq)]
+struct Service {
+    /// Requests per second one pod serves at most.
+    capacity: f64,
+    /// CPU cores each pod requests.
+    cpu_request: f64,
+    /// Mean latency on an idle pod, seconds.
+    base_latency: f64,
+    /// How long shed requests wait before their 503, seconds.
+    queue_timeout: f64,
+}
+
+/// One pod's rates at a given load.
+#[derive(Clone, Debug, PartialEq)]
+struct PodRates {
+    /// load / (replicas * capacity).
+    utilisation: f64,
+    /// Requests per second answered 200.
+    served: f64,
+    /// Requests per second answered 503.
+    rejected: f64,
+    /// CPU cores in use.
+    cpu_cores: f64,
+    /// Mean latency of a served request, seconds (exponentially distributed).
+    mean_latency: f64,
+}
+
+impl Service {
+    /// The rates of each of `replicas` pods sharing `load` evenly; `None` without pods.
+    fn per_pod(&self, load: f64, replicas: usize) -> Option<PodRates> {
+        if replicas == 0 {
+            return None;
+        }
+        let offered = load / replicas as f64;
+        let utilisation = offered / self.capacity;
+        let served = offered.min(self.capacity);
+        Some(PodRates {
+            utilisation,
+            served,
+            rejected: offered - served,
+            cpu_cores: self.cpu_request * utilisation.min(1.0),
+            mean_latency: self.base_latency / (1.0 - utilisation.min(MAX_QUEUE_UTILISATION)),
+        })
+    }
+}
+
+/// One simulated pod's counters.
+#[derive(Clone, Debug, PartialEq)]
+struct Pod {
+    name: String,
+    cpu_seconds: f64,
+    ok: f64,
+    errors: f64,
+    /// Cumulative counts per bound of [`BUCKETS`].
+    buckets: [f64; BUCKETS.len()],
+    latency_sum: f64,
+}
+
+impl Pod {
+    fn new(name: String) -> Self {
+        Pod {
+            name,
+            cpu_seconds: 0.0,
+            ok: 0.0,
+            errors: 0.0,
+            buckets: [0.0; BUCKETS.len()],
+            latency_sum: 0.0,
+        }
+    }
+
+    /// Advances the counters by `dt` seconds at the given rates.
+    fn advance(&mut self, r: &PodRates, queue_timeout: f64, dt: f64) {
+        let served = r.served * dt;
+        let rejected = r.rejected * dt;
+        self.cpu_seconds += r.cpu_cores * dt;
+        self.ok += served;
+        self.errors += rejected;
+        for (count, le) in self.buckets.iter_mut().zip(BUCKETS) {
+            // The exponential distribution's CDF, plus the shed requests once past their wait.
+            *count += served * (1.0 - (-le / r.mean_latency).exp());
+            if le >= queue_timeout {
+                *count += rejected;
+            }
+        }
+        self.latency_sum += served * r.mean_latency + rejected * queue_timeout;
+    }
+
+    fn count(&self) -> f64 {
+        self.ok + self.errors
+    }
+}
+
+/// A small xorshift generator for pod name suffixes (no cryptographic use).
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// `len` characters of the alphabet Kubernetes uses for generated names.
+    fn name_part(&mut self, len: usize) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        (0..len)
+            .map(|_| char::from(ALPHABET[(self.next() % ALPHABET.len() as u64) as usize]))
+            .collect()
+    }
+}
+
+/// The simulation: the pods, their counters and the time they were last advanced to.
+#[derive(Debug)]
+struct Sim {
+    curve: Curve,
+    service: Service,
+    namespace: String,
+    deployment: String,
+    service_label: String,
+    /// Unix time of t = 0.
+    start_unix: f64,
+    /// Seconds since the start the counters were advanced to.
+    now: f64,
+    /// The pod-template-hash part of the pod names.
+    template_hash: String,
+    rng: Rng,
+    pods: Vec<Pod>,
+    /// Whether spec.replicas was read at least once.
+    replicas_known: bool,
+}
+
+impl Sim {
+    fn new(curve: Curve, service: Service, args: &Args, start_unix: f64, seed: u64) -> Self {
+        let mut rng = Rng(seed | 1);
+        Sim {
+            curve,
+            service,
+            namespace: args.namespace.clone(),
+            deployment: args.deployment.clone(),
+            service_label: args
+                .service
+                .clone()
+                .unwrap_or_else(|| args.deployment.clone()),
+            start_unix,
+            now: 0.0,
+            template_hash: rng.name_part(10),
+            rng,
+            pods: Vec::new(),
+            replicas_known: false,
+        }
+    }
+
+    /// Advances every pod's counters to `t` seconds since the start, at the load of the middle of
+    /// the step (exact on the linear ramps).
+    fn advance_to(&mut self, t: f64) {
+        let dt = t - self.now;
+        if dt <= 0.0 {
+            return;
+        }
+        let load = self.curve.load(self.now + dt / 2.0);
+        if let Some(rates) = self.service.per_pod(load, self.pods.len()) {
+            for pod in &mut self.pods {
+                pod.advance(&rates, self.service.queue_timeout, dt);
+            }
+        }
+        self.now = t;
+    }
+
+    /// Adds fresh pods or removes the newest ones, as a ReplicaSet does.
+    fn set_replicas(&mut self, replicas: usize) {
+        self.replicas_known = true;
+        self.pods.truncate(replicas);
+        while self.pods.len() < replicas {
+            let name = loop {
+                let name = format!(
+                    "{}-{}-{}",
+                    self.deployment,
+                    self.template_hash,
+                    self.rng.name_part(5)
+                );
+                if self.pods.iter().all(|p| p.name != name) {
+                    break name;
+                }
+            };
+            self.pods.push(Pod::new(name));
+        }
+    }
+
+    /// The Prometheus text exposition of everything, as of `self.now`.
+    fn render(&self) -> String {
+        let mut out = String::new();
+        let t = self.now;
+        let ns = escape(&self.namespace);
+        let svc = escape(&self.service_label);
+        let load = self.curve.load(t);
+        let rates = self.service.per_pod(load, self.pods.len());
+
+        let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        };
+        gauge(
+            &mut out,
+            "demo_offered_load_requests_per_second",
+            "Offered load now.",
+            load,
+        );
+        gauge(
+            &mut out,
+            "demo_replicas",
+            "Pods simulated now: the Deployment's spec.replicas at the last read.",
+            self.pods.len() as f64,
+        );
+        gauge(
+            &mut out,
+            "demo_replicas_known",
+            "1 once spec.replicas has been read.",
+            f64::from(u8::from(self.replicas_known)),
+        );
+        gauge(
+            &mut out,
+            "demo_utilisation",
+            "Offered load over total capacity.",
+            rates.as_ref().map_or(0.0, |r| r.utilisation),
+        );
+        gauge(
+            &mut out,
+            "demo_elapsed_seconds",
+            "Seconds since the start of the curve.",
+            t,
+        );
+        gauge(
+            &mut out,
+            "demo_start_time_seconds",
+            "Unix time of the start of the curve.",
+            self.start_unix,
+        );
+        gauge(
+            &mut out,
+            "demo_surge_start_seconds",
+            "When the load starts rising.",
+            self.curve.surge_start,
+        );
+        gauge(
+            &mut out,
+            "demo_peak_start_seconds",
+            "When the load reaches the peak.",
+            self.curve.peak_start(),
+        );
+        gauge(
+            &mut out,
+            "demo_peak_end_seconds",
+            "When the load starts falling.",
+            self.curve.peak_end(),
+        );
+        gauge(
+            &mut out,
+            "demo_surge_end_seconds",
+            "When the load is back at baseline.",
+            self.curve.surge_end(),
+        );
+        gauge(
+            &mut out,
+            "demo_length_seconds",
+            "The length of the demo.",
+            self.curve.length,
+        );
+        gauge(
+            &mut out,
+            "demo_baseline_requests_per_second",
+            "Offered load outside the surge.",
+            self.curve.baseline,
+        );
+        gauge(
+            &mut out,
+            "demo_peak_requests_per_second",
+            "Offered load at the top of the surge.",
+            self.curve.peak,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP demo_phase The phase of the load curve now.\n# TYPE demo_phase gauge\ndemo_phase{{phase=\"{}\"}} 1",
+            self.curve.phase(t).as_str()
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.\n# TYPE container_cpu_usage_seconds_total counter"
+        );
+        for p in &self.pods {
+            let _ = writeln!(
+                out,
+                "container_cpu_usage_seconds_total{{namespace=\"{ns}\",pod=\"{}\",container=\"{CONTAINER}\"}} {}",
+                escape(&p.name),
+                p.cpu_seconds
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kube_pod_container_resource_requests The number of requested request resource by a container.\n# TYPE kube_pod_container_resource_requests gauge"
+        );
+        for p in &self.pods {
+            let _ = writeln!(
+                out,
+                "kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{}\",container=\"{CONTAINER}\",resource=\"cpu\",unit=\"core\"}} {}",
+                escape(&p.name),
+                self.service.cpu_request
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP http_requests_total Requests answered, by status code.\n# TYPE http_requests_total counter"
+        );
+        for p in &self.pods {
+            let pod = escape(&p.name);
+            for (code, value) in [("200", p.ok), ("503", p.errors)] {
+                let _ = writeln!(
+                    out,
+                    "http_requests_total{{namespace=\"{ns}\",pod=\"{pod}\",service=\"{svc}\",code=\"{code}\"}} {value}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram"
+        );
+        for p in &self.pods {
+            let labels = format!(
+                "namespace=\"{ns}\",pod=\"{}\",service=\"{svc}\"",
+                escape(&p.name)
+            );
+            for (le, count) in BUCKETS.iter().zip(p.buckets) {
+                let _ = writeln!(
+                    out,
+                    "http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                p.count()
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                p.latency_sum
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {}",
+                p.count()
+            );
+        }
+        out
+    }
+}
+
+/// Escapes a label value for the text exposition format.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+type Shared = Arc<Mutex<Sim>>;
+
+/// The simulation, also after a panic elsewhere while it was locked (its data stays consistent:
+/// every update is a few float additions).
+fn lock(sim: &Mutex<Sim>) -> MutexGuard<'_, Sim> {
+    sim.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Serves /metrics, advancing the counters to the moment of the scrape.
+async fn metrics(State((sim, started)): State<(Shared, Instant)>) -> impl IntoResponse {
+    let text = {
+        let mut sim = lock(&sim);
+        sim.advance_to(started.elapsed().as_secs_f64());
+        sim.render()
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Reads spec.replicas every second and updates the pods.
+async fn follow_replicas(
+    client: Client,
+    sim: Shared,
+    started: Instant,
+    namespace: String,
+    name: String,
+) {
+    let api: Api<Deployment> = Api::namespaced(client, &namespace);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last: Option<usize> = None;
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let replicas = match api.get_opt(&name).await {
+            Ok(Some(d)) => {
+                failing = false;
+                // The API server defaults a missing spec.replicas to 1.
+                let n = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+                usize::try_from(n).unwrap_or(0)
+            }
+            Ok(None) => {
+                failing = false;
+                0
+            }
+            Err(e) => {
+                if !failing {
+                    eprintln!(
+                        "demo-workload: cannot read deployment {namespace}/{name}: {e}; keeping the pods as they are"
+                    );
+                }
+                failing = true;
+                continue;
+            }
+        };
+        let mut sim = lock(&sim);
+        sim.advance_to(started.elapsed().as_secs_f64());
+        sim.set_replicas(replicas);
+        if last != Some(replicas) {
+            eprintln!(
+                "demo-workload: t={:.0}s {namespace}/{name} has {replicas} replicas",
+                sim.now
+            );
+            last = Some(replicas);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let curve = Curve {
+        baseline: args.baseline,
+        peak: args.peak,
+        surge_start: args.surge_start.as_secs_f64(),
+        ramp: args.ramp.as_secs_f64(),
+        surge: args.surge.as_secs_f64(),
+        length: args.length.as_secs_f64(),
+    };
+    anyhow::ensure!(curve.ramp > 0.0, "--ramp must be positive");
+    anyhow::ensure!(
+        curve.surge_end() <= curve.length,
+        "the surge ends at {}s, after --length",
+        curve.surge_end()
+    );
+    let service = Service {
+        capacity: args.capacity,
+        cpu_request: args.cpu_request,
+        base_latency: args.base_latency,
+        queue_timeout: args.queue_timeout,
+    };
+    anyhow::ensure!(
+        service.capacity > 0.0 && service.cpu_request > 0.0 && service.base_latency > 0.0,
+        "--capacity, --cpu-request and --base-latency must be positive"
+    );
+
+    let client = Client::try_default().await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH)?;
+    let started = Instant::now();
+    let seed = u64::from(since_epoch.subsec_nanos()) ^ u64::from(std::process::id()) << 32;
+    let sim = Arc::new(Mutex::new(Sim::new(
+        curve.clone(),
+        service,
+        &args,
+        since_epoch.as_secs_f64(),
+        seed,
+    )));
+    eprintln!(
+        "demo-workload: serving http://{}/metrics for {}/{}: {} req/s, rising from {}s to {} req/s at {}s, falling from {}s to {} req/s at {}s, end at {}s",
+        args.listen,
+        args.namespace,
+        args.deployment,
+        curve.baseline,
+        curve.surge_start,
+        curve.peak,
+        curve.peak_start(),
+        curve.peak_end(),
+        curve.baseline,
+        curve.surge_end(),
+        curve.length
+    );
+
+    tokio::spawn(follow_replicas(
+        client,
+        sim.clone(),
+        started,
+        args.namespace.clone(),
+        args.deployment.clone(),
+    ));
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state((sim, started));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve() -> Curve {
+        Curve {
+            baseline: 40.0,
+            peak: 300.0,
+            surge_start: 45.0,
+            ramp: 20.0,
+            surge: 120.0,
+            length: 310.0,
+        }
+    }
+
+    fn service() -> Service {
+        Service {
+            capacity: 50.0,
+            cpu_request: 0.5,
+            base_latency: 0.02,
+            queue_timeout: 1.0,
+        }
+    }
+
+    fn args() -> Args {
+        Args::parse_from(["demo_workload"])
+    }
+
+    /// histogram_quantile's answer for one pod's buckets: linear inside the bucket.
+    fn quantile(q: f64, pod: &Pod) -> f64 {
+        let rank = q * pod.count();
+        let mut lower = (0.0, 0.0);
+        for (le, count) in BUCKETS.iter().zip(pod.buckets) {
+            if count >= rank {
+                return lower.0 + (le - lower.0) * (rank - lower.1) / (count - lower.1);
+            }
+            lower = (*le, count);
+        }
+        lower.0
+    }
+
+    #[test]
+    fn the_default_flags_are_the_documented_curve_and_model() {
+        let a = args();
+        let c = Curve {
+            baseline: a.baseline,
+            peak: a.peak,
+            surge_start: a.surge_start.as_secs_f64(),
+            ramp: a.ramp.as_secs_f64(),
+            surge: a.surge.as_secs_f64(),
+            length: a.length.as_secs_f64(),
+        };
+        assert_eq!(c, curve());
+        assert_eq!(
+            (a.capacity, a.cpu_request, a.base_latency, a.queue_timeout),
+            (50.0, 0.5, 0.02, 1.0)
+        );
+        assert_eq!(
+            (a.namespace.as_str(), a.deployment.as_str()),
+            ("demo", "web")
+        );
+    }
+
+    #[test]
+    fn the_load_is_baseline_then_a_linear_surge_then_baseline() {
+        let c = curve();
+        assert_eq!((c.load(0.0), c.phase(0.0)), (40.0, Phase::Baseline));
+        assert_eq!((c.load(44.9), c.phase(44.9)), (40.0, Phase::Baseline));
+        assert_eq!((c.load(55.0), c.phase(55.0)), (170.0, Phase::RampUp));
+        assert_eq!((c.load(65.0), c.phase(65.0)), (300.0, Phase::Surge));
+        assert_eq!((c.load(184.9), c.phase(184.9)), (300.0, Phase::Surge));
+        assert_eq!((c.load(195.0), c.phase(195.0)), (170.0, Phase::RampDown));
+        assert_eq!((c.load(205.0), c.phase(205.0)), (40.0, Phase::After));
+        assert_eq!(c.load(1000.0), 40.0);
+        assert_eq!(c.surge_end(), 205.0);
+    }
+
+    #[test]
+    fn cpu_is_load_over_capacity_of_the_current_replicas_capped_at_the_request() {
+        let s = service();
+        let two = s.per_pod(40.0, 2).unwrap();
+        assert_eq!(two.utilisation, 0.4);
+        assert_eq!(100.0 * two.cpu_cores / s.cpu_request, 40.0);
+        assert_eq!((two.served, two.rejected), (20.0, 0.0));
+
+        let eight = s.per_pod(300.0, 8).unwrap();
+        assert_eq!(100.0 * eight.cpu_cores / s.cpu_request, 75.0);
+
+        // Over capacity: the CPU stays at its request and the excess fails.
+        let over = s.per_pod(300.0, 2).unwrap();
+        assert_eq!(over.cpu_cores, s.cpu_request);
+        assert_eq!((over.served, over.rejected), (50.0, 100.0));
+        assert_eq!(s.per_pod(300.0, 0), None);
+    }
+
+    #[test]
+    fn latency_rises_as_utilisation_approaches_one_and_stops_at_the_full_queue() {
+        let s = service();
+        let mean = |load: f64| s.per_pod(load, 1).unwrap().mean_latency;
+        assert!((mean(0.0) - 0.02).abs() < 1e-12);
+        assert!((mean(25.0) - 0.04).abs() < 1e-12);
+        assert!(mean(40.0) > mean(25.0) && mean(45.0) > mean(40.0));
+        assert_eq!(mean(100.0), mean(47.5));
+    }
+
+    #[test]
+    fn counters_accumulate_rate_times_time_whatever_the_steps() {
+        let s = service();
+        let r = s.per_pod(120.0, 2).unwrap();
+        let mut once = Pod::new("a".into());
+        once.advance(&r, s.queue_timeout, 10.0);
+        let mut steps = Pod::new("a".into());
+        for _ in 0..40 {
+            steps.advance(&r, s.queue_timeout, 0.25);
+        }
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * a.abs().max(1.0);
+        assert!(close(once.cpu_seconds, steps.cpu_seconds));
+        assert!(close(once.cpu_seconds, 10.0 * 0.5));
+        assert!(close(once.ok, 500.0) && close(once.errors, 100.0));
+        for (a, b) in once.buckets.iter().zip(steps.buckets) {
+            assert!(close(*a, b));
+        }
+        assert!(close(once.latency_sum, steps.latency_sum));
+    }
+
+    #[test]
+    fn buckets_are_cumulative_and_p95_is_three_mean_latencies() {
+        let s = service();
+        // u = 0.4: mean 1/30 s, p95 = ln(20) x mean = 0.0999 s.
+        let r = s.per_pod(40.0, 2).unwrap();
+        let mut pod = Pod::new("a".into());
+        pod.advance(&r, s.queue_timeout, 60.0);
+        assert!(pod.buckets.windows(2).all(|w| w[0] <= w[1]));
+        assert!(pod.buckets[BUCKETS.len() - 1] <= pod.count());
+        let exact = 20f64.ln() * r.mean_latency;
+        let p95 = quantile(0.95, &pod);
+        assert!((p95 - exact).abs() < 0.01, "p95 {p95}, exact {exact}");
+
+        // Over capacity the shed requests land at the queue timeout: p95 is about 1 s.
+        let mut over = Pod::new("b".into());
+        over.advance(&s.per_pod(300.0, 2).unwrap(), s.queue_timeout, 60.0);
+        assert!(quantile(0.95, &over) > 0.5);
+    }
+
+    #[test]
+    fn pods_are_named_like_a_replicasets_and_follow_the_replicas() {
+        let mut sim = Sim::new(curve(), service(), &args(), 0.0, 42);
+        sim.set_replicas(2);
+        let first: Vec<String> = sim.pods.iter().map(|p| p.name.clone()).collect();
+        sim.set_replicas(4);
+        assert_eq!(sim.pods.len(), 4);
+        assert_eq!(
+            &sim.pods[..2]
+                .iter()
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>(),
+            &first
+        );
+        for p in &sim.pods {
+            // What the cpu metric's default selector matches: web-[a-z0-9]+-[a-z0-9]+
+            let parts: Vec<&str> = p.name.split('-').collect();
+            assert_eq!(parts.len(), 3, "{}", p.name);
+            assert_eq!(parts[0], "web");
+            assert!(parts[1..].iter().all(|s| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            }));
+        }
+        let mut names: Vec<&str> = sim.pods.iter().map(|p| p.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 4);
+        sim.set_replicas(3);
+        assert_eq!(sim.pods.len(), 3);
+        assert_eq!(
+            sim.pods[..2]
+                .iter()
+                .map(|p| p.name.clone())
+                .collect::<Vec<_>>(),
+            first
+        );
+    }
+
+    #[test]
+    fn the_exposition_has_one_set_of_series_per_pod_with_their_labels() {
+        let mut sim = Sim::new(curve(), service(), &args(), 1000.0, 7);
+        sim.set_replicas(3);
+        sim.advance_to(10.0);
+        let text = sim.render();
+        let pod = &sim.pods[0].name;
+        assert!(text.contains(&format!(
+            "container_cpu_usage_seconds_total{{namespace=\"demo\",pod=\"{pod}\",container=\"web\"}} "
+        )));
+        assert!(text.contains(&format!(
+            "kube_pod_container_resource_requests{{namespace=\"demo\",pod=\"{pod}\",container=\"web\",resource=\"cpu\",unit=\"core\"}} 0.5"
+        )));
+        assert!(text.contains(&format!(
+            "http_requests_total{{namespace=\"demo\",pod=\"{pod}\",service=\"web\",code=\"503\"}} 0\n"
+        )));
+        assert_eq!(text.matches("le=\"+Inf\"").count(), 3);
+        assert_eq!(
+            text.matches("container_cpu_usage_seconds_total{").count(),
+            3
+        );
+        assert!(text.contains("demo_phase{phase=\"baseline\"} 1"));
+        assert!(text.contains("demo_offered_load_requests_per_second 40\n"));
+        // 10 s of 40 req/s over 3 pods, 0.5 cores x u = 4/15 each.
+        let cpu: f64 = sim.pods.iter().map(|p| p.cpu_seconds).sum();
+        assert!((cpu - 10.0 * 0.5 * 40.0 / 50.0).abs() < 1e-9);
+    }
+}
