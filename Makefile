@@ -34,15 +34,8 @@ verify-generated: ## Fail when crds/ differs from what `scalewise crd` prints
 	  || { echo "crds/scalingpolicy.yaml is out of date: run 'make crds' and commit it" >&2; exit 1; }
 
 .PHONY: demo
-demo: ## The main job: check the reference policy and run the decision engine on it
-	$(CARGO) build --locked --quiet
-	./target/debug/scalewise check -f examples/checkout.yaml
-	@echo "--- 4 replicas, cpu 85% (above 70): scale out by the step of 2"
-	./target/debug/scalewise decide --policy examples/checkout.yaml --replicas 4 \
-	  --metric cpu=85 --metric latency-p95=0.2 --metric errors=0.01 --metric backlog=300
-	@echo "--- cpu unavailable while everything else is low: scale-in is blocked"
-	./target/debug/scalewise decide --policy examples/checkout.yaml --replicas 4 \
-	  --metric cpu=unavailable --metric latency-p95=0.05 --metric errors=0.01 --metric backlog=300
+demo: ## The main job: scalewise scales a simulated web service through a load surge, live (about 6 minutes)
+	CARGO="$(CARGO)" examples/demo/run.sh
 
 .PHONY: test
 test: fmt-check lint verify-generated ## Everything CI runs: format, clippy, generated files, the whole test suite
