@@ -74,9 +74,11 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  if [[ $rc -ne 0 ]]; then
-    say "demo: failed (exit $rc); logs in $OUT/ (workload.log, scalewise.log)" >&2
-  fi
+  case $rc in
+    0) ;;
+    129 | 130 | 143) say "demo: interrupted; logs in $OUT/" >&2 ;;
+    *) say "demo: failed (exit $rc); logs in $OUT/ (workload.log, scalewise.log)" >&2 ;;
+  esac
   exit "$rc"
 }
 trap cleanup EXIT
