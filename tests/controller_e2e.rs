@@ -534,6 +534,22 @@ async fn dry_run_records_the_decision_and_paused_changes_nothing() {
         Some(("False", "Paused"))
     );
     holds(&env, "still", 2, Duration::from_secs(3)).await;
+    // Scaling a paused policy's target by hand is what pausing is for: no ExternalScale.
+    let by_hand = json!({"spec": {"replicas": 5}});
+    env.api::<Deployment>()
+        .patch_scale("still", &PatchParams::default(), &Patch::Merge(&by_hand))
+        .await
+        .expect("scale by hand");
+    holds(&env, "still", 5, Duration::from_secs(3)).await;
+    assert!(
+        !events(&env, "still")
+            .await
+            .iter()
+            .any(|(reason, _)| reason == "ExternalScale"),
+        "an ExternalScale warning for a paused policy"
+    );
+    let s = status(&env, "still").await;
+    assert_eq!(s.current_replicas, Some(5));
     drop(op);
 }
 

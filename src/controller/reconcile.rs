@@ -133,7 +133,8 @@ async fn evaluate(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error
     super::until_ready(&ctx.policies).await;
     super::until_ready(&ctx.hpas).await;
     let owners = other_owners(policy, &ctx.policies, &ctx.hpas);
-    let external = expected.filter(|e| *e != current);
+    // While paused, changing the replicas by hand is what pausing is for: no warning.
+    let external = expected.filter(|e| *e != current && !resolved.paused);
 
     let observations = ctx.observer.observe(policy, &resolved).await;
     // Beside another owner the decision is made as a dry run: recorded, never applied.
