@@ -8,6 +8,7 @@
 #   tests/env/down.sh STATE_DIR    that environment
 #   tests/env/down.sh --one PIDFILE   one server (used by up.sh on retries)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+lock_state_root
 
 if [[ ${1:-} == --one ]]; then
   stop_pidfiles "$2"
@@ -39,4 +40,3 @@ for state in "$SCALEWISE_STATE_ROOT"/run.*; do
   fi
   stop_env "$state"
 done
-rmdir "$SCALEWISE_STATE_ROOT" 2>/dev/null || true

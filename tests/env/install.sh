@@ -18,11 +18,13 @@ mkdir -p "$SCALEWISE_CACHE"
 exec 9>"$SCALEWISE_CACHE/.install.lock"
 flock 9
 
+# Another apt-get or dpkg may hold the package database: wait for it (up to
+# 10 minutes) rather than fail.
 apt_updated=0
 apt_update_once() {
   if [[ $apt_updated == 0 ]]; then
     log "apt-get update"
-    as_root apt-get update -q >&2
+    as_root apt-get -o DPkg::Lock::Timeout=600 update -q >&2
     apt_updated=1
     load_versions
   fi
@@ -32,7 +34,8 @@ apt_install() {
   [[ $# -gt 0 ]] || return 0
   apt_update_once
   log "installing Debian packages: $*"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" </dev/null >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+    install -y -q --no-install-recommends "$@" </dev/null >&2
   load_versions
 }
 

@@ -12,6 +12,16 @@ SCALEWISE_CACHE=${SCALEWISE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/scalewise
 # Per-environment state (PIDs, configs, data) lives under here and is removed by down.sh.
 SCALEWISE_STATE_ROOT=${SCALEWISE_STATE_ROOT:-$SCALEWISE_ROOT/.test-env}
 
+# Serialises up.sh and down.sh (two `make test-env-up` at once would otherwise
+# share one state directory). Children of a holder inherit the lock.
+lock_state_root() {
+  [[ ${SCALEWISE_TEST_ENV_LOCKED:-0} != 1 ]] || return 0
+  mkdir -p "$SCALEWISE_STATE_ROOT"
+  exec 8>"$SCALEWISE_STATE_ROOT/.lock"
+  flock 8
+  export SCALEWISE_TEST_ENV_LOCKED=1
+}
+
 log() { printf 'test-env: %s\n' "$*" >&2; }
 die() {
   printf 'test-env: error: %s\n' "$*" >&2
@@ -136,7 +146,8 @@ proc_alive() {
 start_server() {
   local name=$1 logfile=$2
   shift 2
-  setsid "$@" </dev/null >"$logfile" 2>&1 &
+  # Without our lock descriptors: a server must not hold the state lock.
+  setsid "$@" </dev/null >"$logfile" 2>&1 8>&- 9>&- &
   local pid=$!
   local st=""
   st=$(proc_starttime "$pid") || true

@@ -33,7 +33,6 @@ teardown() {
       log "server logs of this failed run: $logs"
   fi
   "$SCALEWISE_ROOT/tests/env/down.sh" "$state" || rc=1
-  rmdir "$SCALEWISE_STATE_ROOT" 2>/dev/null || true
   exit "$rc"
 }
 trap teardown EXIT

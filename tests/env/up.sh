@@ -16,6 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=${1:-$SCALEWISE_STATE_ROOT/default}
 mkdir -p "$(dirname "$STATE")"
+lock_state_root
 
 if [[ -f $STATE/env ]]; then
   alive=1
