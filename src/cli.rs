@@ -83,6 +83,131 @@ pub enum Command {
         #[command(flatten)]
         prometheus: PrometheusArgs,
     },
+
+    /// See what a policy would do before it touches production: replay a load trace through a
+    /// service model (--trace) or Prometheus history (--from, --to) through the decision engine,
+    /// beside the Kubernetes HPA (--compare hpa); print a summary, write the timeline (--out-csv)
+    /// and a plot (--plot). With --generate, write a synthetic load trace instead.
+    Simulate(Box<SimulateArgs>),
+}
+
+/// The flags of `scalewise simulate` (README, "Simulator").
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// The file holding the ScalingPolicy to simulate.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Trace mode: a load trace, CSV `timestamp_seconds,requests_per_second` with evenly spaced
+    /// rows, played through the service model.
+    #[arg(long, value_name = "FILE", help_heading = "Trace mode")]
+    pub trace: Option<PathBuf>,
+
+    /// Reads the policy metric NAME from a model output: cpu, latency, errorRate, requestRate or
+    /// queue (needed for custom `query` and `memory` metrics). Repeatable.
+    #[arg(long = "map", value_name = "NAME=OUTPUT", help_heading = "Trace mode")]
+    pub maps: Vec<String>,
+
+    /// A YAML file of model parameters (capacityPerReplica, baseLatency, startupDelay,
+    /// queueLimit); the flags below override it.
+    #[arg(long, value_name = "FILE", help_heading = "Trace mode")]
+    pub model: Option<PathBuf>,
+
+    /// Requests per second one ready replica serves at 100% CPU [default: 100].
+    #[arg(long, value_name = "RPS", help_heading = "Trace mode")]
+    pub capacity: Option<f64>,
+
+    /// Seconds one request takes when nothing waits [default: 0.05].
+    #[arg(long, value_name = "SECONDS", help_heading = "Trace mode")]
+    pub base_latency: Option<f64>,
+
+    /// Time from a replica's creation until it serves [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag, help_heading = "Trace mode")]
+    pub startup_delay: Option<Duration>,
+
+    /// Requests that can wait per ready replica; more are dropped as errors [default: 100].
+    #[arg(long, value_name = "N", help_heading = "Trace mode")]
+    pub queue_limit: Option<f64>,
+
+    /// The SLO's limit on the p95 latency, in seconds.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.5,
+        help_heading = "Trace mode"
+    )]
+    pub slo_latency: f64,
+
+    /// The SLO's limit on the share of failed requests.
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 0.01,
+        help_heading = "Trace mode"
+    )]
+    pub slo_error_rate: f64,
+
+    /// Backtest mode: the start of the history to replay: RFC 3339, Unix seconds, now or
+    /// now-DURATION (now-2h).
+    #[arg(long, value_name = "TIME", help_heading = "Backtest mode")]
+    pub from: Option<String>,
+
+    /// Backtest mode: the end of the history to replay.
+    #[arg(long, value_name = "TIME", help_heading = "Backtest mode")]
+    pub to: Option<String>,
+
+    /// Time between points: of the backtest's range queries [default: 15s], or of a generated
+    /// trace [default: 60s for diurnal, 10s otherwise].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag)]
+    pub step: Option<Duration>,
+
+    /// Replicas at the start [default: minReplicas, at least 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub initial_replicas: Option<i32>,
+
+    /// Run a baseline on the same input and show it beside the policy.
+    #[arg(long, value_enum, value_name = "BASELINE")]
+    pub compare: Option<crate::commands::simulate::Baseline>,
+
+    /// Write the timeline (one row per evaluation of each policy) as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub out_csv: Option<PathBuf>,
+
+    /// Draw load, replicas and metrics over time, every policy on one figure: FILE.svg or FILE.png.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Write a synthetic load trace of this shape instead of simulating.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SHAPE",
+        help_heading = "Generating traces"
+    )]
+    pub generate: Option<crate::simulate::generate::Shape>,
+
+    /// The generator's seed [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Generating traces")]
+    pub seed: Option<u64>,
+
+    /// How long the generated trace lasts [default: 24h for diurnal, 1h otherwise].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag, help_heading = "Generating traces")]
+    pub duration: Option<Duration>,
+
+    /// The generated trace's lowest rate, in requests per second [default: 120].
+    #[arg(long, value_name = "RPS", help_heading = "Generating traces")]
+    pub base_load: Option<f64>,
+
+    /// The generated trace's highest rate, in requests per second [default: 600].
+    #[arg(long, value_name = "RPS", help_heading = "Generating traces")]
+    pub peak_load: Option<f64>,
+
+    /// Where to write the generated trace [default: standard output].
+    #[arg(long, value_name = "FILE", help_heading = "Generating traces")]
+    pub out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
 }
 
 /// The flags of `scalewise run`; every flag has an environment fallback.

@@ -5,6 +5,8 @@
 //! - [`decide`]: the pure decision engine shared by the controller, the CLI and the simulator.
 //! - [`manifest`]: reading manifests as users write them, every problem with its field path.
 //! - [`metrics`]: each metric as PromQL, read from a Prometheus-compatible server.
+//! - [`simulate`]: the simulator: load traces, a service model, Prometheus backtests and the
+//!   HorizontalPodAutoscaler baseline, all through the decision engine.
 //! - [`commands`]: the offline subcommands (`crd`, `check`, `decide`).
 //! - [`cli`]: the command-line definitions.
 
@@ -15,4 +17,5 @@ pub mod controller;
 pub mod decide;
 pub mod manifest;
 pub mod metrics;
+pub mod simulate;
 pub mod telemetry;

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
             },
             &mut stdout,
         ),
+        Command::Simulate(args) => commands::simulate::run(args, &mut stdout, &mut stderr),
         Command::Query {
             policy,
             replicas,

@@ -6,6 +6,7 @@ pub mod crd;
 pub mod decide;
 pub mod query;
 pub mod run;
+pub mod simulate;
 
 use std::io::Read;
 use std::path::Path;

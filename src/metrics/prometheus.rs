@@ -66,6 +66,13 @@ impl PrometheusSource {
         self
     }
 
+    /// The HTTP client every request of this source goes through (its TLS settings, timeout and
+    /// no redirects), for callers that ask a server more than instant queries (the simulator's
+    /// range queries).
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The settings the source was built with.
     pub fn config(&self) -> &SourceConfig {
         &self.config

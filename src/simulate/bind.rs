@@ -1,0 +1,342 @@
+//! Which output of the service model each metric of a policy reads, and its value over the
+//! metric's window.
+//!
+//! | metric kind | model output |
+//! |---|---|
+//! | `cpu` | CPU percent: the window's load over its capacity, `100 * Σλ / ΣC` |
+//! | `latency` (quantile `q`) | the `q`-quantile of the latency, averaged over the window weighted by requests |
+//! | `errorRate` | the window's dropped requests over its arrivals (0 without arrivals) |
+//! | `requestRate` | the window's mean arrival rate |
+//! | `memory`, `query` | none: refused unless mapped with `--map NAME=SOURCE` |
+//!
+//! The window is the metric's `window` (default `2m`), the range of the `rate()` its PromQL
+//! would run, so the policy sees the same smoothing and lag it would in production. `--map NAME=queue`
+//! reads the number of waiting requests at the evaluation (a gauge, not averaged); a metric mapped
+//! to `latency` that has no quantile of its own reads the p95.
+
+use std::collections::VecDeque;
+
+use super::SimulateError;
+use super::model::Second;
+use crate::api::{DEFAULT_METRIC_WINDOW, DurationString, FailureKind, MetricSpec};
+use crate::decide::{Observation, Reading};
+
+/// The quantile a metric mapped to `latency` reads when it has none of its own.
+pub const DEFAULT_MAPPED_QUANTILE: f64 = 0.95;
+
+/// An output of the service model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ModelMetric {
+    Cpu,
+    Latency { quantile: f64 },
+    ErrorRate,
+    RequestRate,
+    Queue,
+}
+
+impl ModelMetric {
+    /// The output's name, as `--map` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Latency { .. } => "latency",
+            Self::ErrorRate => "errorRate",
+            Self::RequestRate => "requestRate",
+            Self::Queue => "queue",
+        }
+    }
+
+    /// What `--map` accepts.
+    pub const NAMES: &'static str = "cpu|latency|errorRate|requestRate|queue";
+}
+
+/// One metric of the policy bound to a model output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricBinding {
+    /// The metric's name in the spec.
+    pub name: String,
+    pub source: ModelMetric,
+    /// Seconds of model history the value is computed over.
+    pub window: usize,
+}
+
+impl MetricBinding {
+    /// The value the policy reads at the end of `history` (oldest second first).
+    pub fn observe(&self, history: &VecDeque<Second>) -> Observation {
+        let skip = history.len().saturating_sub(self.window);
+        let window = history.iter().skip(skip);
+        let reading = match self.source {
+            ModelMetric::Cpu => {
+                let (load, capacity) = window
+                    .filter(|s| s.capacity > 0.0)
+                    .fold((0.0, 0.0), |(l, c), s| (l + s.load, c + s.capacity));
+                if capacity > 0.0 {
+                    Reading::Value(100.0 * load / capacity)
+                } else {
+                    Reading::failed(
+                        FailureKind::Empty,
+                        "no ready replica in the window: no pod reports CPU usage",
+                    )
+                }
+            }
+            ModelMetric::Latency { quantile } => {
+                let (weighted, requests) = window
+                    .filter_map(|s| s.latency(quantile).map(|l| (l, s.load)))
+                    .fold((0.0, 0.0), |(w, r), (l, load)| (w + l * load, r + load));
+                if requests > 0.0 {
+                    Reading::Value(weighted / requests)
+                } else {
+                    Reading::failed(
+                        FailureKind::Invalid,
+                        "no request was served in the window: the quantile is NaN",
+                    )
+                }
+            }
+            ModelMetric::ErrorRate => {
+                let (dropped, load) =
+                    window.fold((0.0, 0.0), |(d, l), s| (d + s.dropped, l + s.load));
+                Reading::Value(if load > 0.0 { dropped / load } else { 0.0 })
+            }
+            ModelMetric::RequestRate => {
+                let (sum, n) = window.fold((0.0, 0usize), |(sum, n), s| (sum + s.load, n + 1));
+                if n > 0 {
+                    Reading::Value(sum / n as f64)
+                } else {
+                    Reading::failed(FailureKind::Empty, "no data yet")
+                }
+            }
+            ModelMetric::Queue => match history.back() {
+                Some(s) => Reading::Value(s.queue),
+                None => Reading::failed(FailureKind::Empty, "no data yet"),
+            },
+        };
+        let reading = match reading {
+            Reading::Value(_) if history.is_empty() => {
+                Reading::failed(FailureKind::Empty, "no data yet")
+            }
+            other => other,
+        };
+        Observation {
+            name: self.name.clone(),
+            reading,
+            query: None,
+        }
+    }
+}
+
+/// Parses `--map NAME=SOURCE` flags.
+pub fn parse_maps(flags: &[String]) -> Result<Vec<(String, ModelMetric)>, SimulateError> {
+    let mut maps: Vec<(String, ModelMetric)> = Vec::new();
+    for flag in flags {
+        let Some((name, source)) = flag.split_once('=') else {
+            return Err(SimulateError::Binding(format!(
+                "--map {flag:?}: expected NAME={}",
+                ModelMetric::NAMES
+            )));
+        };
+        let source = match source {
+            "cpu" => ModelMetric::Cpu,
+            "latency" => ModelMetric::Latency {
+                quantile: DEFAULT_MAPPED_QUANTILE,
+            },
+            "errorRate" => ModelMetric::ErrorRate,
+            "requestRate" => ModelMetric::RequestRate,
+            "queue" => ModelMetric::Queue,
+            other => {
+                return Err(SimulateError::Binding(format!(
+                    "--map {flag:?}: the model has no output {other:?}; it has {}",
+                    ModelMetric::NAMES
+                )));
+            }
+        };
+        if maps.iter().any(|(n, _)| n == name) {
+            return Err(SimulateError::Binding(format!(
+                "--map {name}=... is given twice"
+            )));
+        }
+        maps.push((name.to_owned(), source));
+    }
+    Ok(maps)
+}
+
+/// Binds every metric of a policy to a model output. A metric the model cannot produce (`memory`,
+/// a custom `query`) is an error unless `maps` names it; a map naming no metric of the policy is
+/// an error too.
+pub fn bind(
+    metrics: &[MetricSpec],
+    maps: &[(String, ModelMetric)],
+) -> Result<Vec<MetricBinding>, SimulateError> {
+    for (name, _) in maps {
+        if !metrics.iter().any(|m| &m.name == name) {
+            let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+            return Err(SimulateError::Binding(format!(
+                "--map {name}=...: the policy has no metric {name:?} (its metrics: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    let mut bindings = Vec::with_capacity(metrics.len());
+    let mut refused = Vec::new();
+    for m in metrics {
+        let mapped = maps.iter().find(|(n, _)| n == &m.name).map(|(_, s)| *s);
+        let source = match mapped {
+            Some(ModelMetric::Latency { .. }) if m.latency.is_some() => {
+                m.latency.as_ref().map(|l| ModelMetric::Latency {
+                    quantile: l.quantile,
+                })
+            }
+            Some(source) => Some(source),
+            None => native_source(m),
+        };
+        match source {
+            Some(source) => bindings.push(MetricBinding {
+                name: m.name.clone(),
+                source,
+                window: window_seconds(m),
+            }),
+            None => refused.push(format!(
+                "metric {:?} ({}) cannot be produced by the service model; map it to a model output with --map {}={}",
+                m.name,
+                kind_of(m),
+                m.name,
+                ModelMetric::NAMES
+            )),
+        }
+    }
+    if refused.is_empty() {
+        Ok(bindings)
+    } else {
+        Err(SimulateError::Binding(refused.join("\n")))
+    }
+}
+
+fn native_source(m: &MetricSpec) -> Option<ModelMetric> {
+    if m.cpu.is_some() {
+        Some(ModelMetric::Cpu)
+    } else if let Some(l) = &m.latency {
+        Some(ModelMetric::Latency {
+            quantile: l.quantile,
+        })
+    } else if m.error_rate.is_some() {
+        Some(ModelMetric::ErrorRate)
+    } else if m.request_rate.is_some() {
+        Some(ModelMetric::RequestRate)
+    } else {
+        None
+    }
+}
+
+/// The spec's name of a metric's source.
+pub fn kind_of(m: &MetricSpec) -> &'static str {
+    if m.cpu.is_some() {
+        "cpu"
+    } else if m.memory.is_some() {
+        "memory"
+    } else if m.latency.is_some() {
+        "latency"
+    } else if m.error_rate.is_some() {
+        "errorRate"
+    } else if m.request_rate.is_some() {
+        "requestRate"
+    } else {
+        "a custom query"
+    }
+}
+
+/// The metric's `window` in whole seconds (at least 1).
+pub fn window_seconds(m: &MetricSpec) -> usize {
+    let text = m
+        .window
+        .as_ref()
+        .map(DurationString::as_str)
+        .unwrap_or(DEFAULT_METRIC_WINDOW);
+    DurationString::new(text)
+        .parse()
+        .ok()
+        .and_then(|d| usize::try_from(d.as_secs()).ok())
+        .unwrap_or(120)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ScalingPolicySpec;
+
+    fn spec(metrics: &str) -> ScalingPolicySpec {
+        serde_yaml_ng::from_str(&format!(
+            "targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\nminReplicas: 1\nmaxReplicas: 5\nmetrics:\n{metrics}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_custom_query_is_refused_unless_mapped() {
+        let s = spec(
+            "  - {name: cpu, cpu: {}, target: 60}\n  - {name: backlog, query: 'sum(q)', targetPerReplica: 10}\n",
+        );
+        let error = bind(&s.metrics, &[]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "metric \"backlog\" (a custom query) cannot be produced by the service model; map it to a model output with --map backlog=cpu|latency|errorRate|requestRate|queue"
+        );
+        let maps = parse_maps(&["backlog=queue".to_owned()]).unwrap();
+        let bindings = bind(&s.metrics, &maps).unwrap();
+        assert_eq!(bindings[0].source, ModelMetric::Cpu);
+        assert_eq!(bindings[0].window, 120);
+        assert_eq!(bindings[1].source, ModelMetric::Queue);
+    }
+
+    #[test]
+    fn a_map_must_name_a_metric_and_an_output() {
+        let s = spec("  - {name: cpu, cpu: {}, target: 60}\n");
+        let maps = parse_maps(&["cpux=cpu".to_owned()]).unwrap();
+        assert_eq!(
+            bind(&s.metrics, &maps).unwrap_err().to_string(),
+            "--map cpux=...: the policy has no metric \"cpux\" (its metrics: cpu)"
+        );
+        assert_eq!(
+            parse_maps(&["cpu=memory".to_owned()])
+                .unwrap_err()
+                .to_string(),
+            "--map \"cpu=memory\": the model has no output \"memory\"; it has cpu|latency|errorRate|requestRate|queue"
+        );
+    }
+
+    fn second(load: f64, capacity: f64, dropped: f64) -> Second {
+        Second {
+            load,
+            served: load - dropped,
+            dropped,
+            queue: 0.0,
+            capacity,
+            ready: 1,
+            pods: 1,
+            latency: None,
+            quantiles: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn values_are_ratios_of_sums_over_the_window() {
+        let history: VecDeque<Second> = [
+            second(1000.0, 100.0, 500.0), // outside a 2-second window
+            second(100.0, 200.0, 0.0),
+            second(300.0, 200.0, 40.0),
+        ]
+        .into_iter()
+        .collect();
+        let at = |source| {
+            MetricBinding {
+                name: "m".into(),
+                source,
+                window: 2,
+            }
+            .observe(&history)
+            .reading
+        };
+        assert_eq!(at(ModelMetric::Cpu), Reading::Value(100.0));
+        assert_eq!(at(ModelMetric::ErrorRate), Reading::Value(0.1));
+        assert_eq!(at(ModelMetric::RequestRate), Reading::Value(200.0));
+    }
+}

@@ -1,0 +1,78 @@
+//! The simulator: what a policy would do, before it touches production.
+//!
+//! Two ways to feed it, both through the same decision engine the controller runs
+//! ([`crate::decide::decide`], called by [`ScalewiseAutoscaler`]; nothing here copies it):
+//!
+//! - **Trace mode** ([`run_trace`]): a load trace ([`trace`], or a synthetic one from
+//!   [`generate`]) drives a service model ([`model`]) that turns load and ready replicas into the
+//!   metrics the policy reads ([`bind`]). Decisions feed back: a new replica serves after the
+//!   model's start-up delay. The engine runs every `interval` of simulated time.
+//! - **Backtest mode** ([`backtest`]): each metric's history from Prometheus range queries is
+//!   replayed through the engine. History cannot show feedback from the policy's own decisions.
+//!
+//! [`hpa`] is the baseline: the Kubernetes HorizontalPodAutoscaler v2 algorithm with its defaults,
+//! implemented on its own (a baseline must not share the code it is compared with). [`report`]
+//! sums a run up, writes its timeline as CSV, and [`plot`] draws both runs on one figure.
+
+pub mod autoscaler;
+pub mod backtest;
+pub mod bind;
+pub mod generate;
+pub mod hpa;
+pub mod model;
+pub mod plot;
+mod png_text;
+pub mod report;
+pub mod run;
+pub mod trace;
+
+pub use autoscaler::{Autoscaler, Evaluation, Outcome, ScalewiseAutoscaler};
+pub use bind::{MetricBinding, ModelMetric};
+pub use model::{ModelParams, Service};
+pub use report::{Row, Run, Slo, Summary};
+pub use run::{TraceSetup, run_trace};
+pub use trace::Trace;
+
+/// Why a simulation cannot run. Every message names the file, line, flag or metric at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A trace file is malformed.
+    #[error(transparent)]
+    Trace(#[from] trace::TraceError),
+    /// The service model's parameters are wrong.
+    #[error("{0}")]
+    Model(String),
+    /// A metric of the policy cannot be produced by the service model, or a `--map` is wrong.
+    #[error("{0}")]
+    Binding(String),
+    /// The baseline cannot be built from the policy.
+    #[error("{0}")]
+    Baseline(String),
+    /// Prometheus history could not be read.
+    #[error("{0}")]
+    Backtest(String),
+    /// A plot could not be drawn or written.
+    #[error("cannot draw {path}: {message}")]
+    Plot { path: String, message: String },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl SimulateError {
+    /// A fixed label of the error's class.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Trace(_) => "InvalidTrace",
+            Self::Model(_) => "InvalidModel",
+            Self::Binding(_) => "UnmappedMetric",
+            Self::Baseline(_) => "InvalidBaseline",
+            Self::Backtest(_) => "BacktestFailed",
+            Self::Plot { .. } => "PlotFailed",
+            Self::Write { .. } => "WriteFailed",
+        }
+    }
+}
