@@ -346,17 +346,25 @@ async fn high_load_scales_out_by_the_step_and_the_cooldown_holds_the_next_step()
         Some(scalewise::api::ScaleDirection::Out)
     );
     assert_eq!(condition(&s, "Ready").map(|c| c.0), Some("True"));
-    let note = wait_event(&env, "web", "ScaledOut").await;
-    assert!(
-        note.starts_with(&format!(
-            "Scaled out {}/web from 2 to 4: load 90 > 70",
-            env.namespace
-        )) || note.starts_with(&format!(
-            "Scaled out {}/web from 4 to 6: load 90 > 70",
-            env.namespace
-        )),
-        "{note}"
-    );
+    // Each scale action is its own event with its own explanation.
+    let ns = &env.namespace;
+    let notes = eventually("both ScaledOut events", WAIT, || async {
+        let notes: Vec<String> = events(&env, "web")
+            .await
+            .into_iter()
+            .filter(|(reason, _)| reason == "ScaledOut")
+            .map(|(_, note)| note)
+            .collect();
+        (notes.len() >= 2).then_some(notes)
+    })
+    .await;
+    for step in ["from 2 to 4", "from 4 to 6"] {
+        let expected = format!("Scaled out {ns}/web {step}: load 90 > 70");
+        assert!(
+            notes.iter().any(|n| n == &expected),
+            "no event `{expected}` in {notes:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::Semaphore;
 
@@ -32,7 +31,7 @@ pub trait Observe: Send + Sync + 'static {
 /// Shared by every reconcile of one controller.
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: Arc<super::events::Publisher>,
     pub observer: Arc<dyn Observe>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,

@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod ownership;
 pub mod reconcile;
 
@@ -19,7 +20,6 @@ use futures::{StreamExt, future};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -212,13 +212,11 @@ async fn run_controllers(
         settings.namespaces.iter().cloned().map(Some).collect()
     };
     let slots = Arc::new(Semaphore::new(settings.max_concurrent_reconciles.max(1)));
-    let recorder = Recorder::new(
+    let events = Arc::new(events::Publisher::new(
         client.clone(),
-        Reporter {
-            controller: "scalewise".into(),
-            instance: Some(settings.identity.clone()),
-        },
-    );
+        "scalewise",
+        settings.identity.clone(),
+    ));
     let pending = Arc::new(AtomicUsize::new(scopes.len()));
     let stores: Vec<_> = scopes
         .iter()
@@ -254,7 +252,7 @@ async fn run_controllers(
             let scope_ctx = Scope {
                 client: client.clone(),
                 namespace: scope,
-                recorder: recorder.clone(),
+                events: events.clone(),
                 observer: observer.clone(),
                 metrics: metrics.clone(),
                 health: health.clone(),
@@ -275,7 +273,7 @@ async fn run_controllers(
 struct Scope {
     client: Client,
     namespace: Option<String>,
-    recorder: Recorder,
+    events: Arc<events::Publisher>,
     observer: Arc<dyn Observe>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
@@ -340,7 +338,7 @@ async fn run_scope(
 
     let ctx = Arc::new(Context {
         client: scope.client.clone(),
-        recorder: scope.recorder.clone(),
+        events: scope.events.clone(),
         observer: scope.observer.clone(),
         metrics: scope.metrics.clone(),
         health: scope.health.clone(),

@@ -4,12 +4,12 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::EventType;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -568,14 +568,11 @@ async fn publish(
 ) {
     // events.k8s.io/v1 limits a note to 1 KiB.
     let note = truncate(note, 1000);
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: action.to_owned(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &policy.object_ref(&())).await {
+    if let Err(e) = ctx
+        .events
+        .publish(&policy.object_ref(&()), type_, reason, action, &note)
+        .await
+    {
         warn!(
             name = policy.name_any(),
             reason, "cannot publish event: {e}"
