@@ -57,6 +57,14 @@ pub fn run(
             return Err(usage(format!("{flag} only goes with --generate SHAPE")));
         }
     }
+    if let Some(path) = &args.plot
+        && plot::format_of(path).is_none()
+    {
+        return Err(usage(format!(
+            "--plot {}: the file name must end in .svg or .png",
+            path.display()
+        )));
+    }
     let Some(policy_path) = args.policy.as_deref() else {
         return Err(usage("--policy FILE is required".into()));
     };
@@ -227,7 +235,7 @@ fn simulate_trace(
         &policy,
         bindings
             .first()
-            .is_some_and(|b| b.source == ModelMetric::Cpu),
+            .map(|b| (b.source == ModelMetric::Cpu, b.window)),
     )?;
     let setup = TraceSetup {
         trace: &trace,
@@ -241,7 +249,17 @@ fn simulate_trace(
     let bar = progress_bar(total, "simulating");
     let runs: Vec<Run> = autoscalers
         .iter_mut()
-        .map(|a| run_trace(a.as_mut(), &setup, &mut |n| bar.inc(n)))
+        .map(|a| {
+            // The baseline reads its CPU as metrics-server gives it: per ready pod.
+            let hpa_bindings = a
+                .baseline()
+                .map(|hpa| bind::for_hpa(&bindings, &hpa.metric));
+            let setup = TraceSetup {
+                bindings: hpa_bindings.as_deref().unwrap_or(&bindings),
+                ..setup.clone()
+            };
+            run_trace(a.as_mut(), &setup, &mut |n| bar.inc(n))
+        })
         .collect();
     bar.finish_and_clear();
 
@@ -316,17 +334,24 @@ fn simulate_trace(
 }
 
 /// The autoscalers to run: the policy, and the baseline when asked for.
+/// `first` says of the policy's first metric whether the HPA reads it as a Resource metric
+/// (CPU or memory utilization), and its window in seconds.
 fn autoscalers(
     args: &SimulateArgs,
     policy: &Policy,
-    first_is_utilization: bool,
+    first: Option<(bool, usize)>,
 ) -> Result<Vec<Box<dyn Autoscaler>>, CommandError> {
     let mut list: Vec<Box<dyn Autoscaler>> = vec![Box::new(ScalewiseAutoscaler::new(
         policy.clone(),
         "scalewise",
     ))];
     if args.compare == Some(Baseline::Hpa) {
-        let spec = HpaSpec::for_policy(policy, first_is_utilization).map_err(command_error)?;
+        let spec = HpaSpec::for_policy(
+            policy,
+            first.is_some_and(|(utilization, _)| utilization),
+            first.map_or(60, |(_, window)| i64::try_from(window).unwrap_or(i64::MAX)),
+        )
+        .map_err(command_error)?;
         list.push(Box::new(HpaAutoscaler::new(spec)));
     }
     Ok(list)
@@ -413,11 +438,11 @@ fn backtest(
         .map_err(command_error)?;
     bar.finish_and_clear();
 
-    let first_is_utilization = plan
-        .metrics
-        .first()
-        .is_some_and(|m| matches!(m.kind, SourceKind::Cpu | SourceKind::Memory));
-    let mut autoscalers = autoscalers(args, &policy, first_is_utilization)?;
+    let first = object.spec.metrics.first().map(|m| {
+        let utilization = m.cpu.is_some() || m.memory.is_some();
+        (utilization, bind::window_seconds(m))
+    });
+    let mut autoscalers = autoscalers(args, &policy, first)?;
     let load_metric = plan
         .metrics
         .iter()
@@ -512,7 +537,7 @@ fn panels_for_trace(
         .zip(bindings)
         .map(|(rule, binding)| {
             let unit = match binding.source {
-                ModelMetric::Cpu => "CPU, % of requests".to_owned(),
+                ModelMetric::Cpu | ModelMetric::ReadyCpu => "CPU, % of requests".to_owned(),
                 ModelMetric::Latency { quantile } => {
                     format!("p{} latency, seconds", num(quantile * 100.0))
                 }

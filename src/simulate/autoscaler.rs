@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 
+use super::model::Pod;
 use crate::api::{Action, Policy, ScalingPolicyStatus};
 use crate::decide::{Observation, decide, next_status};
 
@@ -14,6 +15,8 @@ pub struct Evaluation<'a> {
     pub current: i32,
     /// Replicas ready to serve (equal to `current` in backtests).
     pub ready: i32,
+    /// Every replica with its creation and ready times (all long established in backtests).
+    pub pods: &'a [Pod],
     /// One reading per metric of the policy.
     pub observations: &'a [Observation],
 }

@@ -15,6 +15,7 @@ use prometheus_http_query::response::Data;
 
 use super::SimulateError;
 use super::autoscaler::{Autoscaler, Evaluation};
+use super::model::Pod;
 use super::report::{Accumulator, Row, Run};
 use super::run::timestamp;
 use crate::api::FailureKind;
@@ -219,10 +220,12 @@ pub fn replay(
     let mut t = window.from;
     while t <= window.to {
         let observations = history.at(t);
+        let pods = vec![Pod::established(t); usize::try_from(current).unwrap_or(0)];
         let outcome = autoscaler.evaluate(&Evaluation {
             now: timestamp(t),
             current,
             ready: current,
+            pods: &pods,
             observations: &observations,
         });
         if outcome.desired != current {

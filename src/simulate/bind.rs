@@ -3,7 +3,7 @@
 //!
 //! | metric kind | model output |
 //! |---|---|
-//! | `cpu` | CPU percent: the window's load over its capacity, `100 * Σλ / ΣC` |
+//! | `cpu` | CPU usage over the requests of every replica, ready or starting: `100 * Σλ / Σ(n * capacity)` (0 usage without a ready replica) |
 //! | `latency` (quantile `q`) | the `q`-quantile of the latency, averaged over the window weighted by requests |
 //! | `errorRate` | the window's dropped requests over its arrivals (0 without arrivals) |
 //! | `requestRate` | the window's mean arrival rate |
@@ -27,8 +27,14 @@ pub const DEFAULT_MAPPED_QUANTILE: f64 = 0.95;
 /// An output of the service model.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ModelMetric {
+    /// Usage over the requests of every replica (the PromQL of a `cpu` metric).
     Cpu,
-    Latency { quantile: f64 },
+    /// Usage over the requests of the ready replicas (metrics-server's utilization, which the
+    /// HPA reads).
+    ReadyCpu,
+    Latency {
+        quantile: f64,
+    },
     ErrorRate,
     RequestRate,
     Queue,
@@ -38,7 +44,7 @@ impl ModelMetric {
     /// The output's name, as `--map` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Cpu => "cpu",
+            Self::Cpu | Self::ReadyCpu => "cpu",
             Self::Latency { .. } => "latency",
             Self::ErrorRate => "errorRate",
             Self::RequestRate => "requestRate",
@@ -67,6 +73,18 @@ impl MetricBinding {
         let window = history.iter().skip(skip);
         let reading = match self.source {
             ModelMetric::Cpu => {
+                let (usage, requested) =
+                    window.fold((0.0, 0.0), |(u, r), s| (u + s.usage(), r + s.requested));
+                if requested > 0.0 {
+                    Reading::Value(100.0 * usage / requested)
+                } else {
+                    Reading::failed(
+                        FailureKind::Empty,
+                        "no replica in the window: no pod reports CPU requests",
+                    )
+                }
+            }
+            ModelMetric::ReadyCpu => {
                 let (load, capacity) = window
                     .filter(|s| s.capacity > 0.0)
                     .fold((0.0, 0.0), |(l, c), s| (l + s.load, c + s.capacity));
@@ -210,6 +228,22 @@ pub fn bind(
     }
 }
 
+/// The bindings the HPA baseline reads: the same, except that the CPU of the metric it tracks
+/// is the ready pods' utilization, as metrics-server reports it (the HPA itself accounts for the
+/// pods not ready yet).
+pub fn for_hpa(bindings: &[MetricBinding], tracked: &str) -> Vec<MetricBinding> {
+    bindings
+        .iter()
+        .map(|b| MetricBinding {
+            source: match b.source {
+                ModelMetric::Cpu if b.name == tracked => ModelMetric::ReadyCpu,
+                other => other,
+            },
+            ..b.clone()
+        })
+        .collect()
+}
+
 fn native_source(m: &MetricSpec) -> Option<ModelMetric> {
     if m.cpu.is_some() {
         Some(ModelMetric::Cpu)
@@ -310,8 +344,9 @@ mod tests {
             dropped,
             queue: 0.0,
             capacity,
+            requested: 2.0 * capacity,
             ready: 1,
-            pods: 1,
+            pods: 2,
             latency: None,
             quantiles: Vec::new(),
         }
@@ -335,7 +370,9 @@ mod tests {
             .observe(&history)
             .reading
         };
-        assert_eq!(at(ModelMetric::Cpu), Reading::Value(100.0));
+        // 400 over 2 * 400 requested; 400 over 400 ready.
+        assert_eq!(at(ModelMetric::Cpu), Reading::Value(50.0));
+        assert_eq!(at(ModelMetric::ReadyCpu), Reading::Value(100.0));
         assert_eq!(at(ModelMetric::ErrorRate), Reading::Value(0.1));
         assert_eq!(at(ModelMetric::RequestRate), Reading::Value(200.0));
     }

@@ -9,11 +9,13 @@
 //!   is an `AverageValue` target; thresholds are tracked at the midpoint of their band,
 //!   `(scaleOutAbove + scaleInBelow) / 2`, or `scaleOutAbove / 2` without `scaleInBelow` (the band
 //!   then reaches down to 0).
-//! - **Metric type**: `cpu` and `memory` are Resource metrics with a `Utilization` target
-//!   (`ceil(ratio * readyPods)`; on a scale-up, pods not ready yet count as 0% and a
-//!   proposal that reverses direction or lands within tolerance holds); the other kinds are
-//!   Object/External metrics with a `Value` target (`ceil(ratio * readyPods)`) or an
-//!   `AverageValue` target (`ceil(value / target)`).
+//! - **Metric type**: `cpu` and `memory` are Resource metrics with a `Utilization` target, read
+//!   per ready pod as metrics-server reports them: `ceil(ratio * readyPods)`, where a pod started
+//!   within the CPU initialization period (5 minutes) counts as ready only once it has been ready
+//!   for one metric window; on a scale-up, the other pods count as using 0%, and a proposal that
+//!   then reverses direction or lands within tolerance holds. The other kinds are Object/External
+//!   metrics with a `Value` target (`ceil(ratio * readyPods)`) or an `AverageValue` target
+//!   (`ceil(value / target)`).
 //! - **Range**: the policy's `minReplicas` (at least 1: the HPA scales to zero only behind an
 //!   alpha feature gate) and `maxReplicas`.
 //! - **Everything else is the HPA's default**, not the policy's: tolerance 0.1, a sync every 15 s,
@@ -26,6 +28,7 @@ use jiff::Timestamp;
 
 use super::SimulateError;
 use super::autoscaler::{Autoscaler, Evaluation, Outcome};
+use super::model::Pod;
 use crate::api::validate::Rule;
 use crate::api::{Action, Policy};
 use crate::decide::Reading;
@@ -34,6 +37,9 @@ use crate::decide::Reading;
 pub const SYNC_PERIOD: i64 = 15;
 /// The HPA's default tolerance (`--horizontal-pod-autoscaler-tolerance`).
 pub const TOLERANCE: f64 = 0.1;
+/// Seconds after a pod's start during which its CPU counts only once it has been ready for a
+/// whole metric window (`--horizontal-pod-autoscaler-cpu-initialization-period`).
+pub const CPU_INITIALIZATION_PERIOD: i64 = 300;
 
 /// How the HPA reads its metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +85,8 @@ pub struct HpaSpec {
     pub min_replicas: i32,
     pub max_replicas: i32,
     pub tolerance: f64,
+    /// Seconds of the metric's window (for the CPU initialization rule).
+    pub window: i64,
     pub scale_up: Rules,
     pub scale_down: Rules,
     /// How the policy became this HPA, for humans.
@@ -95,6 +103,7 @@ impl HpaSpec {
             min_replicas: min.max(1),
             max_replicas: max,
             tolerance: TOLERANCE,
+            window: 60,
             scale_up: Rules {
                 stabilization_window: 0,
                 policies: vec![
@@ -120,8 +129,12 @@ impl HpaSpec {
     }
 
     /// The baseline HPA of a policy: its first metric, read as a Resource metric when
-    /// `utilization` (a `cpu` or `memory` metric).
-    pub fn for_policy(policy: &Policy, utilization: bool) -> Result<Self, SimulateError> {
+    /// `utilization` (a `cpu` or `memory` metric) over a window of `window` seconds.
+    pub fn for_policy(
+        policy: &Policy,
+        utilization: bool,
+        window: i64,
+    ) -> Result<Self, SimulateError> {
         let Some(first) = policy.metrics.first() else {
             return Err(SimulateError::Baseline(
                 "the policy has no metric for the HPA to track".into(),
@@ -185,6 +198,7 @@ impl HpaSpec {
             policy.min_replicas,
             policy.max_replicas,
         );
+        hpa.window = window;
         hpa.description = format!(
             "HPA v2 defaults on {name} ({kind}): {how}; {}..{} replicas",
             hpa.min_replicas, hpa.max_replicas
@@ -229,13 +243,13 @@ impl Hpa {
         &self.spec
     }
 
-    /// One sync at `now` (seconds): the target has `current` replicas (`spec.replicas`, every
-    /// pod existing), `ready` of them ready; `value` is the metric, `None` when it failed.
+    /// One sync at `now` (seconds): the target has `current` replicas (`spec.replicas`), whose
+    /// pods are `pods`; `value` is the metric, `None` when it failed.
     pub fn reconcile(
         &mut self,
         now: i64,
         current: i32,
-        ready: i32,
+        pods: &[Pod],
         value: Option<f64>,
     ) -> HpaOutcome {
         if !self.started {
@@ -265,7 +279,7 @@ impl Hpa {
                     ),
                 };
             };
-            let (proposal, mut reason) = self.propose(current, ready, value);
+            let (proposal, mut reason) = self.propose(now, current, pods, value);
             let stabilized = self.stabilize(now, current, proposal);
             if stabilized != proposal && proposal != current {
                 reason.push_str(&format!("; stabilized to {stabilized}"));
@@ -287,14 +301,24 @@ impl Hpa {
     }
 
     /// The replica calculator.
-    fn propose(&self, current: i32, ready: i32, value: f64) -> (i32, String) {
+    fn propose(&self, now: i64, current: i32, pods: &[Pod], value: f64) -> (i32, String) {
         let s = &self.spec;
         let ratio = value / s.target;
         let within = |r: f64| (1.0 - r).abs() <= s.tolerance;
         let what = format!("{} {} / {}", s.metric, num(value), num(s.target));
+        let count = |pred: &dyn Fn(&Pod) -> bool| {
+            i32::try_from(pods.iter().filter(|p| pred(p)).count()).unwrap_or(i32::MAX)
+        };
         match s.metric_type {
             MetricType::Utilization => {
-                let ignored = (current - ready).max(0);
+                // groupPods: in its first minutes a pod's CPU counts once it has been ready for a
+                // whole metric window; the other pods are ignored.
+                let ready = count(&|p| {
+                    p.ready_at <= now
+                        && (p.created + CPU_INITIALIZATION_PERIOD <= now
+                            || p.ready_at + s.window <= now)
+                });
+                let ignored = (i32::try_from(pods.len()).unwrap_or(i32::MAX) - ready).max(0);
                 if ready <= 0 {
                     return (current, format!("{what}: no ready pod reports it; holding"));
                 }
@@ -327,6 +351,7 @@ impl Hpa {
                 )
             }
             MetricType::Value => {
+                let ready = count(&|p| p.ready_at <= now);
                 if current == 0 {
                     let n = ceil(ratio);
                     return (n, format!("{what} -> {n}"));
@@ -506,7 +531,7 @@ impl Autoscaler for HpaAutoscaler {
         let outcome = self.hpa.reconcile(
             timestamp_seconds(input.now),
             input.current,
-            input.ready,
+            input.pods,
             value,
         );
         let action = match outcome.desired.cmp(&input.current) {
@@ -574,9 +599,11 @@ mod tests {
     fn the_scale_up_limit_is_the_larger_of_double_and_four_more() {
         let mut hpa = cpu_hpa(50.0, 1, 100);
         // 2 replicas at 300%: ceil(2 * 6) = 12, limited to max(2*2, 2+4) = 6.
-        assert_eq!(hpa.reconcile(0, 2, 2, Some(300.0)).desired, 6);
+        let two = [Pod::established(0); 2];
+        assert_eq!(hpa.reconcile(0, 2, &two, Some(300.0)).desired, 6);
         // 15 s later the event at 0 no longer counts (older than the 15 s period, not newer):
         // 6 at 300% -> 36, limited to max(12, 10) = 12.
-        assert_eq!(hpa.reconcile(15, 6, 6, Some(300.0)).desired, 12);
+        let six = [Pod::established(0); 6];
+        assert_eq!(hpa.reconcile(15, 6, &six, Some(300.0)).desired, 12);
     }
 }

@@ -8,9 +8,13 @@
 //!   load balancer in front of them): `backlog += λ - served`, with `served = min(backlog + λ, C)`.
 //!   The queue holds `queueLimit` requests per ready replica; what does not fit is dropped.
 //! - **Errors.** The error rate is the dropped share of the arrivals. Nothing else fails.
-//! - **CPU** is the load over the capacity, as a percent: `100 * λ / C`. Like usage over requests
-//!   when pods may burst above their requests, it goes above 100 when the load exceeds what the
-//!   ready replicas serve.
+//! - **CPU** is the load over the capacity, as a percent. The ready replicas use CPU for the whole
+//!   load (like usage over requests when pods may burst above their requests, it goes above 100
+//!   when the load exceeds what they serve); replicas still starting use none but already count
+//!   their requests. So the `cpu` a policy reads, usage over the requests of every pod as its
+//!   PromQL computes it, is `100 * λ / (n * capacity)` with `n` replicas (ready or not), and the
+//!   utilization of the ready pods alone (what the HPA reads from metrics-server) is
+//!   `100 * λ / C`. Without a ready replica nothing runs: usage 0.
 //! - **Latency** comes from the M/M/c queue: each replica is `s = max(1, round(capacity *
 //!   baseLatency))` servers (its concurrency), so `c = r * s` servers each serve `μ = capacity / s`
 //!   requests per second, and a request waits for a server with probability
@@ -155,6 +159,8 @@ pub struct Second {
     pub queue: f64,
     /// Requests per second the ready replicas can serve.
     pub capacity: f64,
+    /// Requests per second every replica, ready or starting, could serve: their CPU requests.
+    pub requested: f64,
     /// Ready replicas.
     pub ready: u32,
     /// Replicas that exist (ready or starting).
@@ -175,8 +181,20 @@ impl Second {
         }
     }
 
-    /// Load over capacity, in percent; `None` without a ready replica.
+    /// CPU usage in requests per second: the load, when a replica is ready to run it.
+    pub fn usage(&self) -> f64 {
+        if self.ready > 0 { self.load } else { 0.0 }
+    }
+
+    /// Usage over the requests of every replica, in percent (the `cpu` of a policy); `None`
+    /// without replicas.
     pub fn cpu(&self) -> Option<f64> {
+        (self.requested > 0.0).then(|| 100.0 * self.usage() / self.requested)
+    }
+
+    /// Usage over the requests of the ready replicas, in percent (the HPA's utilization);
+    /// `None` without a ready replica.
+    pub fn ready_cpu(&self) -> Option<f64> {
         (self.capacity > 0.0).then(|| 100.0 * self.load / self.capacity)
     }
 
@@ -269,12 +287,30 @@ pub fn erlang_c(c: u32, a: f64) -> f64 {
     (c * b / (c - a * (1.0 - b))).clamp(0.0, 1.0)
 }
 
+/// One replica: when it was created and when it is ready to serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pod {
+    pub created: i64,
+    pub ready_at: i64,
+}
+
+impl Pod {
+    /// A replica that has been serving since long before `now`.
+    pub fn established(now: i64) -> Self {
+        let long_ago = now.saturating_sub(86_400);
+        Self {
+            created: long_ago,
+            ready_at: long_ago,
+        }
+    }
+}
+
 /// The Deployment as the model sees it: its replicas (with the time each is ready) and the queue.
 #[derive(Clone, Debug)]
 pub struct Service {
     params: ModelParams,
-    /// When each replica is ready, in creation order (so ascending).
-    ready_at: Vec<i64>,
+    /// The replicas, in creation order (so their ready times ascend).
+    pods: Vec<Pod>,
     backlog: f64,
     /// The latency quantiles each second computes ahead.
     quantiles: Vec<f64>,
@@ -285,11 +321,11 @@ pub struct Service {
 }
 
 impl Service {
-    /// A service with `replicas` replicas, all ready at `now`, and no queue.
+    /// A service with `replicas` replicas, serving since long before `now`, and no queue.
     pub fn new(params: ModelParams, replicas: u32, now: i64) -> Self {
         Self {
             params,
-            ready_at: vec![now; replicas as usize],
+            pods: vec![Pod::established(now); replicas as usize],
             backlog: 0.0,
             quantiles: Vec::new(),
             erlang_memo: None,
@@ -314,12 +350,17 @@ impl Service {
 
     /// Replicas that exist, ready or not.
     pub fn replicas(&self) -> u32 {
-        u32::try_from(self.ready_at.len()).unwrap_or(u32::MAX)
+        u32::try_from(self.pods.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The replicas, oldest first.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
     }
 
     /// Replicas ready at `now`.
     pub fn ready(&self, now: i64) -> u32 {
-        let n = self.ready_at.partition_point(|&t| t <= now);
+        let n = self.pods.partition_point(|p| p.ready_at <= now);
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -332,11 +373,14 @@ impl Service {
     /// ones go at once, the newest (not ready) first.
     pub fn scale_to(&mut self, replicas: u32, now: i64) {
         let replicas = replicas as usize;
-        if replicas > self.ready_at.len() {
-            let at = now.saturating_add(self.params.startup_delay);
-            self.ready_at.resize(replicas, at);
+        if replicas > self.pods.len() {
+            let pod = Pod {
+                created: now,
+                ready_at: now.saturating_add(self.params.startup_delay),
+            };
+            self.pods.resize(replicas, pod);
         } else {
-            self.ready_at.truncate(replicas);
+            self.pods.truncate(replicas);
         }
     }
 
@@ -380,6 +424,7 @@ impl Service {
             dropped,
             queue: after,
             capacity,
+            requested: f64::from(self.replicas()) * p.capacity,
             ready,
             pods: self.replicas(),
             latency,

@@ -76,6 +76,7 @@ pub fn run_trace(
                 now: timestamp(t),
                 current,
                 ready,
+                pods: service.pods(),
                 observations: &observations,
             });
             if outcome.desired != current {
