@@ -277,12 +277,15 @@ fn simulate_trace(
     )?;
     writeln!(
         out,
-        "model: {} requests/s per ready replica, base latency {}s, start-up {}s, queue {} requests per ready replica (M/M/c, {} servers per replica)",
+        "model: {} requests/s per ready replica, base latency {}s, start-up {}s, queue {} requests per ready replica (M/M/c, {} per replica)",
         num(params.capacity),
         num(params.base_latency),
         params.startup_delay,
         num(params.queue_limit),
-        params.servers_per_replica()
+        match params.servers_per_replica() {
+            1 => "1 server".to_owned(),
+            n => format!("{n} servers"),
+        }
     )?;
     writeln!(
         out,

@@ -3,8 +3,8 @@
 //! Every shape moves between a base and a peak rate, times a noise of about 5% (a random factor
 //! from a seeded SplitMix64 generator):
 //!
-//! - `diurnal`: a day-night cycle of 24 hours, lowest at 04:00 and highest at 16:00 (UTC of the
-//!   timestamps); default 24 hours at 60-second steps.
+//! - `diurnal`: a day-night cycle of 24 hours, lowest at the start and highest 12 hours later;
+//!   default 24 hours at 60-second steps.
 //! - `spike`: the base rate until a quarter of the duration, a rise to the peak within 60 seconds,
 //!   the peak for a fifth of the duration, and a fall back to the base over 5 minutes; default 1
 //!   hour at 10-second steps.
@@ -58,16 +58,14 @@ impl Shape {
         }
     }
 
-    /// The rate without noise at `t` seconds into a trace of `duration` seconds starting at the
-    /// Unix time `start`.
-    pub fn level(self, t: i64, duration: i64, start: i64, base: f64, peak: f64) -> f64 {
+    /// The rate without noise at `t` seconds into a trace of `duration` seconds.
+    pub fn level(self, t: i64, duration: i64, base: f64, peak: f64) -> f64 {
         let span = peak - base;
         let d = duration.max(1) as f64;
         let t_f = t as f64;
         match self {
             Self::Diurnal => {
-                let time_of_day = (start + t).rem_euclid(DAY) as f64;
-                let phase = (time_of_day - 4.0 * 3600.0) / DAY as f64;
+                let phase = t.rem_euclid(DAY) as f64 / DAY as f64;
                 base + span * (1.0 - (std::f64::consts::TAU * phase).cos()) / 2.0
             }
             Self::Spike => {
@@ -165,9 +163,7 @@ impl Generator {
         let rates = (0..rows)
             .map(|i| {
                 let t = i * self.step;
-                let level = self
-                    .shape
-                    .level(t, self.duration, self.start, self.base, self.peak);
+                let level = self.shape.level(t, self.duration, self.base, self.peak);
                 let factor = (1.0 + NOISE * rng.standard_normal()).max(0.0);
                 // Three decimals, as the file holds them.
                 ((level * factor) * 1000.0).round() / 1000.0
@@ -226,27 +222,28 @@ mod tests {
     fn a_spike_rises_from_base_to_peak_and_falls_back() {
         let s = Shape::Spike;
         // Duration 3600: rise at 900 s, peak from 960 s to 1680 s, back at base from 1980 s.
-        assert_eq!(s.level(0, 3600, 0, 100.0, 1000.0), 100.0);
-        assert_eq!(s.level(930, 3600, 0, 100.0, 1000.0), 550.0);
-        assert_eq!(s.level(1000, 3600, 0, 100.0, 1000.0), 1000.0);
-        assert_eq!(s.level(1830, 3600, 0, 100.0, 1000.0), 550.0);
-        assert_eq!(s.level(2000, 3600, 0, 100.0, 1000.0), 100.0);
+        assert_eq!(s.level(0, 3600, 100.0, 1000.0), 100.0);
+        assert_eq!(s.level(930, 3600, 100.0, 1000.0), 550.0);
+        assert_eq!(s.level(1000, 3600, 100.0, 1000.0), 1000.0);
+        assert_eq!(s.level(1830, 3600, 100.0, 1000.0), 550.0);
+        assert_eq!(s.level(2000, 3600, 100.0, 1000.0), 100.0);
     }
 
     #[test]
-    fn a_day_is_lowest_at_four_and_highest_at_sixteen() {
+    fn a_day_starts_at_its_lowest_and_peaks_twelve_hours_later() {
         let d = Shape::Diurnal;
-        assert!((d.level(4 * 3600, DAY, 0, 100.0, 1000.0) - 100.0).abs() < 1e-9);
-        assert!((d.level(16 * 3600, DAY, 0, 100.0, 1000.0) - 1000.0).abs() < 1e-9);
+        assert_eq!(d.level(0, DAY, 100.0, 1000.0), 100.0);
+        assert!((d.level(6 * 3600, DAY, 100.0, 1000.0) - 550.0).abs() < 1e-9);
+        assert!((d.level(12 * 3600, DAY, 100.0, 1000.0) - 1000.0).abs() < 1e-9);
     }
 
     #[test]
     fn a_ramp_rises_holds_and_falls() {
         let r = Shape::Ramp;
-        assert_eq!(r.level(0, 1000, 0, 0.0, 400.0), 0.0);
-        assert_eq!(r.level(200, 1000, 0, 0.0, 400.0), 200.0);
-        assert_eq!(r.level(500, 1000, 0, 0.0, 400.0), 400.0);
-        assert_eq!(r.level(800, 1000, 0, 0.0, 400.0), 200.0);
+        assert_eq!(r.level(0, 1000, 0.0, 400.0), 0.0);
+        assert_eq!(r.level(200, 1000, 0.0, 400.0), 200.0);
+        assert_eq!(r.level(500, 1000, 0.0, 400.0), 400.0);
+        assert_eq!(r.level(800, 1000, 0.0, 400.0), 200.0);
     }
 
     #[test]
