@@ -117,7 +117,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "RPS", help_heading = "Trace mode")]
     pub capacity: Option<f64>,
 
-    /// Seconds one request takes when nothing waits [default: 0.05].
+    /// The mean seconds one request takes when nothing waits (service times are exponential)
+    /// [default: 0.01].
     #[arg(long, value_name = "SECONDS", help_heading = "Trace mode")]
     pub base_latency: Option<f64>,
 

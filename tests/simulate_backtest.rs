@@ -74,6 +74,7 @@ spec:
     )
     .unwrap();
     let csv = dir.join("timeline.csv");
+    let plot = dir.join("backtest.png");
     let (from, to) = (base.to_string(), (base + 1800).to_string());
     let out = scalewise(&[
         "simulate",
@@ -93,6 +94,8 @@ spec:
         "hpa",
         "--out-csv",
         csv.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -102,7 +105,10 @@ spec:
         "{stdout}"
     );
     let timeline = std::fs::read_to_string(&csv).unwrap();
+    let png = std::fs::read(&plot).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+    // No load panel without a requestRate metric: a title, replicas and the metric, 70 + 2 * 270.
+    assert_eq!(&png[16..24], &[0, 0, 0x05, 0x78, 0, 0, 0x02, 0x62]);
 
     // Every point read back: one evaluation every 15 s from `from` to `to` included, per policy.
     let rows: Vec<&str> = timeline.lines().skip(1).collect();

@@ -1,5 +1,5 @@
-//! The figure of a simulation: load, replicas and each metric against its thresholds over time,
-//! every run on the same panels, as SVG or PNG (by the file's extension).
+//! The figure of a simulation: load (when known), replicas and each metric against its thresholds
+//! over time, every run on the same panels, as SVG or PNG (by the file's extension).
 //!
 //! Text is drawn with the font embedded from `assets/fonts/` (plotters' `ab_glyph` renderer), never
 //! a system font, so a PNG is the same on every machine. A long run is drawn with at most
@@ -77,13 +77,23 @@ pub struct Figure<'a> {
     pub subtitle: String,
     pub runs: Vec<&'a Run>,
     pub metrics: Vec<MetricPanel>,
-    /// Requests per second per ready replica: draws each run's capacity on the load panel.
+    /// Requests per second per ready replica, in trace mode: draws each run's capacity on the
+    /// load panel and its ready replicas on the replicas panel.
     pub capacity: Option<f64>,
     pub max_replicas: i32,
     /// The time the x axis counts from.
     pub start: i64,
     /// The time the x axis ends at.
     pub end: i64,
+}
+
+impl Figure<'_> {
+    /// Whether any run knows its load (a backtest knows it only from a `requestRate` metric).
+    fn has_load(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|run| run.rows.iter().any(|r| r.load.is_some()))
+    }
 }
 
 /// Draws `figure` into `path`: SVG for `.svg`, PNG for `.png`.
@@ -129,7 +139,7 @@ pub fn format_of(path: &Path) -> Option<Format> {
 /// The figure's bytes in `format`.
 pub fn render(figure: &Figure<'_>, format: Format) -> Result<Vec<u8>, String> {
     register_font()?;
-    let panels = 2 + figure.metrics.len() as u32;
+    let panels = u32::from(figure.has_load()) + 1 + figure.metrics.len() as u32;
     let size = (WIDTH, TITLE_HEIGHT + PANEL_HEIGHT * panels);
     match format {
         Format::Svg => {
@@ -225,11 +235,12 @@ where
     let x_desc = format!("{unit_name} since the start");
     let color = |i: usize| RUN_COLORS[i % RUN_COLORS.len()];
 
-    let panels = body.split_evenly((2 + figure.metrics.len(), 1));
+    let with_load = figure.has_load();
+    let panels = body.split_evenly((usize::from(with_load) + 1 + figure.metrics.len(), 1));
     let mut panels = panels.iter();
 
     // Load, and what each run's ready replicas could serve.
-    if let Some(area) = panels.next() {
+    if with_load && let Some(area) = panels.next() {
         let mut lines = vec![Line {
             label: "load".into(),
             color: LOAD_COLOR,
@@ -281,6 +292,10 @@ where
                         .map(|r| (x_of(r.time), f64::from(r.desired))),
                 ),
             });
+            if figure.capacity.is_none() {
+                // A backtest has no model: no replica is ever starting.
+                continue;
+            }
             lines.push(Line {
                 label: format!("{}: ready", run.label),
                 color: color(i),
