@@ -180,7 +180,7 @@ pub async fn run_async(
     })
 }
 
-fn display_name(object: &ScalingPolicy) -> String {
+pub(crate) fn display_name(object: &ScalingPolicy) -> String {
     let name = object.metadata.name.as_deref().unwrap_or("<unnamed>");
     match &object.metadata.namespace {
         Some(ns) => format!("{ns}/{name}"),

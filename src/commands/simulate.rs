@@ -9,11 +9,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 
 use super::decide::load_policy;
-use super::query::source_config;
+use super::query::{display_name, source_config};
 use super::{CommandError, Outcome, read_input};
 use crate::api::duration::{format_duration, parse_duration};
 use crate::api::validate::Rule;
-use crate::api::{MetricSpec, Policy, ScalingPolicy};
+use crate::api::{MetricSpec, Policy};
 use crate::cli::SimulateArgs;
 use crate::metrics::{MetricsError, PrometheusSource, QueryPlan, SourceKind};
 use crate::simulate::backtest::{self, Window};
@@ -22,6 +22,7 @@ use crate::simulate::generate::Generator;
 use crate::simulate::hpa::{HpaAutoscaler, HpaSpec, MetricType, num};
 use crate::simulate::plot::{self, Figure, LineKind, MetricPanel, Reference};
 use crate::simulate::report::{self, Run, Slo};
+use crate::simulate::run::timestamp;
 use crate::simulate::{
     Autoscaler, ModelParams, ScalewiseAutoscaler, SimulateError, Trace, TraceSetup, run_trace,
 };
@@ -32,6 +33,9 @@ pub enum Baseline {
     /// The Kubernetes HorizontalPodAutoscaler v2 with its defaults.
     Hpa,
 }
+
+/// Simulated seconds (over every run) from which trace mode shows a progress bar: one day.
+const LONG_RUN: u64 = 86_400;
 
 /// The default step of a backtest's range queries.
 pub const DEFAULT_BACKTEST_STEP: Duration = Duration::from_secs(15);
@@ -246,7 +250,12 @@ fn simulate_trace(
         slo,
     };
     let total = u64::try_from(trace.duration()).unwrap_or(0) * autoscalers.len() as u64;
-    let bar = progress_bar(total, "simulating");
+    // A bar for long runs only: shorter ones end before it would show anything.
+    let bar = if total > LONG_RUN {
+        progress_bar(total, "simulating")
+    } else {
+        ProgressBar::hidden()
+    };
     let runs: Vec<Run> = autoscalers
         .iter_mut()
         .map(|a| {
@@ -681,10 +690,6 @@ pub fn parse_time(flag: &str, text: &str, now: Timestamp) -> Result<i64, Command
         })
 }
 
-fn timestamp(t: i64) -> Timestamp {
-    crate::simulate::run::timestamp(t)
-}
-
 fn seconds(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -713,14 +718,6 @@ fn file_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
-}
-
-fn display_name(object: &ScalingPolicy) -> String {
-    let name = object.metadata.name.as_deref().unwrap_or("<unnamed>");
-    match &object.metadata.namespace {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_owned(),
-    }
 }
 
 #[cfg(test)]
