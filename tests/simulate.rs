@@ -479,13 +479,13 @@ fn simulate_prints_both_summaries_and_writes_its_timeline() {
 
 #[test]
 fn the_same_inputs_write_the_same_bytes() {
+    // The README's command: the example policy (cpu, latency and errorRate) on the spike.
     let dir = TempDir::new("determinism");
-    let policy = dir.file("web.yaml", WEB);
     let run = |csv: &str, plot: &str| {
         let out = scalewise(&[
             "simulate",
             "--policy",
-            &policy,
+            "examples/web-service.yaml",
             "--trace",
             "examples/traces/spike.csv",
             "--compare",
@@ -510,7 +510,10 @@ fn the_same_inputs_write_the_same_bytes() {
 
     let svg = String::from_utf8(read("a.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-    assert!(svg.contains("shop/web on spike.csv: scalewise vs hpa"));
+    assert!(svg.contains("web on spike.csv: scalewise vs hpa"));
+    // Both summaries.
+    assert!(first.contains("\n| scalewise |"), "{first}");
+    assert!(first.contains("\n| hpa       |"), "{first}");
     let png = read("c.png");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // IHDR: 1400 wide; a title and 5 panels (load, replicas, 3 metrics) of 270: 70 + 1350.
