@@ -125,6 +125,16 @@ fn counter(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("local address").port()
@@ -898,7 +908,7 @@ async fn readiness_fails_until_the_caches_sync() {
     )
     .expect("write kubeconfig");
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+    let child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
         .args([
             "run",
             "--prometheus-url",
@@ -913,6 +923,8 @@ async fn readiness_fails_until_the_caches_sync() {
         .stderr(Stdio::null())
         .spawn()
         .expect("scalewise run starts");
+    // Stopped on every path out of the test, a failed assertion included.
+    let child = KillOnDrop(child);
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
     let ready = eventually("/readyz to answer", WAIT, || async {
         support::http::request(
@@ -933,8 +945,7 @@ async fn readiness_fails_until_the_caches_sync() {
     )
     .await
     .ok();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_file(&kubeconfig);
     assert_eq!(ready.status.as_u16(), 503, "{}", ready.text());
     assert!(
@@ -992,8 +1003,14 @@ async fn a_scale_by_someone_else_is_reported_and_decided_from() {
     // Load above the threshold: the next step starts from 6.
     exporter.set("e2e_load 90\n");
     wait_replicas(&env, "web", 7, WAIT, &op).await;
-    let s = status(&env, "web").await;
-    assert_eq!(condition(&s, "ExternalScale").map(|c| c.0), Some("False"));
+    // The status of the evaluation that scaled is written just after the scale.
+    eventually("ExternalScale to turn False", WAIT, || async {
+        let s = status(&env, "web").await;
+        condition(&s, "ExternalScale")
+            .filter(|c| c.0 == "False")
+            .map(|_| ())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -1015,7 +1032,7 @@ async fn health_fails_when_the_controller_stops_making_progress() {
     });
     create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+    let child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
         .args([
             "run",
             "--leader-election",
@@ -1031,6 +1048,8 @@ async fn health_fails_when_the_controller_stops_making_progress() {
         .stderr(Stdio::null())
         .spawn()
         .expect("scalewise run starts");
+    // Stopped on every path out of the test, a failed assertion included.
+    let child = KillOnDrop(child);
     let url = format!("http://127.0.0.1:{port}/healthz");
     let get = || async {
         support::http::request(hyper::Method::GET, &url, &[], bytes::Bytes::new())
@@ -1046,8 +1065,7 @@ async fn health_fails_when_the_controller_stops_making_progress() {
         get().await.filter(|r| r.0 == 503)
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     held.abort();
     assert_eq!(healthy.1, "ok\n");
     assert!(stalled.1.contains("no reconcile for"), "{}", stalled.1);
