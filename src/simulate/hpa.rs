@@ -24,8 +24,6 @@
 //!   Recommendations start with the current count, so nothing scales down in the first 300 s.
 //! - An unavailable metric means no scaling (the HPA's `FailedGetMetric`).
 
-use jiff::Timestamp;
-
 use super::SimulateError;
 use super::autoscaler::{Autoscaler, Evaluation, Outcome};
 use super::model::Pod;
@@ -528,12 +526,9 @@ impl Autoscaler for HpaAutoscaler {
                 Reading::Value(v) if v.is_finite() => Some(v),
                 _ => None,
             });
-        let outcome = self.hpa.reconcile(
-            timestamp_seconds(input.now),
-            input.current,
-            input.pods,
-            value,
-        );
+        let outcome = self
+            .hpa
+            .reconcile(input.now.as_second(), input.current, input.pods, value);
         let action = match outcome.desired.cmp(&input.current) {
             std::cmp::Ordering::Greater => Action::ScaleOut,
             std::cmp::Ordering::Less => Action::ScaleIn,
@@ -552,10 +547,6 @@ impl Autoscaler for HpaAutoscaler {
             reason,
         }
     }
-}
-
-fn timestamp_seconds(t: Timestamp) -> i64 {
-    t.as_second()
 }
 
 fn ceil(x: f64) -> i32 {

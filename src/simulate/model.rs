@@ -192,12 +192,6 @@ impl Second {
         (self.requested > 0.0).then(|| 100.0 * self.usage() / self.requested)
     }
 
-    /// Usage over the requests of the ready replicas, in percent (the HPA's utilization);
-    /// `None` without a ready replica.
-    pub fn ready_cpu(&self) -> Option<f64> {
-        (self.capacity > 0.0).then(|| 100.0 * self.load / self.capacity)
-    }
-
     /// The `q`-quantile of the latency, in seconds.
     pub fn latency(&self, q: f64) -> Option<f64> {
         let latency = self.latency?;
