@@ -90,11 +90,11 @@ fn usage(message: String) -> CommandError {
     CommandError::Usage(message)
 }
 
-/// Maps the simulator's errors to exit statuses: flags and bindings are usage errors (2),
-/// unreadable inputs problems (1).
+/// Maps the simulator's errors to exit statuses: flags, parameters and bindings are usage errors
+/// (2), wrong inputs problems (1).
 fn command_error(e: SimulateError) -> CommandError {
     match e {
-        SimulateError::Binding(_) | SimulateError::Model(_) | SimulateError::Baseline(_) => {
+        SimulateError::Binding(_) | SimulateError::Parameter(_) | SimulateError::Baseline(_) => {
             CommandError::Usage(e.to_string())
         }
         other => CommandError::Invalid(other.to_string()),
@@ -135,7 +135,7 @@ fn generate(
     if let Some(p) = args.peak_load {
         g.peak = p;
     }
-    g.check().map_err(usage)?;
+    g.check().map_err(command_error)?;
     let trace = g.generate();
     let csv = trace.to_csv();
     match &args.out {
@@ -168,7 +168,7 @@ fn model_params(args: &SimulateArgs) -> Result<ModelParams, CommandError> {
         let text = read_input(path)?;
         params = params
             .with_file(&path.display().to_string(), &text)
-            .map_err(CommandError::Invalid)?;
+            .map_err(command_error)?;
     }
     if let Some(v) = args.capacity {
         params.capacity = v;
@@ -182,7 +182,7 @@ fn model_params(args: &SimulateArgs) -> Result<ModelParams, CommandError> {
     if let Some(v) = args.queue_limit {
         params.queue_limit = v;
     }
-    params.check().map_err(usage)?;
+    params.check().map_err(command_error)?;
     Ok(params)
 }
 
@@ -422,7 +422,7 @@ fn backtest(
         to: parse_time("--to", to, now)?,
         step: seconds(args.step.unwrap_or(DEFAULT_BACKTEST_STEP)),
     };
-    window.check().map_err(usage)?;
+    window.check().map_err(command_error)?;
     let initial = initial_replicas(args, &policy)?;
     let file = policy_path.display().to_string();
     let plan = QueryPlan::for_policy(&object)

@@ -38,16 +38,19 @@ pub struct Window {
 
 impl Window {
     /// Checks the window; messages name the flags.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SimulateError> {
         if self.step < 1 {
-            return Err(format!("--step must be at least 1s, got {}s", self.step));
+            return Err(SimulateError::Parameter(format!(
+                "--step must be at least 1s, got {}s",
+                self.step
+            )));
         }
         if self.to <= self.from {
-            return Err(format!(
+            return Err(SimulateError::Parameter(format!(
                 "--to ({}) must be after --from ({})",
                 timestamp(self.to),
                 timestamp(self.from)
-            ));
+            )));
         }
         Ok(())
     }

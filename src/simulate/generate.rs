@@ -11,6 +11,7 @@
 //! - `ramp`: a linear rise from base to peak over 40% of the duration, the peak for 20%, and a
 //!   linear fall back over the last 40%; default 1 hour at 10-second steps.
 
+use super::SimulateError;
 use super::trace::Trace;
 
 /// The shapes `--generate` knows.
@@ -130,28 +131,31 @@ impl Generator {
     }
 
     /// Checks the parameters, with the flag at fault in the message.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SimulateError> {
         if self.step < 1 {
-            return Err(format!("--step must be at least 1s, got {}s", self.step));
+            return Err(SimulateError::Parameter(format!(
+                "--step must be at least 1s, got {}s",
+                self.step
+            )));
         }
         if self.duration < 2 * self.step {
-            return Err(format!(
+            return Err(SimulateError::Parameter(format!(
                 "--duration must be at least two steps ({}s), got {}s",
                 2 * self.step,
                 self.duration
-            ));
+            )));
         }
         if !(self.base.is_finite() && self.base >= 0.0) {
-            return Err(format!(
+            return Err(SimulateError::Parameter(format!(
                 "--base-load must be a number >= 0, got {}",
                 self.base
-            ));
+            )));
         }
         if !(self.peak.is_finite() && self.peak >= self.base) {
-            return Err(format!(
+            return Err(SimulateError::Parameter(format!(
                 "--peak-load must be a number >= --base-load ({}), got {}",
                 self.base, self.peak
-            ));
+            )));
         }
         Ok(())
     }
@@ -251,13 +255,13 @@ mod tests {
         let mut g = Generator::new(Shape::Ramp, 1);
         g.peak = 10.0;
         assert_eq!(
-            g.check().unwrap_err(),
+            g.check().unwrap_err().to_string(),
             "--peak-load must be a number >= --base-load (120), got 10"
         );
         let mut g = Generator::new(Shape::Ramp, 1);
         g.duration = 10;
         assert_eq!(
-            g.check().unwrap_err(),
+            g.check().unwrap_err().to_string(),
             "--duration must be at least two steps (20s), got 10s"
         );
     }

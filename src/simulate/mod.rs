@@ -39,9 +39,13 @@ pub enum SimulateError {
     /// A trace file is malformed.
     #[error(transparent)]
     Trace(#[from] trace::TraceError),
-    /// The service model's parameters are wrong.
+    /// The model file is malformed.
     #[error("{0}")]
     Model(String),
+    /// A parameter (of the model, the generator or the backtest) is out of range; the message
+    /// names its flag.
+    #[error("{0}")]
+    Parameter(String),
     /// A metric of the policy cannot be produced by the service model, or a `--map` is wrong.
     #[error("{0}")]
     Binding(String),
@@ -68,6 +72,7 @@ impl SimulateError {
         match self {
             Self::Trace(_) => "InvalidTrace",
             Self::Model(_) => "InvalidModel",
+            Self::Parameter(_) => "InvalidParameter",
             Self::Binding(_) => "UnmappedMetric",
             Self::Baseline(_) => "InvalidBaseline",
             Self::Backtest(_) => "BacktestFailed",

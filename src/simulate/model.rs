@@ -32,6 +32,7 @@
 
 use serde::Deserialize;
 
+use super::SimulateError;
 use crate::api::DurationString;
 
 /// The parameters of the service model.
@@ -77,15 +78,17 @@ pub struct ModelFile {
 
 impl ModelParams {
     /// Applies a model file over these parameters; `path` names it in messages.
-    pub fn with_file(mut self, path: &str, text: &str) -> Result<Self, String> {
+    pub fn with_file(mut self, path: &str, text: &str) -> Result<Self, SimulateError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let file: ModelFile = serde_path_to_error::deserialize(de).map_err(|e| {
             let at = e.path().to_string();
-            if at == "." || e.inner().to_string().starts_with("unknown field") {
-                format!("{path}: {}", e.inner())
-            } else {
-                format!("{path}: {at}: {}", e.inner())
-            }
+            SimulateError::Model(
+                if at == "." || e.inner().to_string().starts_with("unknown field") {
+                    format!("{path}: {}", e.inner())
+                } else {
+                    format!("{path}: {at}: {}", e.inner())
+                },
+            )
         })?;
         if let Some(v) = file.capacity_per_replica {
             self.capacity = v;
@@ -96,7 +99,7 @@ impl ModelParams {
         if let Some(d) = file.startup_delay {
             let d = d
                 .parse()
-                .map_err(|e| format!("{path}: startupDelay: {e}"))?;
+                .map_err(|e| SimulateError::Model(format!("{path}: startupDelay: {e}")))?;
             self.startup_delay = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         }
         if let Some(v) = file.queue_limit {
@@ -106,27 +109,28 @@ impl ModelParams {
     }
 
     /// Checks the parameters; the message names the flag (and model-file field).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SimulateError> {
+        let wrong = |message: String| Err(SimulateError::Parameter(message));
         if !(self.capacity.is_finite() && self.capacity > 0.0) {
-            return Err(format!(
+            return wrong(format!(
                 "--capacity (capacityPerReplica) must be a number > 0, got {}",
                 self.capacity
             ));
         }
         if !(self.base_latency.is_finite() && self.base_latency > 0.0) {
-            return Err(format!(
+            return wrong(format!(
                 "--base-latency (baseLatency) must be a number of seconds > 0, got {}",
                 self.base_latency
             ));
         }
         if self.startup_delay < 0 {
-            return Err(format!(
+            return wrong(format!(
                 "--startup-delay (startupDelay) must be at least 0s, got {}s",
                 self.startup_delay
             ));
         }
         if !(self.queue_limit.is_finite() && self.queue_limit >= 0.0) {
-            return Err(format!(
+            return wrong(format!(
                 "--queue-limit (queueLimit) must be a number >= 0, got {}",
                 self.queue_limit
             ));
@@ -524,7 +528,8 @@ mod tests {
         assert_eq!(p.base_latency, 0.01);
         let e = ModelParams::default()
             .with_file("m.yaml", "capacity: 50\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("m.yaml: unknown field `capacity`"), "{e}");
     }
 }
