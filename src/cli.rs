@@ -344,12 +344,13 @@ pub struct PrometheusArgs {
     pub insecure_skip_verify: bool,
 
     /// An extra request header for --prometheus-url, such as `X-Scope-OrgID: team-a` for a Mimir,
-    /// Cortex or Thanos tenant. Repeatable (comma-separated in the variable).
+    /// Cortex or Thanos tenant. Repeatable (one header per line in the variable: a header value
+    /// may hold commas).
     #[arg(
         long = "prometheus-header",
         value_name = "NAME: VALUE",
         env = "SCALEWISE_PROMETHEUS_HEADERS",
-        value_delimiter = ','
+        value_delimiter = '\n'
     )]
     pub headers: Vec<String>,
 
@@ -402,5 +403,28 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_header_value_with_commas_stays_one_header() {
+        let cli = Cli::try_parse_from([
+            "scalewise",
+            "run",
+            "--prometheus-header",
+            "Accept: application/json, text/plain",
+            "--prometheus-header",
+            "X-Scope-OrgID: team-a",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            args.prometheus.headers,
+            [
+                "Accept: application/json, text/plain",
+                "X-Scope-OrgID: team-a"
+            ]
+        );
     }
 }

@@ -265,6 +265,11 @@ async fn run_controllers(
         });
     future::join_all(runs).await;
     workload.abort();
+    // A replica that stopped reconciling (it lost the lease, or is shutting down) no longer
+    // speaks for any policy: its per-policy series would be stale.
+    for (namespace, name) in metrics.known_policies() {
+        metrics.forget(&namespace, &name);
+    }
     health.set_running(false);
     health.set_synced(false);
     info!("controllers stopped");
