@@ -5,24 +5,23 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use scalewise::api::{ScalingPolicy, ScalingPolicyStatus};
 use serde_json::{Value, json};
 use support::exporter::Exporter;
+use support::workload::{create_deployment, free_port, replicas};
 use support::{TestEnv, eventually, install_crd, required_env};
 
 const WAIT: Duration = Duration::from_secs(45);
@@ -135,11 +134,6 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("local address").port()
-}
-
 /// Installs the CRD and serves `e2e_load` values for this test, scraped every second.
 async fn setup(test: &str, body: &str) -> (TestEnv, Exporter) {
     let env = TestEnv::new(test).await;
@@ -147,53 +141,6 @@ async fn setup(test: &str, body: &str) -> (TestEnv, Exporter) {
     let exporter = Exporter::start(&env.namespace, body).await;
     env.scrape(&exporter).await;
     (env, exporter)
-}
-
-async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
-    let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
-    let deployment = Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(labels.clone()),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some("busybox:1.36".into()),
-                        command: Some(vec!["sleep".into(), "3600".into()]),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    env.api::<Deployment>()
-        .create(&PostParams::default(), &deployment)
-        .await
-        .expect("create Deployment");
-}
-
-async fn replicas(env: &TestEnv, name: &str) -> i32 {
-    let scale = env
-        .api::<Deployment>()
-        .get_scale(name)
-        .await
-        .expect("read /scale");
-    scale.spec.and_then(|s| s.replicas).unwrap_or_default()
 }
 
 /// A policy on Deployment `target` with one threshold metric reading `e2e_load` of this test,

@@ -14,17 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{
-    Container, Namespace, PodSpec, PodTemplateSpec, Secret, ServiceAccount,
-};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client, Config};
@@ -32,6 +30,7 @@ use scalewise::api::ScalingPolicy;
 use scalewise::manifest::parse_documents;
 use serde_json::{Value, json};
 use support::exporter::Exporter;
+use support::workload::{create_deployment, free_port, replicas};
 use support::{HOW_TO_RUN, TestEnv, install_crd, repo_path, required_env};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -293,59 +292,7 @@ impl Drop for Operator {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("local address").port()
-}
-
 // --- the workload --------------------------------------------------------------------------------
-
-async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
-    let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
-    let deployment = Deployment {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: Some(replicas),
-            selector: LabelSelector {
-                match_labels: Some(labels.clone()),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some("busybox:1.36".into()),
-                        command: Some(vec!["sleep".into(), "3600".into()]),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    env.api::<Deployment>()
-        .create(&PostParams::default(), &deployment)
-        .await
-        .expect("create Deployment");
-}
-
-async fn replicas(env: &TestEnv, name: &str) -> i32 {
-    let scale = env
-        .api::<Deployment>()
-        .get_scale(name)
-        .await
-        .expect("read /scale");
-    scale.spec.and_then(|s| s.replicas).unwrap_or_default()
-}
 
 /// A policy scaling Deployment `target` out while this test's exporter reads 90.
 async fn create_policy(env: &TestEnv, name: &str, target: &str) {

@@ -18,6 +18,7 @@ pub mod exporter;
 pub mod http;
 pub mod metrics;
 pub mod promdata;
+pub mod workload;
 
 use std::{
     collections::BTreeMap,
