@@ -1,60 +1,13 @@
 //! The `scalewise` binary as users run it: `crd`, `check`, `decide`, `--version`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod cmd;
 
+use std::path::Path;
+
+use cmd::{TempDir, scalewise, scalewise_stdin, stderr, stdout};
 use serde_json::{Value, json};
 
 const CHECKOUT: &str = "examples/checkout.yaml";
-
-fn scalewise(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("scalewise starts");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
-    drop(input);
-    child.wait_with_output().expect("scalewise runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("scalewise-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn checkout() -> Value {
     let text =
@@ -73,7 +26,7 @@ fn decide_json(args: &[&str]) -> Value {
         "json",
     ];
     all.extend_from_slice(args);
-    let out = scalewise(&all, None);
+    let out = scalewise(&all);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_str(&stdout(&out)).expect("decide prints JSON")
 }
@@ -91,7 +44,7 @@ const HIGH_CPU: [&str; 8] = [
 
 #[test]
 fn the_reference_manifest_passes_check() {
-    let out = scalewise(&["check", "-f", CHECKOUT], None);
+    let out = scalewise(&["check", "-f", CHECKOUT]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -277,8 +230,8 @@ fn every_rejected_case_is_refused_with_its_field_path() {
         let mut manifest = checkout();
         mutate(&mut manifest);
         let path = dir.file("bad.yaml", &serde_yaml_ng::to_string(&manifest).unwrap());
-        let path = path.to_str().unwrap();
-        let out = scalewise(&["check", "-f", path], None);
+        let path = path.as_str();
+        let out = scalewise(&["check", "-f", path]);
         let printed = stdout(&out);
         assert_eq!(
             out.status.code(),
@@ -321,7 +274,7 @@ spec:
   maxReplicas: 3
   metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
 "#;
-    let out = scalewise(&["check", "-f", "-"], Some(text));
+    let out = scalewise_stdin(&["check", "-f", "-"], text);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stdout(&out),
@@ -337,7 +290,7 @@ spec:
 
 #[test]
 fn check_names_a_yaml_syntax_error() {
-    let out = scalewise(&["check", "-f", "-"], Some("spec: [unclosed"));
+    let out = scalewise_stdin(&["check", "-f", "-"], "spec: [unclosed");
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("-: document 1: not valid YAML"),
@@ -348,7 +301,7 @@ fn check_names_a_yaml_syntax_error() {
 
 #[test]
 fn check_names_a_missing_file() {
-    let out = scalewise(&["check", "-f", "no/such/file.yaml"], None);
+    let out = scalewise(&["check", "-f", "no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("cannot read no/such/file.yaml"),
@@ -397,17 +350,15 @@ fn low_metrics_scale_in_only_after_the_full_window_when_chained() {
         "--metric",
         "backlog=300",
     ];
-    let mut state: Option<PathBuf> = None;
+    let mut state: Option<String> = None;
     let mut desired = Vec::new();
     for step in 0..=20 {
         let now = jiff::Timestamp::from_second(1_767_225_600 + step * 15)
             .unwrap()
             .to_string();
         let mut args = vec!["--now", now.as_str()];
-        let state_arg;
         if let Some(path) = &state {
-            state_arg = path.to_str().unwrap().to_owned();
-            args.extend(["--state", state_arg.as_str()]);
+            args.extend(["--state", path.as_str()]);
         }
         args.extend(low);
         let d = decide_json(&args);
@@ -457,8 +408,8 @@ fn decide_output_is_byte_identical_for_the_same_inputs() {
             &HIGH_CPU[..],
         ]
         .concat();
-        let a = scalewise(&args, None);
-        let b = scalewise(&args, None);
+        let a = scalewise(&args);
+        let b = scalewise(&args);
         assert!(a.status.success());
         assert_eq!(a.stdout, b.stdout, "{format}");
     }
@@ -479,7 +430,7 @@ fn decide_text_output_explains_each_metric() {
         &HIGH_CPU[..],
     ]
     .concat();
-    let out = scalewise(&args, None);
+    let out = scalewise(&args);
     assert_eq!(
         stdout(&out),
         "Scale out from 4 to 6: cpu 85 > 70\n\
@@ -493,18 +444,15 @@ fn decide_text_output_explains_each_metric() {
 
 #[test]
 fn decide_refuses_a_missing_or_unknown_metric_with_exit_2() {
-    let out = scalewise(
-        &[
-            "decide",
-            "--policy",
-            CHECKOUT,
-            "--replicas",
-            "4",
-            "--metric",
-            "cpu=85",
-        ],
-        None,
-    );
+    let out = scalewise(&[
+        "decide",
+        "--policy",
+        CHECKOUT,
+        "--replicas",
+        "4",
+        "--metric",
+        "cpu=85",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("missing: latency-p95, errors, backlog"),
@@ -525,7 +473,7 @@ fn decide_refuses_a_missing_or_unknown_metric_with_exit_2() {
         &HIGH_CPU[..],
     ]
     .concat();
-    let out = scalewise(&args, None);
+    let out = scalewise(&args);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("the policy has no metric \"cpux\""),
@@ -546,7 +494,7 @@ fn decide_refuses_a_missing_or_unknown_metric_with_exit_2() {
         &HIGH_CPU[2..],
     ]
     .concat();
-    let out = scalewise(&args, None);
+    let out = scalewise(&args);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("VALUE must be a finite number or one of unavailable"),
@@ -562,17 +510,11 @@ fn decide_refuses_an_invalid_policy_with_its_problems() {
     let dir = TempDir::new("invalid");
     let path = dir.file("p.yaml", &serde_yaml_ng::to_string(&manifest).unwrap());
     let args = [
-        &[
-            "decide",
-            "--policy",
-            path.to_str().unwrap(),
-            "--replicas",
-            "4",
-        ][..],
+        &["decide", "--policy", path.as_str(), "--replicas", "4"][..],
         &HIGH_CPU[..],
     ]
     .concat();
-    let out = scalewise(&args, None);
+    let out = scalewise(&args);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out)
@@ -584,7 +526,7 @@ fn decide_refuses_an_invalid_policy_with_its_problems() {
 
 #[test]
 fn crd_output_matches_the_committed_file() {
-    let out = scalewise(&["crd"], None);
+    let out = scalewise(&["crd"]);
     assert!(out.status.success());
     let committed = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/scalingpolicy.yaml"),
@@ -598,7 +540,7 @@ fn crd_output_matches_the_committed_file() {
 
 #[test]
 fn the_crd_declares_the_api_contract() {
-    let crd: Value = serde_yaml_ng::from_str(&stdout(&scalewise(&["crd"], None))).unwrap();
+    let crd: Value = serde_yaml_ng::from_str(&stdout(&scalewise(&["crd"]))).unwrap();
     let spec = &crd["spec"];
     assert_eq!(spec["group"], "scalewise.dev");
     assert_eq!(spec["scope"], "Namespaced");
@@ -673,7 +615,7 @@ fn the_crd_declares_the_api_contract() {
 
 #[test]
 fn version_is_printed() {
-    let out = scalewise(&["--version"], None);
+    let out = scalewise(&["--version"]);
     assert_eq!(
         stdout(&out),
         format!("scalewise {}\n", env!("CARGO_PKG_VERSION"))

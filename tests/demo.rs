@@ -3,21 +3,15 @@
 //! given the values the workload's service model produces. The model itself (load curve, CPU,
 //! latency, errors, counters) is tested in `examples/demo_workload.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cmd;
 
+use std::path::{Path, PathBuf};
+
+use cmd::{TempDir, scalewise};
 use serde_json::Value;
 
 const POLICY: &str = "examples/demo/policy.yaml";
 const DEPLOYMENT: &str = "examples/demo/deployment.yaml";
-
-fn scalewise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scalewise"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("scalewise runs")
-}
 
 fn repo_file(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
@@ -87,28 +81,6 @@ fn limit_types(d: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// A file in a fresh temporary directory, removed on drop.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(name: &str, text: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("scalewise-demo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join(name);
-        std::fs::write(&path, text).expect("write temp file");
-        Self(path)
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        if let Some(dir) = self.0.parent() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
 #[test]
 fn the_demo_policy_passes_check() {
     let out = scalewise(&["check", "-f", POLICY]);
@@ -176,19 +148,13 @@ fn the_demo_policy_holds_at_baseline_scales_out_in_the_surge_and_stops_at_max() 
 fn the_demo_policy_scales_in_by_two_after_its_20s_window() {
     // Back at 40 req/s on 8 replicas: cpu 10%. Evaluations every 5 s, as in the demo, each with
     // the state the previous one left: evidence is collected for the 20 s window, then 8 -> 6.
-    let state = TempFile::new("state.json", "");
+    let dir = TempDir::new("demo");
+    let state = PathBuf::from(dir.file("state.json", ""));
     let mut chained = false;
     let mut first_scale_in = None;
     for seconds in (0..=30).step_by(5) {
         let now = format!("2026-01-01T00:00:{seconds:02}Z");
-        let d = decide(
-            8,
-            10.0,
-            0.08,
-            0.0,
-            &now,
-            chained.then_some(state.0.as_path()),
-        );
+        let d = decide(8, 10.0, 0.08, 0.0, &now, chained.then_some(state.as_path()));
         if d["action"] == "ScaleIn" {
             assert_eq!(d["desiredReplicas"], 6, "{d}");
             assert_eq!(d["reason"], "Scale in from 8 to 6: cpu 10 < 30");
@@ -197,7 +163,7 @@ fn the_demo_policy_scales_in_by_two_after_its_20s_window() {
         }
         assert_eq!(d["action"], "Hold", "{d}");
         assert_eq!(limit_types(&d), ["Stabilization"], "{d}");
-        std::fs::write(&state.0, d["state"].to_string()).expect("write state");
+        std::fs::write(&state, d["state"].to_string()).expect("write state");
         chained = true;
     }
     assert_eq!(first_scale_in, Some(20));

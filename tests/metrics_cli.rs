@@ -1,32 +1,14 @@
 //! `scalewise query` as users run it: the reference policy `examples/checkout.yaml` against the
 //! environment's Prometheus holding matching data, and against a Prometheus that was stopped.
 
+mod cmd;
 mod support;
 
-use std::process::{Command, Output};
-
+use cmd::{scalewise, stderr, stdout};
 use serde_json::Value;
 use support::metrics::{TimestampMs, now_ms};
 use support::promdata::{self, PrivatePrometheus, counter, gauge};
 use support::repo_path;
-
-fn scalewise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scalewise"))
-        .args(args)
-        // Only what the test passes: no URL or allow-list from the environment.
-        .env_remove("SCALEWISE_PROMETHEUS_URL")
-        .env_remove("SCALEWISE_ALLOWED_PROMETHEUS_URLS")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run scalewise: {e}"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn checkout() -> String {
     repo_path("examples/checkout.yaml").display().to_string()

@@ -2,9 +2,11 @@
 //! baseline matches hand-computed HPA decisions, and `scalewise simulate` writes the same bytes
 //! for the same inputs and says clearly what is wrong with a trace or a flag.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
+mod cmd;
+
+use cmd::{TempDir, scalewise, stderr, stdout};
 use scalewise::api::{Action, Policy, ScalingPolicySpec, ScalingPolicyStatus};
 use scalewise::decide::{decide, next_status};
 use scalewise::simulate::bind::{self, MetricBinding, ModelMetric};
@@ -12,52 +14,6 @@ use scalewise::simulate::hpa::{Hpa, HpaSpec, MetricType};
 use scalewise::simulate::model::{ModelParams, Pod, Service};
 use scalewise::simulate::run::timestamp;
 use scalewise::simulate::{ScalewiseAutoscaler, Slo, Trace, TraceSetup, run_trace};
-
-fn scalewise(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scalewise"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("SCALEWISE_PROMETHEUS_URL")
-        .output()
-        .expect("scalewise runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("scalewise-simulate-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).expect("write temp file");
-        path.display().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A web service scaled on CPU, p95 latency and error rate.
 const WEB: &str = r#"
