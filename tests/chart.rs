@@ -739,20 +739,10 @@ fn set(items: &[(&str, &str, &[&str], &str)]) -> BTreeSet<Grant> {
 /// What the operator may do in the namespaces it watches: nothing else.
 fn operator_grants() -> BTreeSet<Grant> {
     set(&[
-        (
-            "scalewise.dev",
-            "scalingpolicies",
-            &["get", "list", "watch"],
-            "",
-        ),
-        (
-            "scalewise.dev",
-            "scalingpolicies/status",
-            &["get", "patch", "update"],
-            "",
-        ),
-        ("apps", "deployments", &["get", "list", "watch"], ""),
-        ("apps", "deployments/scale", &["get", "patch", "update"], ""),
+        ("scalewise.dev", "scalingpolicies", &["list", "watch"], ""),
+        ("scalewise.dev", "scalingpolicies/status", &["patch"], ""),
+        ("apps", "deployments", &["list", "watch"], ""),
+        ("apps", "deployments/scale", &["get", "patch"], ""),
         (
             "autoscaling",
             "horizontalpodautoscalers",

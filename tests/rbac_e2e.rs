@@ -568,6 +568,9 @@ async fn cannot_do_anything_else(env: &TestEnv, client: &Client, other_namespace
     for (verb, group, resource) in [
         ("create", "scalewise.dev", "scalingpolicies"),
         ("update", "scalewise.dev", "scalingpolicies"),
+        ("update", "scalewise.dev", "scalingpolicies/status"),
+        ("update", "apps", "deployments/scale"),
+        ("update", "apps", "deployments"),
         ("delete", "scalewise.dev", "scalingpolicies"),
         ("create", "apps", "deployments"),
         ("list", "", "pods"),
