@@ -95,11 +95,18 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let result = if settings.leader_election {
-        lead_then_run(&client, &settings, observer, metrics, health, stop_rx).await
+    let runner = Runner {
+        client,
+        settings,
+        observer,
+        metrics,
+        health,
+    };
+    let result = if runner.settings.leader_election {
+        runner.lead_then_run(stop_rx).await
     } else {
-        health.set_leader(true);
-        run_controllers(&client, &settings, observer, metrics, health, stop_rx).await;
+        runner.health.set_leader(true);
+        runner.run_controllers(stop_rx).await;
         Ok(())
     };
     match server.await {
@@ -115,164 +122,166 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Waits for leadership, runs the controllers while leading, and stands by again when the lease
-/// is lost. On shutdown the lease is released.
-async fn lead_then_run(
-    client: &Client,
-    settings: &Settings,
+/// What every controller of this replica shares, for as long as it runs.
+struct Runner {
+    client: Client,
+    settings: Settings,
     observer: Arc<dyn Observe>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    stop: watch::Receiver<bool>,
-) -> Result<(), RunError> {
-    let namespace = settings
-        .lease_namespace
-        .clone()
-        .unwrap_or_else(|| client.default_namespace().to_owned());
-    let secs = settings.lease_duration.as_secs().max(2);
-    let manager =
-        kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
-            .with_namespace(&namespace)
-            .with_identity(&settings.identity)
-            .with_field_manager(format!("scalewise-{}", settings.identity))
-            .with_duration(secs)
-            .with_grace((secs / 3).max(1))
-            .build()
-            .await?;
-    info!(lease = %format!("{namespace}/{}", settings.lease_name), identity = %settings.identity, "waiting for leadership");
-    let (mut leading, lease_task) = manager.watch().await;
-    loop {
-        let is_leader = *leading.borrow_and_update();
-        health.set_leader(is_leader);
-        if *stop.borrow() {
-            break;
-        }
-        if is_leader {
-            info!(identity = %settings.identity, "leading: starting the controllers");
-            let mut lost = leading.clone();
-            let mut stop_or_lost = stop.clone();
-            let (tx, rx) = watch::channel(false);
-            let relay = tokio::spawn(async move {
-                tokio::select! {
-                    _ = stop_or_lost.wait_for(|s| *s) => {}
-                    _ = lost.wait_for(|l| !*l) => {}
-                }
-                let _ = tx.send(true);
-            });
-            run_controllers(
-                client,
-                settings,
-                observer.clone(),
-                metrics.clone(),
-                health.clone(),
-                rx,
-            )
-            .await;
-            relay.abort();
+}
+
+impl Runner {
+    /// Waits for leadership, runs the controllers while leading, and stands by again when the lease
+    /// is lost. On shutdown the lease is released.
+    async fn lead_then_run(&self, stop: watch::Receiver<bool>) -> Result<(), RunError> {
+        let Self {
+            client,
+            settings,
+            health,
+            ..
+        } = self;
+        let namespace = settings
+            .lease_namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_owned());
+        let secs = settings.lease_duration.as_secs().max(2);
+        let manager =
+            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
+                .with_namespace(&namespace)
+                .with_identity(&settings.identity)
+                .with_field_manager(format!("scalewise-{}", settings.identity))
+                .with_duration(secs)
+                .with_grace((secs / 3).max(1))
+                .build()
+                .await?;
+        info!(lease = %format!("{namespace}/{}", settings.lease_name), identity = %settings.identity, "waiting for leadership");
+        let (mut leading, lease_task) = manager.watch().await;
+        loop {
+            let is_leader = *leading.borrow_and_update();
+            health.set_leader(is_leader);
             if *stop.borrow() {
                 break;
             }
-            warn!(identity = %settings.identity, "lost leadership: standing by");
-            continue;
-        }
-        let mut stop_wait = stop.clone();
-        tokio::select! {
-            _ = stop_wait.wait_for(|s| *s) => break,
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    error!("leader election stopped");
+            if is_leader {
+                info!(identity = %settings.identity, "leading: starting the controllers");
+                let mut lost = leading.clone();
+                let mut stop_or_lost = stop.clone();
+                let (tx, rx) = watch::channel(false);
+                let relay = tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop_or_lost.wait_for(|s| *s) => {}
+                        _ = lost.wait_for(|l| !*l) => {}
+                    }
+                    let _ = tx.send(true);
+                });
+                self.run_controllers(rx).await;
+                relay.abort();
+                if *stop.borrow() {
                     break;
+                }
+                warn!(identity = %settings.identity, "lost leadership: standing by");
+                continue;
+            }
+            let mut stop_wait = stop.clone();
+            tokio::select! {
+                _ = stop_wait.wait_for(|s| *s) => break,
+                changed = leading.changed() => {
+                    if changed.is_err() {
+                        error!("leader election stopped");
+                        break;
+                    }
                 }
             }
         }
+        health.set_leader(false);
+        // Dropping the receiver makes the lease manager release the lease and end.
+        drop(leading);
+        match lease_task.await {
+            Ok(Ok(_)) => info!("lease released"),
+            Ok(Err(e)) => warn!("releasing the lease failed: {e}"),
+            Err(e) => warn!("the lease task failed: {e}"),
+        }
+        Ok(())
     }
-    health.set_leader(false);
-    // Dropping the receiver makes the lease manager release the lease and end.
-    drop(leading);
-    match lease_task.await {
-        Ok(Ok(_)) => info!("lease released"),
-        Ok(Err(e)) => warn!("releasing the lease failed: {e}"),
-        Err(e) => warn!("the lease task failed: {e}"),
-    }
-    Ok(())
-}
 
-/// Runs one controller per scope until `stop` turns true.
-async fn run_controllers(
-    client: &Client,
-    settings: &Settings,
-    observer: Arc<dyn Observe>,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    stop: watch::Receiver<bool>,
-) {
-    let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
-        vec![None]
-    } else {
-        settings.namespaces.iter().cloned().map(Some).collect()
-    };
-    let slots = Arc::new(Semaphore::new(settings.max_concurrent_reconciles.max(1)));
-    let events = Arc::new(events::Publisher::new(
-        client.clone(),
-        "scalewise",
-        settings.identity.clone(),
-    ));
-    let pending = Arc::new(AtomicUsize::new(scopes.len()));
-    let stores: Vec<_> = scopes
-        .iter()
-        .map(|_| reflector::store::<ScalingPolicy>())
-        .collect();
-    let readers: Arc<Vec<Store<ScalingPolicy>>> =
-        Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
-    health.set_running(true);
-    // What the controller is responsible for, refreshed from the caches on its own clock, so
-    // that a reconcile that never returns still counts as a stall.
-    let workload = {
-        let (health, readers) = (health.clone(), readers.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                tick.tick().await;
-                let policies: Vec<Arc<ScalingPolicy>> =
-                    readers.iter().flat_map(|s| s.state()).collect();
-                let longest = policies
-                    .iter()
-                    .filter_map(|p| Policy::resolve(&p.spec).ok())
-                    .map(|p| p.interval.unsigned_abs())
-                    .max()
-                    .unwrap_or_default();
-                health.set_workload(policies.len(), longest);
-            }
-        })
-    };
-    let runs = scopes
-        .into_iter()
-        .zip(stores)
-        .map(|(scope, (reader, writer))| {
-            let scope_ctx = Scope {
-                client: client.clone(),
-                namespace: scope,
-                events: events.clone(),
-                observer: observer.clone(),
-                metrics: metrics.clone(),
-                health: health.clone(),
-                slots: slots.clone(),
-                leader_election: settings.leader_election,
-                pending: pending.clone(),
-                all_policies: readers.clone(),
-            };
-            run_scope(scope_ctx, reader, writer, stop.clone())
-        });
-    future::join_all(runs).await;
-    workload.abort();
-    // A replica that stopped reconciling (it lost the lease, or is shutting down) no longer
-    // speaks for any policy: its per-policy series would be stale.
-    for (namespace, name) in metrics.known_policies() {
-        metrics.forget(&namespace, &name);
+    /// Runs one controller per scope until `stop` turns true.
+    async fn run_controllers(&self, stop: watch::Receiver<bool>) {
+        let Self {
+            client,
+            settings,
+            observer,
+            metrics,
+            health,
+        } = self;
+        let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
+            vec![None]
+        } else {
+            settings.namespaces.iter().cloned().map(Some).collect()
+        };
+        let slots = Arc::new(Semaphore::new(settings.max_concurrent_reconciles.max(1)));
+        let events = Arc::new(events::Publisher::new(
+            client.clone(),
+            "scalewise",
+            settings.identity.clone(),
+        ));
+        let pending = Arc::new(AtomicUsize::new(scopes.len()));
+        let stores: Vec<_> = scopes
+            .iter()
+            .map(|_| reflector::store::<ScalingPolicy>())
+            .collect();
+        let readers: Arc<Vec<Store<ScalingPolicy>>> =
+            Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
+        health.set_running(true);
+        // What the controller is responsible for, refreshed from the caches on its own clock, so
+        // that a reconcile that never returns still counts as a stall.
+        let workload = {
+            let (health, readers) = (health.clone(), readers.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    let policies: Vec<Arc<ScalingPolicy>> =
+                        readers.iter().flat_map(|s| s.state()).collect();
+                    let longest = policies
+                        .iter()
+                        .filter_map(|p| Policy::resolve(&p.spec).ok())
+                        .map(|p| p.interval.unsigned_abs())
+                        .max()
+                        .unwrap_or_default();
+                    health.set_workload(policies.len(), longest);
+                }
+            })
+        };
+        let runs = scopes
+            .into_iter()
+            .zip(stores)
+            .map(|(scope, (reader, writer))| {
+                let scope_ctx = Scope {
+                    client: client.clone(),
+                    namespace: scope,
+                    events: events.clone(),
+                    observer: observer.clone(),
+                    metrics: metrics.clone(),
+                    health: health.clone(),
+                    slots: slots.clone(),
+                    leader_election: settings.leader_election,
+                    pending: pending.clone(),
+                    all_policies: readers.clone(),
+                };
+                run_scope(scope_ctx, reader, writer, stop.clone())
+            });
+        future::join_all(runs).await;
+        workload.abort();
+        // A replica that stopped reconciling (it lost the lease, or is shutting down) no longer
+        // speaks for any policy: its per-policy series would be stale.
+        for (namespace, name) in metrics.known_policies() {
+            metrics.forget(&namespace, &name);
+        }
+        health.set_running(false);
+        health.set_synced(false);
+        info!("controllers stopped");
     }
-    health.set_running(false);
-    health.set_synced(false);
-    info!("controllers stopped");
 }
 
 struct Scope {
