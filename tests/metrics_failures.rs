@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use scalewise::metrics::{Failure, Invalid, MetricObservation, ServerConfig, SourceConfig};
-use support::metrics::{TimestampMs, now_ms};
+use support::metrics::{PromApi, TimestampMs, now_ms};
 use support::promdata::{self, Behaviour, FakeServer, PrivatePrometheus, counter, gauge};
 use support::unique_name;
 
@@ -185,17 +185,15 @@ async fn an_expression_yielding_nan_is_invalid() {
     assert_eq!(observed[0].result, Err(Failure::Invalid(Invalid::NaN)));
 }
 
-#[tokio::test]
-async fn a_query_returning_two_series_is_invalid_with_the_count() {
-    let api = promdata::prometheus();
-    let test = unique_name("two");
-    let t0 = now_ms();
+/// Two `queue_depth` series of this test (queues a and b), sampled every second for the 10 s up
+/// to `t0`: a bare selector over them returns two series.
+async fn push_two_queues(api: &PromApi, test: &str, t0: TimestampMs) {
     promdata::push(
-        &api,
+        api,
         &[
             gauge(
                 "queue_depth",
-                &[("test", &test), ("queue", "a")],
+                &[("test", test), ("queue", "a")],
                 t0 - 10_000,
                 t0,
                 1000,
@@ -203,7 +201,7 @@ async fn a_query_returning_two_series_is_invalid_with_the_count() {
             ),
             gauge(
                 "queue_depth",
-                &[("test", &test), ("queue", "b")],
+                &[("test", test), ("queue", "b")],
                 t0 - 10_000,
                 t0,
                 1000,
@@ -212,6 +210,14 @@ async fn a_query_returning_two_series_is_invalid_with_the_count() {
         ],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_query_returning_two_series_is_invalid_with_the_count() {
+    let api = promdata::prometheus();
+    let test = unique_name("two");
+    let t0 = now_ms();
+    push_two_queues(&api, &test, t0).await;
     let observed = promdata::read(
         &api.url,
         &query_policy(&format!("queue_depth{{test=\"{test}\"}}")),
@@ -229,28 +235,7 @@ async fn a_promql_execution_error_is_unavailable_with_the_servers_message() {
     let api = promdata::prometheus();
     let test = unique_name("many-to-one");
     let t0 = now_ms();
-    promdata::push(
-        &api,
-        &[
-            gauge(
-                "queue_depth",
-                &[("test", &test), ("queue", "a")],
-                t0 - 10_000,
-                t0,
-                1000,
-                1.0,
-            ),
-            gauge(
-                "queue_depth",
-                &[("test", &test), ("queue", "b")],
-                t0 - 10_000,
-                t0,
-                1000,
-                2.0,
-            ),
-        ],
-    )
-    .await;
+    push_two_queues(&api, &test, t0).await;
     // One-to-one matching with two series on the right is an execution error of the server.
     let observed = promdata::read(
         &api.url,
