@@ -4,6 +4,7 @@
 pub mod conditions;
 pub mod crd;
 pub mod duration;
+pub mod reason;
 pub mod spec;
 pub mod status;
 pub mod validate;

@@ -20,6 +20,9 @@ pub mod condition {
     pub const SCALING_LIMITED: &str = "ScalingLimited";
     /// Every metric could be read at the last evaluation.
     pub const METRICS_AVAILABLE: &str = "MetricsAvailable";
+    /// The target was scaled by someone other than scalewise since its last evaluation (set by
+    /// the controller, beside the engine's conditions).
+    pub const EXTERNAL_SCALE: &str = "ExternalScale";
 }
 
 /// The observed state of a ScalingPolicy, written by the operator.

@@ -19,6 +19,7 @@ use super::context::Context;
 use super::error::{Error, is_conflict, is_not_found};
 use super::ownership::other_owners;
 use crate::api::conditions::{find_condition, set_condition};
+use crate::api::reason;
 use crate::api::status::condition;
 use crate::api::{
     Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus, validate,
@@ -28,8 +29,6 @@ use crate::manifest::{API_VERSION, KIND};
 
 /// The field manager of every write scalewise makes.
 pub const FIELD_MANAGER: &str = "scalewise";
-/// A condition, beside the engine's, saying the target was scaled by someone else.
-pub const EXTERNAL_SCALE: &str = "ExternalScale";
 
 /// Reconciles one policy; see the module documentation for the steps.
 pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -69,7 +68,7 @@ pub fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>
                 &policy,
                 EventType::Warning,
                 &reason,
-                "Reconcile",
+                reason::action::RECONCILE,
                 format!("{chain}; retrying in {}s", delay.as_secs()),
             )
             .await;
@@ -118,7 +117,7 @@ async fn evaluate(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error
     if generation.is_some()
         && generation == previous.observed_generation
         && expected == Some(current)
-        && ready_condition_is(&previous, "Evaluated")
+        && ready_condition_is(&previous, reason::condition::EVALUATED)
         && let Some(due) = previous
             .last_evaluation_time
             .as_ref()
@@ -281,7 +280,7 @@ fn annotate(
                 conditions,
                 condition::ABLE_TO_SCALE,
                 true,
-                "DryRunBesideOtherOwner",
+                reason::condition::DRY_RUN_BESIDE_OTHER_OWNER,
                 format!(
                     "Deployment {target} is also scaled by {list}; this dry-run policy records decisions and never applies them"
                 ),
@@ -293,7 +292,7 @@ fn annotate(
                 conditions,
                 condition::ABLE_TO_SCALE,
                 false,
-                "AmbiguousTarget",
+                reason::condition::AMBIGUOUS_TARGET,
                 format!(
                     "Deployment {target} is also scaled by {list}; scalewise does not scale it until only one owner remains (set spec.dryRun to shadow the other owner)"
                 ),
@@ -306,24 +305,29 @@ fn annotate(
     match external {
         Some(expected) => set_condition(
             conditions,
-            EXTERNAL_SCALE,
+            condition::EXTERNAL_SCALE,
             true,
-            "ExternalScale",
+            reason::condition::EXTERNAL_SCALE,
             format!(
                 "Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
             ),
             *generation,
             now,
         ),
-        None if conditions.iter().any(|c| c.type_ == EXTERNAL_SCALE) => set_condition(
-            conditions,
-            EXTERNAL_SCALE,
-            false,
-            "NoExternalScale",
-            format!("Deployment {target} has the replicas scalewise left it at"),
-            *generation,
-            now,
-        ),
+        None if conditions
+            .iter()
+            .any(|c| c.type_ == condition::EXTERNAL_SCALE) =>
+        {
+            set_condition(
+                conditions,
+                condition::EXTERNAL_SCALE,
+                false,
+                reason::condition::NO_EXTERNAL_SCALE,
+                format!("Deployment {target} has the replicas scalewise left it at"),
+                *generation,
+                now,
+            )
+        }
         None => {}
     }
 }
@@ -342,10 +346,10 @@ async fn report_invalid(
         .collect::<Vec<_>>()
         .join("; ");
     let why = NotEvaluated {
-        reason: "InvalidSpec",
+        reason: reason::condition::INVALID_SPEC,
         able_message: "the target is not touched while the spec is invalid",
         message: &message,
-        action: "Validate",
+        action: reason::action::VALIDATE,
     };
     report_not_evaluated(policy, ctx, previous, &why, now).await
 }
@@ -362,10 +366,10 @@ async fn report_missing_target(
     let message =
         format!("Deployment {namespace}/{target} does not exist; retrying every interval");
     let why = NotEvaluated {
-        reason: "TargetNotFound",
+        reason: reason::condition::TARGET_NOT_FOUND,
         message: &message,
         able_message: &message,
-        action: "ReadTarget",
+        action: reason::action::READ_TARGET,
     };
     report_not_evaluated(policy, ctx, previous, &why, now).await
 }
@@ -470,8 +474,8 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
             ctx,
             policy,
             EventType::Warning,
-            "ExternalScale",
-            "ReadTarget",
+            reason::event::EXTERNAL_SCALE,
+            reason::action::READ_TARGET,
             note,
         )
         .await;
@@ -482,7 +486,7 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
             previous,
             status,
             condition::ABLE_TO_SCALE,
-            "AmbiguousTarget",
+            reason::condition::AMBIGUOUS_TARGET,
         )
     {
         let note = format!(
@@ -493,8 +497,8 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
             ctx,
             policy,
             EventType::Warning,
-            "AmbiguousTarget",
-            "Scale",
+            reason::event::AMBIGUOUS_TARGET,
+            reason::action::SCALE,
             note,
         )
         .await;
@@ -503,7 +507,7 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
         previous,
         status,
         condition::METRICS_AVAILABLE,
-        "MetricsFailed",
+        reason::condition::METRICS_FAILED,
     ) {
         let note = find_condition(&status.conditions, condition::METRICS_AVAILABLE)
             .map(|c| c.message.clone())
@@ -512,8 +516,8 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
             ctx,
             policy,
             EventType::Warning,
-            "MetricsFailed",
-            "Observe",
+            reason::event::METRICS_FAILED,
+            reason::action::OBSERVE,
             note,
         )
         .await;
@@ -526,21 +530,37 @@ async fn report(policy: &ScalingPolicy, ctx: &Context, outcome: &Outcome<'_>) {
         };
         if applied {
             let reason = if decision.action == Verdict::ScaleOut {
-                "ScaledOut"
+                reason::event::SCALED_OUT
             } else {
-                "ScaledIn"
+                reason::event::SCALED_IN
             };
             let note = format!(
                 "Scaled {verb} {target} from {from} to {to}: {}",
                 decision.reason
             );
-            publish(ctx, policy, EventType::Normal, reason, "Scale", note).await;
+            publish(
+                ctx,
+                policy,
+                EventType::Normal,
+                reason,
+                reason::action::SCALE,
+                note,
+            )
+            .await;
         } else {
             let note = format!(
                 "Would scale {verb} {target} from {from} to {to} (not applied): {}",
                 decision.reason
             );
-            publish(ctx, policy, EventType::Normal, "DryRun", "Scale", note).await;
+            publish(
+                ctx,
+                policy,
+                EventType::Normal,
+                reason::event::DRY_RUN,
+                reason::action::SCALE,
+                note,
+            )
+            .await;
         }
     }
 }

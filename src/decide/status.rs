@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::{Decision, Reading, history};
 use crate::api::conditions::set_condition;
+use crate::api::reason::condition as reason;
 use crate::api::status::condition;
 use crate::api::{DecisionRecord, LimitKind, MetricStatus, ScalingPolicyStatus};
 
@@ -69,7 +70,7 @@ fn set_decision_conditions(
     let mut set = |type_: &str, status: bool, reason: &str, message: String| {
         set_condition(conditions, type_, status, reason, message, generation, now);
     };
-    set(condition::READY, true, "Evaluated", d.message.clone());
+    set(condition::READY, true, reason::EVALUATED, d.message.clone());
 
     let paused = d.limited_by(LimitKind::Paused);
     let at_zero = d.limited_by(LimitKind::ScaledToZero);
@@ -77,27 +78,27 @@ fn set_decision_conditions(
     let (able, reason, message) = if paused {
         (
             false,
-            "Paused",
+            reason::PAUSED,
             "spec.paused is true: the target is left as it is".to_owned(),
         )
     } else if at_zero {
         (
             false,
-            "ScaledToZero",
+            reason::SCALED_TO_ZERO,
             "the target has 0 replicas: autoscaling is off until it is scaled up".to_owned(),
         )
     } else if d.dry_run {
         (
             true,
-            "DryRun",
+            reason::DRY_RUN,
             "decisions are recorded but not applied (spec.dryRun)".to_owned(),
         )
     } else if let Some(cooldown) = cooldown {
-        (true, "Cooldown", cooldown.message.clone())
+        (true, reason::COOLDOWN, cooldown.message.clone())
     } else {
         (
             true,
-            "ReadyForNewScale",
+            reason::READY_FOR_NEW_SCALE,
             "the target can be scaled".to_owned(),
         )
     };
@@ -113,23 +114,23 @@ fn set_decision_conditions(
         .collect();
     let all_failed = !d.metrics.is_empty() && failed.len() == d.metrics.len();
     let (active, reason, message) = if paused {
-        (false, "Paused", "spec.paused is true".to_owned())
+        (false, reason::PAUSED, "spec.paused is true".to_owned())
     } else if at_zero {
         (
             false,
-            "ScaledToZero",
+            reason::SCALED_TO_ZERO,
             "the target has 0 replicas".to_owned(),
         )
     } else if all_failed {
         (
             false,
-            "MetricsUnavailable",
+            reason::METRICS_UNAVAILABLE,
             "every metric failed to read".to_owned(),
         )
     } else {
         (
             true,
-            "ValidMetricFound",
+            reason::VALID_METRIC_FOUND,
             "the policy is computing replicas from its metrics".to_owned(),
         )
     };
@@ -144,16 +145,16 @@ fn set_decision_conditions(
     match limited {
         Some(l) => {
             let reason = match l.kind {
-                LimitKind::MinReplicas => "TooFewReplicas",
-                LimitKind::MaxReplicas => "TooManyReplicas",
-                _ => "ScaleRateLimited",
+                LimitKind::MinReplicas => reason::TOO_FEW_REPLICAS,
+                LimitKind::MaxReplicas => reason::TOO_MANY_REPLICAS,
+                _ => reason::SCALE_RATE_LIMITED,
             };
             set(condition::SCALING_LIMITED, true, reason, l.message.clone());
         }
         None => set(
             condition::SCALING_LIMITED,
             false,
-            "DesiredWithinRange",
+            reason::DESIRED_WITHIN_RANGE,
             "the desired count is within range and rate limits".to_owned(),
         ),
     }
@@ -162,14 +163,14 @@ fn set_decision_conditions(
         set(
             condition::METRICS_AVAILABLE,
             true,
-            "AllMetricsRead",
+            reason::ALL_METRICS_READ,
             "every metric was read".to_owned(),
         );
     } else {
         set(
             condition::METRICS_AVAILABLE,
             false,
-            "MetricsFailed",
+            reason::METRICS_FAILED,
             failed.join("; "),
         );
     }
