@@ -19,7 +19,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::api::validate::{Policy, Rule};
+use crate::api::policy::{Policy, Rule};
 use crate::api::{Action, FailureKind};
 use crate::decide::{Decision, Reading};
 

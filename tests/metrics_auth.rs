@@ -3,6 +3,7 @@
 
 mod support;
 
+use scalewise::api::Policy;
 use std::path::PathBuf;
 
 use scalewise::metrics::{
@@ -226,7 +227,7 @@ async fn an_address_off_the_allow_list_is_never_called() {
         ..SourceConfig::default()
     });
     let policy = constant_policy(Some(&target.url));
-    let plan = QueryPlan::for_policy(&policy).unwrap();
+    let plan = QueryPlan::for_policy(&policy, &Policy::resolve(&policy.spec).unwrap()).unwrap();
     let result = scalewise::metrics::MetricSource::evaluate(&source, &plan, None).await;
     assert_eq!(
         result,
@@ -236,7 +237,7 @@ async fn an_address_off_the_allow_list_is_never_called() {
         })
     );
     assert_eq!(
-        source.check(&policy),
+        source.check(Some(target.url.as_str())),
         vec![scalewise::api::FieldError {
             path: "spec.prometheus.address".into(),
             message: format!(

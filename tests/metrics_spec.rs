@@ -2,7 +2,7 @@
 //! field paths, server addresses, and the metrics flags of the command line. No servers needed.
 
 use clap::Parser;
-use scalewise::api::{FieldError, ScalingPolicySpec, validate};
+use scalewise::api::{FieldError, Policy, ScalingPolicySpec, validate};
 use scalewise::cli::{Cli, Command};
 use scalewise::commands::query::source_config;
 use scalewise::metrics::QueryPlan;
@@ -36,7 +36,7 @@ fn resource_overrides_with_placeholders_are_valid() {
     target: 70
 "#;
     assert_eq!(errors(metrics, ""), vec![]);
-    let plan = QueryPlan::new("shop", &spec(metrics, "")).unwrap();
+    let plan = QueryPlan::new("shop", &Policy::resolve(&spec(metrics, "")).unwrap()).unwrap();
     assert_eq!(
         plan.metrics[0].promql,
         r#"100 * sum(rate(container_cpu_usage_seconds_total{kubernetes_namespace="shop", kubernetes_pod_name=~"checkout-.+"}[2m])) / sum(kube_pod_container_resource_requests_cpu_cores{kubernetes_namespace="shop", kubernetes_pod_name=~"checkout-.+", job="kube-state-metrics"})"#

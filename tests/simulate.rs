@@ -75,7 +75,7 @@ fn policy_of(manifest: &str) -> (ScalingPolicySpec, Policy) {
 }
 
 fn bindings_of(spec: &ScalingPolicySpec) -> Vec<MetricBinding> {
-    bind::bind(&spec.metrics, &[]).unwrap()
+    bind::bind(&Policy::resolve(spec).unwrap().metrics, &[]).unwrap()
 }
 
 // --- The engine -------------------------------------------------------------------------------

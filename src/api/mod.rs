@@ -4,12 +4,18 @@
 pub mod conditions;
 pub mod crd;
 pub mod duration;
+pub mod policy;
+mod promql_check;
 pub mod reason;
 pub mod spec;
 pub mod status;
 pub mod validate;
 
 pub use duration::DurationString;
+pub use policy::{
+    DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source, SourceKind,
+};
+pub use promql_check::{check_matcher_list, is_metric_name};
 pub use spec::*;
 pub use status::*;
-pub use validate::{FieldError, Policy, ValidationErrors, validate};
+pub use validate::{FieldError, ValidationErrors, validate};

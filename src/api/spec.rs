@@ -427,29 +427,3 @@ pub enum FailureAction {
     Hold,
     Fallback,
 }
-
-impl MetricSpec {
-    /// The names of the metric sources this metric sets, in declaration order.
-    pub fn source_names(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.cpu.is_some() {
-            names.push("cpu");
-        }
-        if self.memory.is_some() {
-            names.push("memory");
-        }
-        if self.latency.is_some() {
-            names.push("latency");
-        }
-        if self.error_rate.is_some() {
-            names.push("errorRate");
-        }
-        if self.request_rate.is_some() {
-            names.push("requestRate");
-        }
-        if self.query.is_some() {
-            names.push("query");
-        }
-        names
-    }
-}

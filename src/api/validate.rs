@@ -11,11 +11,13 @@ use std::ops::RangeInclusive;
 use jiff::SignedDuration;
 
 use super::duration::DurationString;
+use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
+use super::promql_check::{check_promql_parts, check_query};
 use super::spec::{
-    Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_SCALE_IN_COOLDOWN,
-    DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN, DEFAULT_SCALE_OUT_STABILIZATION,
-    DEFAULT_STEP, DEFAULT_TOLERANCE, FailureAction, MetricSpec, RatePolicyType, ScalingPolicySpec,
-    ScalingRules, SelectPolicy,
+    Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
+    DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN,
+    DEFAULT_SCALE_OUT_STABILIZATION, DEFAULT_STEP, DEFAULT_TOLERANCE, FailureAction, MetricSpec,
+    RatePolicyType, ScalingPolicySpec, ScalingRules,
 };
 
 /// The longest stabilization window (as in the HorizontalPodAutoscaler).
@@ -55,86 +57,13 @@ impl fmt::Display for ValidationErrors {
     }
 }
 
-/// A validated spec with every default applied: what the decision engine works from.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Policy {
-    pub min_replicas: i32,
-    pub max_replicas: i32,
-    pub interval: SignedDuration,
-    pub tolerance: f64,
-    pub metrics: Vec<MetricRule>,
-    pub scale_out: DirectionRules,
-    pub scale_in: DirectionRules,
-    pub on_failure: FailureRules,
-    pub dry_run: bool,
-    pub paused: bool,
-}
-
-/// How one metric's value turns into a proposal.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MetricRule {
-    pub name: String,
-    pub rule: Rule,
-}
-
-/// The proposal rule of a metric.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Rule {
-    /// Step out above `out_above`; step in below `in_below` when set, otherwise abstain.
-    Thresholds {
-        out_above: f64,
-        in_below: Option<f64>,
-    },
-    /// ceil(current * value / target).
-    Target(f64),
-    /// ceil(value / per_replica).
-    TargetPerReplica(f64),
-}
-
-/// Limits in one direction.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DirectionRules {
-    pub step: i32,
-    pub cooldown: SignedDuration,
-    pub stabilization_window: SignedDuration,
-    pub policies: Vec<RateLimit>,
-    pub select: SelectPolicy,
-}
-
-/// One rate policy.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RateLimit {
-    pub kind: RatePolicyType,
-    pub value: i32,
-    pub period: SignedDuration,
-}
-
-/// What happens when every metric fails.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FailureRules {
-    pub action: FailureAction,
-    pub fallback_replicas: Option<i32>,
-    pub after: i32,
-}
-
-impl DirectionRules {
-    /// The longest rate period, which bounds how long scale events must be remembered.
-    pub fn longest_period(&self) -> SignedDuration {
-        self.policies
-            .iter()
-            .map(|p| p.period)
-            .max()
-            .unwrap_or(SignedDuration::ZERO)
-    }
-}
-
 /// Collects problems while resolving.
-struct Checker {
+pub(super) struct Checker {
     errors: Vec<FieldError>,
 }
 
 impl Checker {
-    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FieldError {
             path: path.into(),
             message: message.into(),
@@ -328,6 +257,8 @@ impl Policy {
             return Err(ValidationErrors(c.errors));
         }
         Ok(Policy {
+            target: spec.target_ref.name.clone(),
+            address: spec.prometheus.as_ref().map(|p| p.address.clone()),
             min_replicas: spec.min_replicas,
             max_replicas: spec.max_replicas,
             interval,
@@ -375,130 +306,24 @@ pub fn parse_server_address(address: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-/// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
-pub fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-/// The placeholders replaced by example values, to check the syntax of a template.
-fn with_example_placeholders(text: &str) -> String {
-    super::spec::placeholder::expand(text, "default", "web", "1m")
-}
-
-/// Parses a PromQL label matcher list written without braces, such as `service="checkout"`.
-/// An empty list is fine.
-pub fn check_matcher_list(text: &str) -> Result<(), String> {
-    let expanded = with_example_placeholders(text);
-    if expanded.trim().is_empty() {
-        return Ok(());
-    }
-    match promql_parser::parser::parse(&format!("m{{{expanded}}}")) {
-        Ok(promql_parser::parser::Expr::VectorSelector(_)) => Ok(()),
-        Ok(_) => Err(format!(
-            "{text:?} is not a list of label matchers such as service=\"checkout\", code=~\"5..\""
-        )),
-        Err(e) => Err(format!(
-            "{text:?} is not a list of label matchers such as service=\"checkout\", code=~\"5..\": {e}"
-        )),
-    }
-}
-
-fn check_matchers(c: &mut Checker, path: &str, text: &str) {
-    if let Err(message) = check_matcher_list(text) {
-        c.error(path, message);
-    }
-}
-
-fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
-    let expanded = with_example_placeholders(name);
-    if !is_metric_name(&expanded) {
-        c.error(
-            path,
-            format!("{name:?} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
-        );
-    }
-}
-
-/// A `query` must parse as PromQL and yield an instant vector or a scalar.
-fn check_query(c: &mut Checker, path: &str, query: &str) {
-    use promql_parser::parser::{self, value::ValueType};
-    match parser::parse(&with_example_placeholders(query)) {
-        Ok(expr) => match expr.value_type() {
-            ValueType::Vector | ValueType::Scalar => {}
-            other => c.error(
-                path,
-                format!(
-                    "must yield one number (a scalar or an instant vector), but yields a {}",
-                    if other == ValueType::Matrix {
-                        "range vector"
-                    } else {
-                        "string"
-                    }
-                ),
-            ),
-        },
-        Err(e) => c.error(path, format!("is not valid PromQL: {e}")),
-    }
-}
-
-/// The PromQL parts of the metric sources: metric names and label matcher lists.
-fn check_promql_parts(c: &mut Checker, i: usize, m: &MetricSpec) {
-    let at = |field: &str| format!("spec.metrics[{i}].{field}");
-    for (source, resource) in [("cpu", &m.cpu), ("memory", &m.memory)] {
-        let Some(r) = resource else { continue };
-        for (field, value) in [
-            ("podSelector", &r.pod_selector),
-            ("usageSelector", &r.usage_selector),
-            ("requestsSelector", &r.requests_selector),
-        ] {
-            if let Some(text) = value {
-                check_matchers(c, &at(&format!("{source}.{field}")), text);
-            }
-        }
-        for (field, value) in [
-            ("usageMetric", &r.usage_metric),
-            ("requestsMetric", &r.requests_metric),
-        ] {
-            if let Some(name) = value {
-                check_metric_name(c, &at(&format!("{source}.{field}")), name);
-            }
-        }
-    }
-    if let Some(latency) = &m.latency {
-        if !latency.histogram.is_empty() {
-            check_metric_name(c, &at("latency.histogram"), &latency.histogram);
-        }
-        if let Some(selector) = &latency.selector {
-            check_matchers(c, &at("latency.selector"), selector);
-        }
-    }
-    if let Some(errors) = &m.error_rate {
-        if !errors.counter.is_empty() {
-            check_metric_name(c, &at("errorRate.counter"), &errors.counter);
-        }
-        if !errors.error_selector.is_empty() {
-            check_matchers(c, &at("errorRate.errorSelector"), &errors.error_selector);
-        }
-        if let Some(selector) = &errors.selector {
-            check_matchers(c, &at("errorRate.selector"), selector);
-        }
-    }
-    if let Some(requests) = &m.request_rate {
-        if !requests.counter.is_empty() {
-            check_metric_name(c, &at("requestRate.counter"), &requests.counter);
-        }
-        if let Some(selector) = &requests.selector {
-            check_matchers(c, &at("requestRate.selector"), selector);
-        }
-    }
-}
-
 fn describe(d: SignedDuration) -> String {
     super::duration::format_duration(d.unsigned_abs())
+}
+
+/// The sources a metric sets, in declaration order: the one place that enumerates the source
+/// fields of a metric.
+fn sources(m: &MetricSpec) -> Vec<Source> {
+    [
+        m.cpu.clone().map(Source::Cpu),
+        m.memory.clone().map(Source::Memory),
+        m.latency.clone().map(Source::Latency),
+        m.error_rate.clone().map(Source::ErrorRate),
+        m.request_rate.clone().map(Source::RequestRate),
+        m.query.clone().map(Source::Query),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Checks a spec, returning every problem with its field path (empty when valid).
@@ -539,18 +364,25 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
             c.error(at("name"), format!("duplicate metric name {:?}", m.name));
         }
 
-        let sources = m.source_names();
-        match sources.len() {
-            0 => c.error(
-                format!("spec.metrics[{i}]"),
-                "must set exactly one source: cpu, memory, latency, errorRate, requestRate or query",
-            ),
-            1 => {}
-            _ => c.error(
-                format!("spec.metrics[{i}]"),
-                format!("must set exactly one source, got {}", sources.join(" and ")),
-            ),
-        }
+        let mut sources = sources(m);
+        let source = match sources.len() {
+            0 => {
+                c.error(
+                    format!("spec.metrics[{i}]"),
+                    "must set exactly one source: cpu, memory, latency, errorRate, requestRate or query",
+                );
+                None
+            }
+            1 => sources.pop(),
+            _ => {
+                let names: Vec<&str> = sources.iter().map(|s| s.kind().as_str()).collect();
+                c.error(
+                    format!("spec.metrics[{i}]"),
+                    format!("must set exactly one source, got {}", names.join(" and ")),
+                );
+                None
+            }
+        };
         if let Some(latency) = &m.latency {
             if latency.histogram.is_empty() {
                 c.error(at("latency.histogram"), "must name a histogram");
@@ -587,18 +419,18 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
             }
         }
         check_promql_parts(c, i, m);
-        if let Some(window) = &m.window {
-            c.duration_within(
-                &at("window"),
-                Some(window),
-                "0s",
-                MIN_INTERVAL..=SignedDuration::MAX,
-            );
-        }
+        let window = c.duration_within(
+            &at("window"),
+            m.window.as_ref(),
+            DEFAULT_METRIC_WINDOW,
+            MIN_INTERVAL..=SignedDuration::MAX,
+        );
 
-        if let Some(rule) = resolve_rule(c, i, m) {
+        if let (Some(rule), Some(source)) = (resolve_rule(c, i, m), source) {
             rules.push(MetricRule {
                 name: m.name.clone(),
+                source,
+                window,
                 rule,
             });
         }

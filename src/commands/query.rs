@@ -139,7 +139,7 @@ pub async fn run_async(
         ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
         other => CommandError::Invalid(other.to_string()),
     })?;
-    let plan = QueryPlan::for_policy(&object)
+    let plan = QueryPlan::for_policy(&object, &policy)
         .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", display_name(&object))))?;
     let source = PrometheusSource::new(config).map_err(|e| CommandError::Invalid(e.to_string()))?;
     let server = source.server_for(&plan).map_err(|e| match e {

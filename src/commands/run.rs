@@ -2,13 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use tracing::info;
 
-use crate::api::{FieldError, Policy, ScalingPolicy};
 use crate::cli::RunArgs;
-use crate::controller::{self, Observe, Settings};
-use crate::decide::Observation;
+use crate::controller::{self, Settings};
 use crate::metrics::PrometheusSource;
 use crate::telemetry::Metrics;
 
@@ -19,21 +16,6 @@ pub enum RunCommandError {
     Kube(#[source] kube::Error),
     #[error(transparent)]
     Controller(#[from] controller::RunError),
-}
-
-/// The Prometheus reader as the controller sees it.
-impl Observe for PrometheusSource {
-    fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError> {
-        PrometheusSource::check(self, policy)
-    }
-
-    fn observe<'a>(
-        &'a self,
-        policy: &'a ScalingPolicy,
-        _resolved: &'a Policy,
-    ) -> BoxFuture<'a, Vec<Observation>> {
-        Box::pin(PrometheusSource::observe(self, policy, None))
-    }
 }
 
 /// This replica's name: the pod's name (POD_NAME, from the downward API) or the host name and

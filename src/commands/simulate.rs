@@ -12,8 +12,8 @@ use super::decide::load_policy;
 use super::query::{display_name, source_config};
 use super::{CommandError, Outcome, read_input};
 use crate::api::duration::{format_duration, parse_duration};
-use crate::api::validate::Rule;
-use crate::api::{MetricSpec, Policy};
+use crate::api::policy::Rule;
+use crate::api::{Policy, Source};
 use crate::cli::SimulateArgs;
 use crate::metrics::{MetricsError, PrometheusSource, QueryPlan, SourceKind};
 use crate::simulate::backtest::{self, Window};
@@ -226,7 +226,7 @@ fn simulate_trace(
 ) -> Result<Outcome, CommandError> {
     let (object, policy) = load_policy(policy_path)?;
     let maps = bind::parse_maps(&args.maps).map_err(command_error)?;
-    let bindings = bind::bind(&object.spec.metrics, &maps).map_err(command_error)?;
+    let bindings = bind::bind(&policy.metrics, &maps).map_err(command_error)?;
     let params = model_params(args)?;
     let slo = slo(args)?;
     let initial = initial_replicas(args, &policy)?;
@@ -425,7 +425,7 @@ fn backtest(
     window.check().map_err(command_error)?;
     let initial = initial_replicas(args, &policy)?;
     let file = policy_path.display().to_string();
-    let plan = QueryPlan::for_policy(&object)
+    let plan = QueryPlan::for_policy(&object, &policy)
         .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", display_name(&object))))?;
     let config = source_config(&args.prometheus).map_err(|e| usage(e.to_string()))?;
     let source = PrometheusSource::new(config).map_err(|e| CommandError::Invalid(e.to_string()))?;
@@ -450,8 +450,8 @@ fn backtest(
         .map_err(command_error)?;
     bar.finish_and_clear();
 
-    let first = object.spec.metrics.first().map(|m| {
-        let utilization = m.cpu.is_some() || m.memory.is_some();
+    let first = policy.metrics.first().map(|m| {
+        let utilization = matches!(m.source, Source::Cpu(_) | Source::Memory(_));
         (utilization, bind::window_seconds(m))
     });
     let mut autoscalers = autoscalers(args, &policy, first)?;
@@ -493,7 +493,7 @@ fn backtest(
     out.write_all(report::summary_table(&summaries).as_bytes())?;
 
     let metric_names: Vec<String> = plan.metrics.iter().map(|m| m.name.clone()).collect();
-    let panels = panels_for_backtest(&policy, &object.spec.metrics, &autoscalers);
+    let panels = panels_for_backtest(&policy, &autoscalers);
     let figure = Figure {
         title: format!(
             "{} backtested on {}: {}",
@@ -583,19 +583,12 @@ fn panels_for_trace(
         .collect()
 }
 
-fn panels_for_backtest(
-    policy: &Policy,
-    specs: &[MetricSpec],
-    autoscalers: &[Box<dyn Autoscaler>],
-) -> Vec<MetricPanel> {
+fn panels_for_backtest(policy: &Policy, autoscalers: &[Box<dyn Autoscaler>]) -> Vec<MetricPanel> {
     policy
         .metrics
         .iter()
         .map(|rule| {
-            let kind = specs
-                .iter()
-                .find(|m| m.name == rule.name)
-                .map_or("query", bind::kind_of);
+            let kind = bind::kind_of(&rule.source);
             let mut references = rule_references(rule.rule);
             references.extend(baseline_reference(&rule.name, autoscalers));
             MetricPanel {

@@ -1,38 +1,29 @@
-//! What every reconcile shares: one kube client, one metric reader, stores, telemetry, backoff.
+//! What every reconcile shares: one kube client, one metric reader, the resolved policies,
+//! stores, telemetry, backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::Semaphore;
 
-use crate::api::{FieldError, Policy, ScalingPolicy};
-use crate::decide::Observation;
+use super::apply::Writer;
+use super::events::Publisher;
+use super::observe::Observe;
+use super::resolved::Cache;
+use crate::api::ScalingPolicy;
 use crate::telemetry::{Health, Metrics};
-
-/// Reads a policy's metrics: the controller's view of the metrics layer.
-pub trait Observe: Send + Sync + 'static {
-    /// Problems with the policy that depend on the operator's configuration (such as a
-    /// Prometheus address outside the allow-list), with field paths.
-    fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError>;
-
-    /// One observation per metric of the policy, in spec order; failures are observations too.
-    fn observe<'a>(
-        &'a self,
-        policy: &'a ScalingPolicy,
-        resolved: &'a Policy,
-    ) -> BoxFuture<'a, Vec<Observation>>;
-}
 
 /// Shared by every reconcile of one controller.
 pub struct Context {
     pub client: Client,
-    pub events: Arc<super::events::Publisher>,
+    pub events: Arc<Publisher>,
     pub observer: Arc<dyn Observe>,
+    /// Each policy resolved once per generation.
+    pub resolved: Arc<Cache>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub policies: Store<ScalingPolicy>,
@@ -57,6 +48,15 @@ impl Context {
         let n = failures.entry(policy.clone()).or_insert(0);
         *n = n.saturating_add(1);
         backoff_delay(*n)
+    }
+
+    /// The apply step's writer, writing while `may_write` says so.
+    pub fn writer<'a>(&'a self, may_write: &'a (dyn Fn() -> bool + Sync)) -> Writer<'a> {
+        Writer {
+            client: &self.client,
+            events: &self.events,
+            may_write,
+        }
     }
 
     /// Forgets the failures of `policy` after a success.

@@ -5,11 +5,15 @@
 //! each to the policies that target it, so a manual scale, a new Deployment or a competing HPA
 //! is seen at once. Only the leader (a coordination.k8s.io/v1 Lease) reconciles.
 
+pub mod apply;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod observe;
 pub mod ownership;
+pub mod plan;
 pub mod reconcile;
+pub mod resolved;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,10 +30,12 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 use tracing::{error, info, warn};
 
-use crate::api::{Policy, ScalingPolicy};
+use crate::api::ScalingPolicy;
 use crate::telemetry::{Health, Metrics};
-pub use context::{Context, Observe};
+pub use context::Context;
 pub use error::Error;
+pub use observe::Observe;
+pub use resolved::Cache;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -232,32 +238,31 @@ impl Runner {
             .collect();
         let readers: Arc<Vec<Store<ScalingPolicy>>> =
             Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
+        // One cache of resolved policies per scope.
+        let caches: Vec<Arc<Cache>> = scopes.iter().map(|_| Arc::default()).collect();
         health.set_running(true);
         // What the controller is responsible for, refreshed from the caches on its own clock, so
         // that a reconcile that never returns still counts as a stall.
         let workload = {
-            let (health, readers) = (health.clone(), readers.clone());
+            let (health, readers, caches) = (health.clone(), readers.clone(), caches.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     tick.tick().await;
-                    let policies: Vec<Arc<ScalingPolicy>> =
-                        readers.iter().flat_map(|s| s.state()).collect();
-                    let longest = policies
+                    let policies: usize = readers.iter().map(|s| s.state().len()).sum();
+                    let longest = caches
                         .iter()
-                        .filter_map(|p| Policy::resolve(&p.spec).ok())
-                        .map(|p| p.interval.unsigned_abs())
+                        .map(|c| c.longest_interval())
                         .max()
                         .unwrap_or_default();
-                    health.set_workload(policies.len(), longest);
+                    health.set_workload(policies, longest);
                 }
             })
         };
-        let runs = scopes
-            .into_iter()
-            .zip(stores)
-            .map(|(scope, (reader, writer))| {
+        let runs = scopes.into_iter().zip(stores).zip(caches).map(
+            |((scope, (reader, writer)), resolved)| {
                 let scope_ctx = Scope {
+                    resolved,
                     client: client.clone(),
                     namespace: scope,
                     events: events.clone(),
@@ -270,7 +275,8 @@ impl Runner {
                     all_policies: readers.clone(),
                 };
                 run_scope(scope_ctx, reader, writer, stop.clone())
-            });
+            },
+        );
         future::join_all(runs).await;
         workload.abort();
         // A replica that stopped reconciling (it lost the lease, or is shutting down) no longer
@@ -286,6 +292,7 @@ impl Runner {
 
 struct Scope {
     client: Client,
+    resolved: Arc<Cache>,
     namespace: Option<String>,
     events: Arc<events::Publisher>,
     observer: Arc<dyn Observe>,
@@ -317,7 +324,7 @@ async fn run_scope(
     policy_writer: reflector::store::Writer<ScalingPolicy>,
     stop: watch::Receiver<bool>,
 ) {
-    let forget = scope.metrics.clone();
+    let (forget, forget_resolved) = (scope.metrics.clone(), scope.resolved.clone());
     // The operator's own status writes change no generation: they do not trigger reconciles.
     let policy_stream = watcher(
         api::<ScalingPolicy>(&scope.client, &scope.namespace),
@@ -328,6 +335,7 @@ async fn run_scope(
     .inspect(move |event| {
         if let Ok(watcher::Event::Delete(policy)) = event {
             forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
+            forget_resolved.forget(&ObjectRef::from_obj(policy));
         }
     })
     .applied_objects()
@@ -354,6 +362,7 @@ async fn run_scope(
         client: scope.client.clone(),
         events: scope.events.clone(),
         observer: scope.observer.clone(),
+        resolved: scope.resolved.clone(),
         metrics: scope.metrics.clone(),
         health: scope.health.clone(),
         policies: policies.clone(),
@@ -385,12 +394,13 @@ async fn run_scope(
 
     // Ready once this scope's caches are synced (and every other scope's).
     let synced = {
-        let (policies, hpas, health, pending, metrics) = (
+        let (policies, hpas, health, pending, metrics, resolved) = (
             policies.clone(),
             hpas.clone(),
             scope.health.clone(),
             scope.pending.clone(),
             scope.metrics.clone(),
+            scope.resolved.clone(),
         );
         let all = scope.all_policies.clone();
         tokio::spawn(async move {
@@ -411,6 +421,7 @@ async fn run_scope(
                         metrics.forget(&known.0, &known.1);
                     }
                 }
+                resolved.retain(|key| policies.get(key).is_some());
             }
         })
     };

@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::explain::{fmt_num, metric_explanation, summary};
 use super::history::{self, persisted_state};
 use super::{Decision, EngineState, MetricOutcome, Observation, Reading};
-use crate::api::validate::{DirectionRules, MetricRule, Policy, Rule};
+use crate::api::policy::{DirectionRules, MetricRule, Policy, Rule};
 use crate::api::{
     Action, FailureAction, FailureKind, Limit, LimitKind, RatePolicyType, ScaleDirection,
     ScalingPolicyStatus, SelectPolicy,

@@ -4,7 +4,7 @@ use jiff::SignedDuration;
 
 use super::{Decision, Reading};
 use crate::api::Action;
-use crate::api::validate::{MetricRule, Policy, Rule};
+use crate::api::policy::{MetricRule, Policy, Rule};
 
 /// A number as people write it: `85`, `0.05`, `1.5`.
 pub fn fmt_num(x: f64) -> String {

@@ -3,7 +3,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::EngineState;
-use crate::api::validate::Policy;
+use crate::api::policy::Policy;
 use crate::api::{Recommendation, ScaleEvent, ScalingPolicyStatus};
 
 /// The engine state persisted in `status`.
@@ -86,7 +86,7 @@ pub fn prune(policy: &Policy, state: &mut EngineState, now: Timestamp) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::validate::{DirectionRules, FailureRules};
+    use crate::api::policy::{DirectionRules, FailureRules};
     use crate::api::{FailureAction, SelectPolicy};
 
     fn policy(in_window: i64, out_window: i64) -> Policy {
@@ -98,6 +98,8 @@ mod tests {
             select: SelectPolicy::Max,
         };
         Policy {
+            target: "web".into(),
+            address: None,
             min_replicas: 1,
             max_replicas: 10,
             interval: SignedDuration::from_secs(15),

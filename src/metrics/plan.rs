@@ -3,45 +3,14 @@
 use std::time::Duration;
 
 use crate::api::duration::format_duration;
-use crate::api::{
-    DEFAULT_METRIC_WINDOW, FieldError, MetricSpec, Policy, ScalingPolicy, ScalingPolicySpec,
-    ValidationErrors,
-};
+use crate::api::{FieldError, Policy, ScalingPolicy, Source, ValidationErrors};
 
 use super::promql::{self, Context};
 
+pub use crate::api::SourceKind;
+
 /// The namespace a manifest without `metadata.namespace` is read in, as kubectl does.
 pub const DEFAULT_NAMESPACE: &str = "default";
-
-/// Where a metric's value comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceKind {
-    Cpu,
-    Memory,
-    Latency,
-    ErrorRate,
-    RequestRate,
-    Query,
-}
-
-impl SourceKind {
-    /// The field name in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cpu => "cpu",
-            Self::Memory => "memory",
-            Self::Latency => "latency",
-            Self::ErrorRate => "errorRate",
-            Self::RequestRate => "requestRate",
-            Self::Query => "query",
-        }
-    }
-
-    /// Whether a negative value can make sense: only for a user's own query.
-    pub fn allows_negative(self) -> bool {
-        self == Self::Query
-    }
-}
 
 /// One metric's queries.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,34 +40,27 @@ pub struct QueryPlan {
 impl QueryPlan {
     /// The plan of a policy object; its namespace fills `{namespace}` (`default` when the
     /// manifest has none).
-    pub fn for_policy(policy: &ScalingPolicy) -> Result<Self, ValidationErrors> {
-        let namespace = policy
-            .metadata
-            .namespace
-            .as_deref()
-            .unwrap_or(DEFAULT_NAMESPACE);
-        Self::new(namespace, &policy.spec)
+    pub fn for_policy(object: &ScalingPolicy, policy: &Policy) -> Result<Self, ValidationErrors> {
+        Self::new(namespace_of(object), policy)
     }
 
-    /// The plan of a spec in `namespace`. Fails with the spec's validation errors, or when a
-    /// metric's PromQL (after its placeholders are replaced) does not parse.
-    pub fn new(namespace: &str, spec: &ScalingPolicySpec) -> Result<Self, ValidationErrors> {
-        let policy = Policy::resolve(spec)?;
+    /// The plan of a resolved policy in `namespace`. Each metric's PromQL (its placeholders
+    /// replaced) is parsed once, for the selectors of its age query; fails when one does not
+    /// parse.
+    pub fn new(namespace: &str, policy: &Policy) -> Result<Self, ValidationErrors> {
         let mut errors = Vec::new();
-        let mut metrics = Vec::with_capacity(spec.metrics.len());
-        for (i, m) in spec.metrics.iter().enumerate() {
+        let mut metrics = Vec::with_capacity(policy.metrics.len());
+        for (i, m) in policy.metrics.iter().enumerate() {
             let ctx = Context {
                 namespace: namespace.to_owned(),
-                target: spec.target_ref.name.clone(),
-                window: window_of(m),
+                target: policy.target.clone(),
+                window: format_duration(m.window.unsigned_abs()),
             };
-            let Some((kind, promql)) = metric_promql(&ctx, m) else {
-                continue;
-            };
+            let promql = metric_promql(&ctx, &m.source);
             match promql::raw_selectors(&promql) {
                 Ok(selectors) => metrics.push(MetricQuery {
                     name: m.name.clone(),
-                    kind,
+                    kind: m.source.kind(),
                     age_query: promql::age_query(&selectors),
                     promql,
                 }),
@@ -113,61 +75,54 @@ impl QueryPlan {
         }
         Ok(QueryPlan {
             namespace: namespace.to_owned(),
-            target: spec.target_ref.name.clone(),
+            target: policy.target.clone(),
             interval: policy.interval.unsigned_abs(),
-            address: spec.prometheus.as_ref().map(|p| p.address.clone()),
+            address: policy.address.clone(),
             metrics,
         })
     }
 }
 
-/// The metric's window as a PromQL duration (`2m`, `1m30s`).
-fn window_of(m: &MetricSpec) -> String {
-    let text = m
-        .window
-        .as_ref()
-        .map_or(DEFAULT_METRIC_WINDOW, |w| w.as_str());
-    crate::api::duration::parse_duration(text)
-        .map(format_duration)
-        .unwrap_or_else(|_| DEFAULT_METRIC_WINDOW.to_owned())
+/// The namespace of a policy object: `default` when the manifest has none.
+pub fn namespace_of(object: &ScalingPolicy) -> &str {
+    object
+        .metadata
+        .namespace
+        .as_deref()
+        .unwrap_or(DEFAULT_NAMESPACE)
 }
 
-/// The PromQL of a metric's source (a validated spec has exactly one).
-fn metric_promql(ctx: &Context, m: &MetricSpec) -> Option<(SourceKind, String)> {
-    if let Some(r) = &m.cpu {
-        return Some((SourceKind::Cpu, promql::cpu(ctx, r)));
+/// The PromQL of a metric's source.
+fn metric_promql(ctx: &Context, source: &Source) -> String {
+    match source {
+        Source::Cpu(r) => promql::cpu(ctx, r),
+        Source::Memory(r) => promql::memory(ctx, r),
+        Source::Latency(l) => promql::latency(ctx, l),
+        Source::ErrorRate(e) => promql::error_rate(ctx, e),
+        Source::RequestRate(r) => promql::request_rate(ctx, r),
+        Source::Query(q) => promql::query(ctx, q),
     }
-    if let Some(r) = &m.memory {
-        return Some((SourceKind::Memory, promql::memory(ctx, r)));
-    }
-    if let Some(l) = &m.latency {
-        return Some((SourceKind::Latency, promql::latency(ctx, l)));
-    }
-    if let Some(e) = &m.error_rate {
-        return Some((SourceKind::ErrorRate, promql::error_rate(ctx, e)));
-    }
-    if let Some(r) = &m.request_rate {
-        return Some((SourceKind::RequestRate, promql::request_rate(ctx, r)));
-    }
-    m.query
-        .as_ref()
-        .map(|q| (SourceKind::Query, promql::query(ctx, q)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::api::ScalingPolicySpec;
+
     fn spec(yaml: &str) -> ScalingPolicySpec {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 
+    fn plan(namespace: &str, yaml: &str) -> Result<QueryPlan, ValidationErrors> {
+        QueryPlan::new(namespace, &Policy::resolve(&spec(yaml))?)
+    }
+
     #[test]
     fn each_metric_gets_its_promql_age_query_and_window() {
-        let plan = QueryPlan::new(
+        let plan = plan(
             "team-a",
-            &spec(
-                r#"
+            r#"
 targetRef: {apiVersion: apps/v1, kind: Deployment, name: worker}
 minReplicas: 1
 maxReplicas: 5
@@ -184,7 +139,6 @@ metrics:
     query: vector(3)
     scaleOutAbove: 1
 "#,
-            ),
         )
         .unwrap();
         assert_eq!(plan.namespace, "team-a");
@@ -221,10 +175,9 @@ metrics:
 
     #[test]
     fn an_invalid_spec_has_no_plan() {
-        let errors = QueryPlan::new(
+        let errors = plan(
             "a",
-            &spec(
-                r#"
+            r#"
 targetRef: {apiVersion: apps/v1, kind: Deployment, name: worker}
 minReplicas: 1
 maxReplicas: 5
@@ -233,7 +186,6 @@ metrics:
     query: 'sum(x{'
     scaleOutAbove: 1
 "#,
-            ),
         )
         .unwrap_err();
         assert_eq!(errors.0.len(), 1);

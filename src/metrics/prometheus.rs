@@ -13,7 +13,7 @@ use super::answer::{self, Answer};
 use super::plan::{MetricQuery, QueryPlan};
 use super::server::{ConfigError, ServerConfig, SourceConfig};
 use super::{Failure, MetricObservation, MetricSource, MetricsError, fmt_duration, tls};
-use crate::api::{FailureKind, FieldError, ScalingPolicy};
+use crate::api::{FailureKind, FieldError};
 use crate::decide::Observation;
 
 /// Reads metrics from servers speaking the Prometheus HTTP API. One per process: it holds the one
@@ -85,30 +85,18 @@ impl PrometheusSource {
 
     /// Problems with a policy that depend on the operator's settings (an address off the
     /// allow-list), with field paths.
-    pub fn check(&self, policy: &ScalingPolicy) -> Vec<FieldError> {
-        let address = policy.spec.prometheus.as_ref().map(|p| p.address.as_str());
+    pub fn check(&self, address: Option<&str>) -> Vec<FieldError> {
         match self.config.server_for_address(address) {
             Err(e) => e.field_error().into_iter().collect(),
             Ok(_) => Vec::new(),
         }
     }
 
-    /// One evaluation of a policy as the decision engine takes it: one observation per metric,
+    /// One evaluation of a plan as the decision engine takes it: one observation per metric,
     /// in spec order, carrying its PromQL. When the policy cannot be read at all, every metric
     /// is unavailable with the reason.
-    pub async fn observe(&self, policy: &ScalingPolicy, at: Option<Timestamp>) -> Vec<Observation> {
-        let plan = match QueryPlan::for_policy(policy) {
-            Ok(plan) => plan,
-            Err(e) => {
-                return policy
-                    .spec
-                    .metrics
-                    .iter()
-                    .map(|m| Observation::failed(&m.name, FailureKind::Unavailable, e.to_string()))
-                    .collect();
-            }
-        };
-        match self.evaluate(&plan, at).await {
+    pub async fn observe(&self, plan: &QueryPlan, at: Option<Timestamp>) -> Vec<Observation> {
+        match self.evaluate(plan, at).await {
             Ok(observations) => observations.into_iter().map(Observation::from).collect(),
             Err(e) => plan
                 .metrics

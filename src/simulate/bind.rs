@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use super::SimulateError;
 use super::model::Second;
-use crate::api::{DEFAULT_METRIC_WINDOW, DurationString, FailureKind, MetricSpec};
+use crate::api::{FailureKind, MetricRule, Source};
 use crate::decide::{Observation, Reading};
 
 /// The quantile a metric mapped to `latency` reads when it has none of its own.
@@ -181,7 +181,7 @@ pub fn parse_maps(flags: &[String]) -> Result<Vec<(String, ModelMetric)>, Simula
 /// a custom `query`) is an error unless `maps` names it; a map naming no metric of the policy is
 /// an error too.
 pub fn bind(
-    metrics: &[MetricSpec],
+    metrics: &[MetricRule],
     maps: &[(String, ModelMetric)],
 ) -> Result<Vec<MetricBinding>, SimulateError> {
     for (name, _) in maps {
@@ -197,14 +197,12 @@ pub fn bind(
     let mut refused = Vec::new();
     for m in metrics {
         let mapped = maps.iter().find(|(n, _)| n == &m.name).map(|(_, s)| *s);
-        let source = match mapped {
-            Some(ModelMetric::Latency { .. }) if m.latency.is_some() => {
-                m.latency.as_ref().map(|l| ModelMetric::Latency {
-                    quantile: l.quantile,
-                })
-            }
-            Some(source) => Some(source),
-            None => native_source(m),
+        let source = match (mapped, &m.source) {
+            (Some(ModelMetric::Latency { .. }), Source::Latency(l)) => Some(ModelMetric::Latency {
+                quantile: l.quantile,
+            }),
+            (Some(source), _) => Some(source),
+            (None, source) => native_source(source),
         };
         match source {
             Some(source) => bindings.push(MetricBinding {
@@ -215,7 +213,7 @@ pub fn bind(
             None => refused.push(format!(
                 "metric {:?} ({}) cannot be produced by the service model; map it to a model output with --map {}={}",
                 m.name,
-                kind_of(m),
+                kind_of(&m.source),
                 m.name,
                 ModelMetric::NAMES
             )),
@@ -244,64 +242,46 @@ pub fn for_hpa(bindings: &[MetricBinding], tracked: &str) -> Vec<MetricBinding> 
         .collect()
 }
 
-fn native_source(m: &MetricSpec) -> Option<ModelMetric> {
-    if m.cpu.is_some() {
-        Some(ModelMetric::Cpu)
-    } else if let Some(l) = &m.latency {
-        Some(ModelMetric::Latency {
+/// The model output a metric's own source reads, if the model produces it.
+fn native_source(source: &Source) -> Option<ModelMetric> {
+    match source {
+        Source::Cpu(_) => Some(ModelMetric::Cpu),
+        Source::Latency(l) => Some(ModelMetric::Latency {
             quantile: l.quantile,
-        })
-    } else if m.error_rate.is_some() {
-        Some(ModelMetric::ErrorRate)
-    } else if m.request_rate.is_some() {
-        Some(ModelMetric::RequestRate)
-    } else {
-        None
+        }),
+        Source::ErrorRate(_) => Some(ModelMetric::ErrorRate),
+        Source::RequestRate(_) => Some(ModelMetric::RequestRate),
+        Source::Memory(_) | Source::Query(_) => None,
     }
 }
 
-/// The spec's name of a metric's source.
-pub fn kind_of(m: &MetricSpec) -> &'static str {
-    if m.cpu.is_some() {
-        "cpu"
-    } else if m.memory.is_some() {
-        "memory"
-    } else if m.latency.is_some() {
-        "latency"
-    } else if m.error_rate.is_some() {
-        "errorRate"
-    } else if m.request_rate.is_some() {
-        "requestRate"
-    } else {
-        "a custom query"
+/// The spec's name of a metric's source, for messages.
+pub fn kind_of(source: &Source) -> &'static str {
+    match source {
+        Source::Query(_) => "a custom query",
+        other => other.kind().as_str(),
     }
 }
 
-/// The metric's `window` in whole seconds (at least 1).
-pub fn window_seconds(m: &MetricSpec) -> usize {
-    let text = m
-        .window
-        .as_ref()
-        .map(DurationString::as_str)
-        .unwrap_or(DEFAULT_METRIC_WINDOW);
-    DurationString::new(text)
-        .parse()
-        .ok()
-        .and_then(|d| usize::try_from(d.as_secs()).ok())
-        .unwrap_or(120)
+/// The metric's window in whole seconds (at least 1).
+pub fn window_seconds(m: &MetricRule) -> usize {
+    usize::try_from(m.window.as_secs())
+        .unwrap_or(usize::MAX)
         .max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ScalingPolicySpec;
+    use crate::api::{Policy, ScalingPolicySpec};
 
-    fn spec(metrics: &str) -> ScalingPolicySpec {
-        serde_yaml_ng::from_str(&format!(
+    /// The resolved metrics of a policy with `metrics`.
+    fn spec(metrics: &str) -> Policy {
+        let spec: ScalingPolicySpec = serde_yaml_ng::from_str(&format!(
             "targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\nminReplicas: 1\nmaxReplicas: 5\nmetrics:\n{metrics}"
         ))
-        .unwrap()
+        .unwrap();
+        Policy::resolve(&spec).unwrap()
     }
 
     #[test]

@@ -27,7 +27,7 @@
 use super::SimulateError;
 use super::autoscaler::{Autoscaler, Evaluation, Outcome};
 use super::model::Pod;
-use crate::api::validate::Rule;
+use crate::api::policy::Rule;
 use crate::api::{Action, Policy};
 use crate::decide::Reading;
 

@@ -64,7 +64,10 @@ pub async fn read_with(
     policy: &ScalingPolicy,
     at: Option<TimestampMs>,
 ) -> Vec<MetricObservation> {
-    let plan = QueryPlan::for_policy(policy).unwrap_or_else(|e| panic!("invalid test policy: {e}"));
+    let resolved = scalewise::api::Policy::resolve(&policy.spec)
+        .unwrap_or_else(|e| panic!("invalid test policy: {e}"));
+    let plan = QueryPlan::for_policy(policy, &resolved)
+        .unwrap_or_else(|e| panic!("invalid test policy: {e}"));
     let at = at.map(|ms| {
         jiff::Timestamp::from_millisecond(ms).unwrap_or_else(|e| panic!("bad time {ms}: {e}"))
     });

@@ -1,0 +1,128 @@
+//! The PromQL parts of a spec as a user writes them: metric names, label matcher lists and
+//! `query` expressions, checked for syntax with example values in their placeholders (the
+//! metrics plan parses each metric's complete PromQL once more with the policy's own values).
+
+use super::spec::MetricSpec;
+use super::validate::Checker;
+
+/// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// The placeholders replaced by example values, to check the syntax of a template.
+fn with_example_placeholders(text: &str) -> String {
+    super::spec::placeholder::expand(text, "default", "web", "1m")
+}
+
+/// Parses a PromQL label matcher list written without braces, such as `service="checkout"`.
+/// An empty list is fine.
+pub fn check_matcher_list(text: &str) -> Result<(), String> {
+    let expanded = with_example_placeholders(text);
+    if expanded.trim().is_empty() {
+        return Ok(());
+    }
+    match promql_parser::parser::parse(&format!("m{{{expanded}}}")) {
+        Ok(promql_parser::parser::Expr::VectorSelector(_)) => Ok(()),
+        Ok(_) => Err(format!(
+            "{text:?} is not a list of label matchers such as service=\"checkout\", code=~\"5..\""
+        )),
+        Err(e) => Err(format!(
+            "{text:?} is not a list of label matchers such as service=\"checkout\", code=~\"5..\": {e}"
+        )),
+    }
+}
+
+fn check_matchers(c: &mut Checker, path: &str, text: &str) {
+    if let Err(message) = check_matcher_list(text) {
+        c.error(path, message);
+    }
+}
+
+fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
+    let expanded = with_example_placeholders(name);
+    if !is_metric_name(&expanded) {
+        c.error(
+            path,
+            format!("{name:?} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
+        );
+    }
+}
+
+/// A `query` must parse as PromQL and yield an instant vector or a scalar.
+pub(super) fn check_query(c: &mut Checker, path: &str, query: &str) {
+    use promql_parser::parser::{self, value::ValueType};
+    match parser::parse(&with_example_placeholders(query)) {
+        Ok(expr) => match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => c.error(
+                path,
+                format!(
+                    "must yield one number (a scalar or an instant vector), but yields a {}",
+                    if other == ValueType::Matrix {
+                        "range vector"
+                    } else {
+                        "string"
+                    }
+                ),
+            ),
+        },
+        Err(e) => c.error(path, format!("is not valid PromQL: {e}")),
+    }
+}
+
+/// The PromQL parts of the metric sources: metric names and label matcher lists.
+pub(super) fn check_promql_parts(c: &mut Checker, i: usize, m: &MetricSpec) {
+    let at = |field: &str| format!("spec.metrics[{i}].{field}");
+    for (source, resource) in [("cpu", &m.cpu), ("memory", &m.memory)] {
+        let Some(r) = resource else { continue };
+        for (field, value) in [
+            ("podSelector", &r.pod_selector),
+            ("usageSelector", &r.usage_selector),
+            ("requestsSelector", &r.requests_selector),
+        ] {
+            if let Some(text) = value {
+                check_matchers(c, &at(&format!("{source}.{field}")), text);
+            }
+        }
+        for (field, value) in [
+            ("usageMetric", &r.usage_metric),
+            ("requestsMetric", &r.requests_metric),
+        ] {
+            if let Some(name) = value {
+                check_metric_name(c, &at(&format!("{source}.{field}")), name);
+            }
+        }
+    }
+    if let Some(latency) = &m.latency {
+        if !latency.histogram.is_empty() {
+            check_metric_name(c, &at("latency.histogram"), &latency.histogram);
+        }
+        if let Some(selector) = &latency.selector {
+            check_matchers(c, &at("latency.selector"), selector);
+        }
+    }
+    if let Some(errors) = &m.error_rate {
+        if !errors.counter.is_empty() {
+            check_metric_name(c, &at("errorRate.counter"), &errors.counter);
+        }
+        if !errors.error_selector.is_empty() {
+            check_matchers(c, &at("errorRate.errorSelector"), &errors.error_selector);
+        }
+        if let Some(selector) = &errors.selector {
+            check_matchers(c, &at("errorRate.selector"), selector);
+        }
+    }
+    if let Some(requests) = &m.request_rate {
+        if !requests.counter.is_empty() {
+            check_metric_name(c, &at("requestRate.counter"), &requests.counter);
+        }
+        if let Some(selector) = &requests.selector {
+            check_matchers(c, &at("requestRate.selector"), selector);
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! The plan step of a reconcile: from what was gathered to the writes to make.
+//!
+//! Pure: every function here takes the policy object, its persisted status, `now`, the observed
+//! target and the observations as arguments, and never reads a clock or a client. The reconciler
+//! gathers those inputs ([`super::reconcile`]), calls one of these functions, and hands the
+//! [`Plan`] to the apply step ([`super::apply`]).
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use super::events::EventType;
+use super::resolved::Resolved;
+use crate::api::conditions::{find_condition, set_condition};
+use crate::api::reason;
+use crate::api::status::condition;
+use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
+use crate::decide::{Decision, Observation, decide, next_status};
+
+/// events.k8s.io/v1 limits a note to 1 KiB.
+const MAX_NOTE_BYTES: usize = 1000;
+
+/// One event to publish about the policy, after the writes succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub type_: EventType,
+    pub reason: &'static str,
+    pub action: &'static str,
+    /// At most 1000 bytes (cut at a character boundary, with an ellipsis).
+    pub note: String,
+}
+
+impl Note {
+    fn new(type_: EventType, reason: &'static str, action: &'static str, note: String) -> Self {
+        Self {
+            type_,
+            reason,
+            action,
+            note: truncate(note, MAX_NOTE_BYTES),
+        }
+    }
+}
+
+/// When to reconcile the policy again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// This long after the start of the reconcile.
+    After(Duration),
+    /// Only when the policy changes (an invalid spec).
+    AwaitChange,
+}
+
+/// What a reconcile found, for its report (metrics and logs).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The spec is invalid: nothing was evaluated.
+    Invalid,
+    /// The target does not exist.
+    TargetMissing,
+    /// An evaluation; `applied` when it changes the target's replicas.
+    Evaluated {
+        decision: Box<Decision>,
+        applied: bool,
+    },
+}
+
+/// The writes one reconcile makes, in the order the apply step makes them: the target's replicas,
+/// the status, then the events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Set the target's replicas through /scale.
+    pub scale: Option<i32>,
+    /// The new status, when it differs from the persisted one.
+    pub status: Option<ScalingPolicyStatus>,
+    pub events: Vec<Note>,
+    pub next: Next,
+    pub outcome: Outcome,
+}
+
+/// The observed target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Its /scale `spec.replicas`.
+    Found {
+        replicas: i32,
+    },
+    Missing,
+}
+
+/// `now` to the second, as status times are written.
+pub fn stamp(now: Timestamp) -> Time {
+    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+}
+
+/// An invalid spec: `Ready` and `AbleToScale` turn False with every problem, a Warning event says
+/// so once, and the target is never touched.
+pub fn invalid(
+    object: &ScalingPolicy,
+    previous: &ScalingPolicyStatus,
+    problems: &[FieldError],
+    now: Timestamp,
+) -> Plan {
+    let message = problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let why = NotEvaluated {
+        reason: reason::condition::INVALID_SPEC,
+        message: &message,
+        able_message: "the target is not touched while the spec is invalid",
+        action: reason::action::VALIDATE,
+    };
+    not_evaluated(
+        object,
+        previous,
+        &why,
+        now,
+        Next::AwaitChange,
+        Outcome::Invalid,
+    )
+}
+
+/// A target that does not exist: reported like an invalid spec, and looked for again every
+/// interval.
+pub fn missing_target(
+    object: &ScalingPolicy,
+    policy: &Policy,
+    previous: &ScalingPolicyStatus,
+    now: Timestamp,
+) -> Plan {
+    let namespace = object.namespace().unwrap_or_default();
+    let message = format!(
+        "Deployment {namespace}/{} does not exist; retrying every interval",
+        policy.target
+    );
+    let why = NotEvaluated {
+        reason: reason::condition::TARGET_NOT_FOUND,
+        message: &message,
+        able_message: &message,
+        action: reason::action::READ_TARGET,
+    };
+    let next = Next::After(policy.interval.unsigned_abs());
+    not_evaluated(object, previous, &why, now, next, Outcome::TargetMissing)
+}
+
+/// Why a policy could not be evaluated.
+struct NotEvaluated<'a> {
+    /// Condition reason and event reason.
+    reason: &'static str,
+    /// The `Ready` condition's message and the event's note.
+    message: &'a str,
+    /// The `AbleToScale` condition's message.
+    able_message: &'a str,
+    /// The event's action.
+    action: &'static str,
+}
+
+/// `Ready` and `AbleToScale` turn False with the reason; a Warning event says why, once, when the
+/// status changes.
+fn not_evaluated(
+    object: &ScalingPolicy,
+    previous: &ScalingPolicyStatus,
+    why: &NotEvaluated<'_>,
+    now: Timestamp,
+    next: Next,
+    outcome: Outcome,
+) -> Plan {
+    let generation = object.metadata.generation;
+    let now = stamp(now);
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    for (type_, message) in [
+        (condition::READY, why.message),
+        (condition::ABLE_TO_SCALE, why.able_message),
+    ] {
+        set_condition(
+            &mut status.conditions,
+            type_,
+            false,
+            why.reason,
+            message,
+            generation,
+            &now,
+        );
+    }
+    let changed = status != *previous;
+    Plan {
+        scale: None,
+        events: if changed {
+            vec![Note::new(
+                EventType::Warning,
+                why.reason,
+                why.action,
+                why.message.to_owned(),
+            )]
+        } else {
+            Vec::new()
+        },
+        status: changed.then_some(status),
+        next,
+        outcome,
+    }
+}
+
+/// How long to wait instead of evaluating now, when a trigger came between evaluations (the
+/// target changed, a new HorizontalPodAutoscaler) and the target's replicas are still those the
+/// last evaluation of this generation left it at. `None`: evaluate now.
+pub fn not_due(
+    object: &ScalingPolicy,
+    policy: &Policy,
+    previous: &ScalingPolicyStatus,
+    current: i32,
+    now: Timestamp,
+) -> Option<Duration> {
+    let generation = object.metadata.generation;
+    let interval = policy.interval.unsigned_abs();
+    if generation.is_none()
+        || generation != previous.observed_generation
+        || expected_replicas(previous) != Some(current)
+        || !ready_condition_is(previous, reason::condition::EVALUATED)
+    {
+        return None;
+    }
+    let due = previous.last_evaluation_time.as_ref()?.0 + policy.interval;
+    (now < due).then(|| now.duration_until(due).unsigned_abs() + jitter(object, now, interval))
+}
+
+/// What one evaluation is made from.
+pub struct Evaluation<'a> {
+    pub object: &'a ScalingPolicy,
+    pub resolved: &'a Resolved,
+    /// The persisted status.
+    pub previous: &'a ScalingPolicyStatus,
+    /// The target's replicas.
+    pub current: i32,
+    /// Other owners of the target, as `Kind namespace/name`.
+    pub owners: &'a [String],
+    pub observations: &'a [Observation],
+    pub now: Timestamp,
+}
+
+/// One evaluation: the engine's decision, the status that records it, and the events that tell
+/// users about it. Beside another owner of the target, the decision is made as a dry run:
+/// recorded, never applied.
+pub fn evaluation(input: &Evaluation<'_>) -> Plan {
+    let Evaluation {
+        object,
+        resolved,
+        previous,
+        current,
+        owners,
+        observations,
+        now,
+    } = *input;
+    let policy = &resolved.policy;
+    let generation = object.metadata.generation;
+    let expected = expected_replicas(previous);
+    // While paused, changing the replicas by hand is what pausing is for: no warning.
+    let external = expected.filter(|e| *e != current && !policy.paused);
+
+    let decision = if owners.is_empty() || policy.dry_run {
+        decide(policy, previous, observations, current, now)
+    } else {
+        let shadow = Policy {
+            dry_run: true,
+            ..policy.clone()
+        };
+        decide(&shadow, previous, observations, current, now)
+    };
+    let applied = decision.changes_target();
+
+    let mut status = next_status(previous, &decision, generation);
+    let context = Context {
+        policy,
+        owners,
+        external,
+        target: &policy.target,
+        generation,
+        now: stamp(now),
+    };
+    annotate(&mut status, &context);
+    let events = evaluation_events(object, previous, &status, &decision, &context, applied);
+    let interval = policy.interval.unsigned_abs();
+    Plan {
+        scale: applied.then_some(decision.desired_replicas),
+        status: (status != *previous).then_some(status),
+        events,
+        next: Next::After(interval + jitter(object, now, interval)),
+        outcome: Outcome::Evaluated {
+            decision: Box::new(decision),
+            applied,
+        },
+    }
+}
+
+/// The replicas scalewise left the target at after its last evaluation.
+pub fn expected_replicas(status: &ScalingPolicyStatus) -> Option<i32> {
+    let last = status.last_decision.as_ref()?;
+    Some(if last.dry_run { last.from } else { last.to })
+}
+
+fn ready_condition_is(status: &ScalingPolicyStatus, reason: &str) -> bool {
+    find_condition(&status.conditions, condition::READY)
+        .is_some_and(|c| c.status == "True" && c.reason == reason)
+}
+
+/// Up to 5% of the interval (at most 2 s), different for each policy and evaluation, so that
+/// policies created together do not query Prometheus in lockstep.
+pub fn jitter(object: &ScalingPolicy, now: Timestamp, interval: Duration) -> Duration {
+    let span = (interval / 20).min(Duration::from_secs(2));
+    let millis = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+    if millis == 0 {
+        return Duration::ZERO;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    object.uid().hash(&mut h);
+    object.name_any().hash(&mut h);
+    now.as_second().hash(&mut h);
+    Duration::from_millis(h.finish() % millis)
+}
+
+/// What only the controller knows about an evaluation.
+struct Context<'a> {
+    policy: &'a Policy,
+    owners: &'a [String],
+    /// The replicas scalewise had left the target at, when someone changed them since.
+    external: Option<i32>,
+    target: &'a str,
+    generation: Option<i64>,
+    now: Time,
+}
+
+/// Adds what only the controller knows to the engine's status: other owners, external scaling.
+fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
+    let Context {
+        policy,
+        owners,
+        external,
+        target,
+        generation,
+        ref now,
+    } = *context;
+    let conditions = &mut status.conditions;
+    if !owners.is_empty() {
+        let list = owners.join(", ");
+        if policy.dry_run {
+            set_condition(
+                conditions,
+                condition::ABLE_TO_SCALE,
+                true,
+                reason::condition::DRY_RUN_BESIDE_OTHER_OWNER,
+                format!(
+                    "Deployment {target} is also scaled by {list}; this dry-run policy records decisions and never applies them"
+                ),
+                generation,
+                now,
+            );
+        } else {
+            set_condition(
+                conditions,
+                condition::ABLE_TO_SCALE,
+                false,
+                reason::condition::AMBIGUOUS_TARGET,
+                format!(
+                    "Deployment {target} is also scaled by {list}; scalewise does not scale it until only one owner remains (set spec.dryRun to shadow the other owner)"
+                ),
+                generation,
+                now,
+            );
+        }
+    }
+    let current = status.current_replicas.unwrap_or_default();
+    match external {
+        Some(expected) => set_condition(
+            conditions,
+            condition::EXTERNAL_SCALE,
+            true,
+            reason::condition::EXTERNAL_SCALE,
+            format!(
+                "Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
+            ),
+            generation,
+            now,
+        ),
+        None if conditions
+            .iter()
+            .any(|c| c.type_ == condition::EXTERNAL_SCALE) =>
+        {
+            set_condition(
+                conditions,
+                condition::EXTERNAL_SCALE,
+                false,
+                reason::condition::NO_EXTERNAL_SCALE,
+                format!("Deployment {target} has the replicas scalewise left it at"),
+                generation,
+                now,
+            )
+        }
+        None => {}
+    }
+}
+
+/// Events for what users should know: scale actions, dry-run decisions, external scaling, other
+/// owners and metric failures (the last two when they begin).
+fn evaluation_events(
+    object: &ScalingPolicy,
+    previous: &ScalingPolicyStatus,
+    status: &ScalingPolicyStatus,
+    decision: &Decision,
+    context: &Context<'_>,
+    applied: bool,
+) -> Vec<Note> {
+    let namespace = object.namespace().unwrap_or_default();
+    let target = format!("{namespace}/{}", context.target);
+    let (from, to) = (decision.current_replicas, decision.desired_replicas);
+    let mut events = Vec::new();
+    if let Some(expected) = context.external {
+        events.push(Note::new(
+            EventType::Warning,
+            reason::event::EXTERNAL_SCALE,
+            reason::action::READ_TARGET,
+            format!(
+                "{target} was scaled from {expected} to {from} by someone other than scalewise (kubectl scale, a GitOps sync?); deciding from {from}"
+            ),
+        ));
+    }
+    if !context.owners.is_empty()
+        && !context.policy.dry_run
+        && became(
+            previous,
+            status,
+            condition::ABLE_TO_SCALE,
+            reason::condition::AMBIGUOUS_TARGET,
+        )
+    {
+        events.push(Note::new(
+            EventType::Warning,
+            reason::event::AMBIGUOUS_TARGET,
+            reason::action::SCALE,
+            format!(
+                "{target} is also scaled by {}; not scaling it",
+                context.owners.join(", ")
+            ),
+        ));
+    }
+    if became(
+        previous,
+        status,
+        condition::METRICS_AVAILABLE,
+        reason::condition::METRICS_FAILED,
+    ) {
+        let note = find_condition(&status.conditions, condition::METRICS_AVAILABLE)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        events.push(Note::new(
+            EventType::Warning,
+            reason::event::METRICS_FAILED,
+            reason::action::OBSERVE,
+            note,
+        ));
+    }
+    if from != to {
+        let out = decision.action == Verdict::ScaleOut;
+        let verb = if out { "out" } else { "in" };
+        events.push(if applied {
+            Note::new(
+                EventType::Normal,
+                if out {
+                    reason::event::SCALED_OUT
+                } else {
+                    reason::event::SCALED_IN
+                },
+                reason::action::SCALE,
+                format!(
+                    "Scaled {verb} {target} from {from} to {to}: {}",
+                    decision.reason
+                ),
+            )
+        } else {
+            Note::new(
+                EventType::Normal,
+                reason::event::DRY_RUN,
+                reason::action::SCALE,
+                format!(
+                    "Would scale {verb} {target} from {from} to {to} (not applied): {}",
+                    decision.reason
+                ),
+            )
+        });
+    }
+    events
+}
+
+/// Whether condition `type_` has `reason` now and did not before.
+fn became(
+    previous: &ScalingPolicyStatus,
+    status: &ScalingPolicyStatus,
+    type_: &str,
+    reason: &str,
+) -> bool {
+    let had = find_condition(&previous.conditions, type_).is_some_and(|c| c.reason == reason);
+    let has = find_condition(&status.conditions, type_).is_some_and(|c| c.reason == reason);
+    has && !had
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
