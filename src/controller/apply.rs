@@ -116,3 +116,255 @@ async fn write_status(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{Method, Request, Response, StatusCode};
+    use kube::api::ObjectMeta;
+    use kube::client::Body;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::controller::events::EventType;
+    use crate::controller::plan::{Next, Outcome};
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    const SCALE: &str = "/apis/apps/v1/namespaces/shop/deployments/web/scale";
+    const STATUS: &str =
+        "/apis/scalewise.dev/v1alpha1/namespaces/shop/scalingpolicies/web-policy/status";
+    const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
+
+    fn object() -> ScalingPolicy {
+        let spec = serde_yaml_ng::from_str(
+            "targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\nminReplicas: 1\nmaxReplicas: 10\nmetrics: [{name: cpu, cpu: {}, target: 50}]\n",
+        )
+        .unwrap();
+        ScalingPolicy {
+            metadata: ObjectMeta {
+                name: Some("web-policy".into()),
+                namespace: Some("shop".into()),
+                uid: Some("uid-1".into()),
+                generation: Some(1),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    fn plan(scale: Option<i32>, status: bool, events: usize) -> Plan {
+        Plan {
+            scale,
+            status: status.then(|| ScalingPolicyStatus {
+                desired_replicas: Some(4),
+                ..ScalingPolicyStatus::default()
+            }),
+            events: (0..events)
+                .map(|i| Note {
+                    type_: EventType::Normal,
+                    reason: "ScaledOut",
+                    action: "Scale",
+                    note: format!("note {i}"),
+                })
+                .collect(),
+            next: Next::AwaitChange,
+            outcome: Outcome::TargetMissing,
+        }
+    }
+
+    /// How the mock API server answers one request.
+    enum Answer {
+        Ok,
+        Fail(u16),
+    }
+
+    /// One request the apply step must make, in order.
+    struct Expect {
+        method: Method,
+        path: &'static str,
+        answer: Answer,
+    }
+
+    fn expect(method: Method, path: &'static str, answer: Answer) -> Expect {
+        Expect {
+            method,
+            path,
+            answer,
+        }
+    }
+
+    fn respond(
+        answer: &Answer,
+        body: &Value,
+        send: tower_test::mock::SendResponse<Response<Body>>,
+    ) {
+        let (code, body) = match answer {
+            Answer::Ok => (StatusCode::OK, body.clone()),
+            Answer::Fail(code) => (
+                StatusCode::from_u16(*code).unwrap(),
+                serde_json::json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": format!("refused with {code}"), "reason": "Test", "code": code,
+                }),
+            ),
+        };
+        let response = Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        send.send_response(response);
+    }
+
+    /// Runs `apply` against a mock API server that expects exactly `requests`, in order; returns
+    /// the apply step's result and the bodies the server received.
+    async fn run(
+        plan: Plan,
+        leading: bool,
+        requests: Vec<Expect>,
+    ) -> (Result<(), Error>, Vec<Value>) {
+        let (service, mut handle): (_, Handle) = tower_test::mock::pair();
+        let client = Client::new(service, "default");
+        let server = tokio::spawn(async move {
+            let mut bodies = Vec::new();
+            for expected in requests {
+                let (request, send) = handle.next_request().await.unwrap_or_else(|| {
+                    panic!("no request; expected {} {}", expected.method, expected.path)
+                });
+                assert_eq!(request.method(), expected.method);
+                assert_eq!(request.uri().path(), expected.path);
+                let bytes = request.into_body().collect_bytes().await.unwrap();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let answer_body = match expected.path {
+                    SCALE => serde_json::json!({
+                        "apiVersion": "autoscaling/v1", "kind": "Scale",
+                        "metadata": {"name": "web", "namespace": "shop"},
+                        "spec": {"replicas": body["spec"]["replicas"]},
+                    }),
+                    STATUS => serde_json::to_value(object()).unwrap(),
+                    _ => {
+                        let mut event = body.clone();
+                        event["apiVersion"] = "events.k8s.io/v1".into();
+                        event["kind"] = "Event".into();
+                        event
+                    }
+                };
+                respond(&expected.answer, &answer_body, send);
+                bodies.push(body);
+            }
+            // Nothing more: every request the step made was expected.
+            if let Some((request, _)) = handle.next_request().await {
+                panic!("unexpected request {} {}", request.method(), request.uri());
+            }
+            bodies
+        });
+        let events = Publisher::new(client.clone(), "scalewise", "test");
+        let may_write = move || leading;
+        let writer = Writer {
+            client: &client,
+            events: &events,
+            may_write: &may_write,
+        };
+        let result = writer.apply(&object(), &plan).await;
+        drop(writer);
+        drop(events);
+        drop(client);
+        (result, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_scale_is_written_before_the_status_and_both_before_the_events() {
+        let (result, bodies) = run(
+            plan(Some(4), true, 2),
+            true,
+            vec![
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::POST, EVENTS, Answer::Ok),
+                expect(Method::POST, EVENTS, Answer::Ok),
+            ],
+        )
+        .await;
+        result.unwrap();
+        assert_eq!(bodies[0], serde_json::json!({"spec": {"replicas": 4}}));
+        assert_eq!(bodies[1]["apiVersion"], "scalewise.dev/v1alpha1");
+        assert_eq!(bodies[1]["kind"], "ScalingPolicy");
+        assert_eq!(bodies[1]["status"]["desiredReplicas"], 4);
+        assert_eq!(bodies[2]["note"], "note 0");
+        assert_eq!(bodies[3]["note"], "note 1");
+        assert_eq!(bodies[2]["regarding"]["name"], "web-policy");
+    }
+
+    #[tokio::test]
+    async fn a_failed_scale_writes_no_status_and_no_event() {
+        let (result, _) = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![expect(Method::PATCH, SCALE, Answer::Fail(500))],
+        )
+        .await;
+        assert!(matches!(result, Err(Error::ScaleWrite(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_write_publishes_no_event() {
+        let (result, _) = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Fail(403)),
+            ],
+        )
+        .await;
+        assert!(matches!(result, Err(Error::StatusWrite(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_event_does_not_fail_the_reconcile() {
+        let (result, _) = run(
+            plan(None, true, 2),
+            true,
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::POST, EVENTS, Answer::Fail(500)),
+                expect(Method::POST, EVENTS, Answer::Ok),
+            ],
+        )
+        .await;
+        result.unwrap();
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_sent_again_and_then_given_up() {
+        let (result, _) = run(
+            plan(Some(4), true, 0),
+            true,
+            vec![
+                expect(Method::PATCH, SCALE, Answer::Fail(409)),
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Fail(409)),
+                expect(Method::PATCH, STATUS, Answer::Fail(409)),
+                expect(Method::PATCH, STATUS, Answer::Fail(409)),
+                expect(Method::PATCH, STATUS, Answer::Fail(409)),
+            ],
+        )
+        .await;
+        assert!(matches!(result, Err(Error::StatusWrite(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_status_is_not_written() {
+        let (result, _) = run(plan(None, false, 0), true, Vec::new()).await;
+        result.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_does_not_lead_writes_nothing() {
+        let (result, _) = run(plan(Some(4), true, 1), false, Vec::new()).await;
+        assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
+        let (result, _) = run(plan(None, true, 1), false, Vec::new()).await;
+        assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
+    }
+}

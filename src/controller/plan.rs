@@ -519,3 +519,376 @@ fn truncate(mut text: String, max: usize) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+    use crate::api::FailureKind;
+    use crate::controller::observe::Observe;
+    use crate::controller::resolved::resolve;
+    use crate::metrics::QueryPlan;
+
+    /// An operator configuration that allows every policy; it never reads metrics here.
+    struct Configured;
+
+    impl Observe for Configured {
+        fn check(&self, _address: Option<&str>) -> Vec<FieldError> {
+            Vec::new()
+        }
+        fn observe<'a>(&'a self, _plan: &'a QueryPlan) -> BoxFuture<'a, Vec<Observation>> {
+            Box::pin(async { Vec::new() })
+        }
+    }
+
+    const SPEC: &str = r#"
+targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+minReplicas: 1
+maxReplicas: 10
+interval: 30s
+metrics:
+  - name: cpu
+    cpu: {}
+    target: 50
+behavior:
+  scaleOut: {cooldown: 0s, stabilizationWindow: 0s}
+  scaleIn: {cooldown: 0s, stabilizationWindow: 0s}
+"#;
+
+    fn object_with(spec: &str, extra: &str) -> ScalingPolicy {
+        let spec = serde_yaml_ng::from_str(&format!("{spec}{extra}")).unwrap();
+        ScalingPolicy {
+            metadata: ObjectMeta {
+                name: Some("web-policy".into()),
+                namespace: Some("shop".into()),
+                uid: Some("uid-1".into()),
+                generation: Some(1),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    fn object() -> ScalingPolicy {
+        object_with(SPEC, "")
+    }
+
+    fn resolved(object: &ScalingPolicy) -> Resolved {
+        resolve(object, &Configured).unwrap()
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn cpu(value: f64) -> Vec<Observation> {
+        vec![Observation::value("cpu", value)]
+    }
+
+    struct Run<'a> {
+        object: &'a ScalingPolicy,
+        previous: ScalingPolicyStatus,
+        current: i32,
+        owners: Vec<String>,
+    }
+
+    impl<'a> Run<'a> {
+        fn new(object: &'a ScalingPolicy, current: i32) -> Self {
+            Self {
+                object,
+                previous: ScalingPolicyStatus::default(),
+                current,
+                owners: Vec::new(),
+            }
+        }
+
+        fn evaluate(&self, observations: &[Observation], now: Timestamp) -> Plan {
+            let resolved = resolved(self.object);
+            evaluation(&Evaluation {
+                object: self.object,
+                resolved: &resolved,
+                previous: &self.previous,
+                current: self.current,
+                owners: &self.owners,
+                observations,
+                now,
+            })
+        }
+    }
+
+    fn reasons(plan: &Plan) -> Vec<&'static str> {
+        plan.events.iter().map(|e| e.reason).collect()
+    }
+
+    fn condition_of<'a>(status: &'a ScalingPolicyStatus, type_: &str) -> (&'a str, &'a str) {
+        let c = find_condition(&status.conditions, type_).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn an_invalid_spec_is_reported_once_and_never_touches_the_target() {
+        let object = object();
+        let problems = vec![FieldError {
+            path: "spec.maxReplicas".into(),
+            message: "must be at least 1, got 0".into(),
+        }];
+        let plan = invalid(&object, &ScalingPolicyStatus::default(), &problems, at(0));
+        assert_eq!(plan.scale, None);
+        assert_eq!(plan.next, Next::AwaitChange);
+        assert_eq!(plan.outcome, Outcome::Invalid);
+        let status = plan.status.clone().unwrap();
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(
+            condition_of(&status, condition::READY),
+            ("False", "InvalidSpec")
+        );
+        assert_eq!(
+            condition_of(&status, condition::ABLE_TO_SCALE),
+            ("False", "InvalidSpec")
+        );
+        assert_eq!(
+            plan.events,
+            vec![Note {
+                type_: EventType::Warning,
+                reason: "InvalidSpec",
+                action: "Validate",
+                note: "spec.maxReplicas: must be at least 1, got 0".into(),
+            }]
+        );
+
+        // The next reconcile of the same generation finds it reported: no write, no event.
+        let again = invalid(&object, &status, &problems, at(60));
+        assert_eq!(again.status, None);
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn a_missing_target_is_looked_for_again_every_interval() {
+        let object = object();
+        let policy = resolved(&object).policy;
+        let plan = missing_target(&object, &policy, &ScalingPolicyStatus::default(), at(0));
+        assert_eq!(plan.scale, None);
+        assert_eq!(plan.next, Next::After(Duration::from_secs(30)));
+        let status = plan.status.unwrap();
+        assert_eq!(
+            condition_of(&status, condition::READY),
+            ("False", "TargetNotFound")
+        );
+        assert_eq!(
+            plan.events[0].note,
+            "Deployment shop/web does not exist; retrying every interval"
+        );
+    }
+
+    #[test]
+    fn high_load_scales_out_and_the_status_records_it() {
+        let object = object();
+        let plan = Run::new(&object, 2).evaluate(&cpu(100.0), at(0));
+        assert_eq!(plan.scale, Some(4));
+        let status = plan.status.clone().unwrap();
+        let last = status.last_decision.clone().unwrap();
+        assert_eq!((last.from, last.to, last.dry_run), (2, 4, false));
+        assert_eq!(status.observed_generation, Some(1));
+        assert_eq!(reasons(&plan), vec!["ScaledOut"]);
+        assert!(
+            plan.events[0]
+                .note
+                .starts_with("Scaled out shop/web from 2 to 4: "),
+            "{}",
+            plan.events[0].note
+        );
+        let Outcome::Evaluated { decision, applied } = &plan.outcome else {
+            panic!("not evaluated: {:?}", plan.outcome);
+        };
+        assert!(*applied);
+        assert_eq!(decision.desired_replicas, 4);
+    }
+
+    #[test]
+    fn the_next_evaluation_is_one_interval_later_give_or_take_its_jitter() {
+        let object = object();
+        let plan = Run::new(&object, 2).evaluate(&cpu(50.0), at(0));
+        let Next::After(wait) = plan.next else {
+            panic!("{:?}", plan.next)
+        };
+        assert!(wait >= Duration::from_secs(30), "{wait:?}");
+        // At most 5% of the interval.
+        assert!(wait <= Duration::from_millis(31_500), "{wait:?}");
+    }
+
+    #[test]
+    fn an_evaluation_that_changes_nothing_writes_nothing() {
+        let object = object();
+        let mut run = Run::new(&object, 2);
+        let first = run.evaluate(&cpu(50.0), at(0));
+        assert_eq!(first.scale, None);
+        run.previous = first.status.unwrap();
+        let again = run.evaluate(&cpu(50.0), at(0));
+        assert_eq!(again.status, None);
+        assert_eq!(again.scale, None);
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn beside_another_owner_the_decision_is_recorded_and_not_applied() {
+        let object = object();
+        let mut run = Run::new(&object, 2);
+        run.owners = vec!["HorizontalPodAutoscaler shop/web".into()];
+        let plan = run.evaluate(&cpu(100.0), at(0));
+        assert_eq!(
+            plan.scale, None,
+            "never scales a target someone else scales"
+        );
+        let status = plan.status.clone().unwrap();
+        assert_eq!(
+            condition_of(&status, condition::ABLE_TO_SCALE),
+            ("False", "AmbiguousTarget")
+        );
+        assert!(status.last_decision.as_ref().unwrap().dry_run);
+        assert_eq!(reasons(&plan), vec!["AmbiguousTarget", "DryRun"]);
+        assert!(
+            plan.events[1]
+                .note
+                .starts_with("Would scale out shop/web from 2 to 4 (not applied): ")
+        );
+
+        // The warning is said once, when the other owner appears.
+        run.previous = status;
+        let again = run.evaluate(&cpu(100.0), at(30));
+        assert_eq!(reasons(&again), vec!["DryRun"]);
+    }
+
+    #[test]
+    fn a_dry_run_policy_beside_another_owner_shadows_it_without_warning() {
+        let object = object_with(SPEC, "dryRun: true\n");
+        let mut run = Run::new(&object, 2);
+        run.owners = vec!["HorizontalPodAutoscaler shop/web".into()];
+        let plan = run.evaluate(&cpu(100.0), at(0));
+        assert_eq!(plan.scale, None);
+        let status = plan.status.clone().unwrap();
+        assert_eq!(
+            condition_of(&status, condition::ABLE_TO_SCALE),
+            ("True", "DryRunBesideOtherOwner")
+        );
+        assert_eq!(reasons(&plan), vec!["DryRun"]);
+    }
+
+    /// The status after an evaluation that left the target at `replicas`.
+    fn left_at(object: &ScalingPolicy, replicas: i32, now: Timestamp) -> ScalingPolicyStatus {
+        Run::new(object, replicas)
+            .evaluate(&cpu(50.0), now)
+            .status
+            .unwrap()
+    }
+
+    #[test]
+    fn a_scale_by_someone_else_is_reported_and_decided_from() {
+        let object = object();
+        let mut run = Run::new(&object, 5);
+        run.previous = left_at(&object, 3, at(0));
+        let plan = run.evaluate(&cpu(50.0), at(30));
+        let status = plan.status.clone().unwrap();
+        assert_eq!(
+            condition_of(&status, condition::EXTERNAL_SCALE),
+            ("True", "ExternalScale")
+        );
+        assert_eq!(plan.events[0].reason, "ExternalScale");
+        assert_eq!(
+            plan.events[0].note,
+            "shop/web was scaled from 3 to 5 by someone other than scalewise (kubectl scale, a GitOps sync?); deciding from 5"
+        );
+
+        // Once scalewise's own replicas are back, the condition says so.
+        run.previous = status;
+        let plan = run.evaluate(&cpu(50.0), at(60));
+        let status = plan.status.unwrap();
+        assert_eq!(
+            condition_of(&status, condition::EXTERNAL_SCALE),
+            ("False", "NoExternalScale")
+        );
+        assert!(plan.events.is_empty());
+    }
+
+    #[test]
+    fn a_paused_policy_does_not_warn_about_changes_by_hand() {
+        let object = object_with(SPEC, "paused: true\n");
+        let mut run = Run::new(&object, 5);
+        run.previous = left_at(&object, 3, at(0));
+        let plan = run.evaluate(&cpu(100.0), at(30));
+        assert_eq!(plan.scale, None);
+        assert!(plan.events.is_empty(), "{:?}", plan.events);
+    }
+
+    #[test]
+    fn metric_failures_are_reported_when_they_begin() {
+        let object = object();
+        let failed = vec![Observation::failed(
+            "cpu",
+            FailureKind::Unavailable,
+            "cannot connect to http://127.0.0.1:9/",
+        )];
+        let mut run = Run::new(&object, 2);
+        let plan = run.evaluate(&failed, at(0));
+        assert_eq!(plan.scale, None);
+        assert_eq!(reasons(&plan), vec!["MetricsFailed"]);
+        assert_eq!(
+            plan.events[0].note,
+            "cpu unavailable: cannot connect to http://127.0.0.1:9/"
+        );
+        run.previous = plan.status.unwrap();
+        let again = run.evaluate(&failed, at(30));
+        assert!(again.events.is_empty());
+    }
+
+    #[test]
+    fn a_trigger_between_evaluations_waits_while_the_target_is_as_left() {
+        let object = object();
+        let policy = resolved(&object).policy;
+        let previous = left_at(&object, 2, at(0));
+        let wait = not_due(&object, &policy, &previous, 2, at(10)).unwrap();
+        assert!(
+            wait >= Duration::from_secs(20) && wait <= Duration::from_millis(21_500),
+            "{wait:?}"
+        );
+        // Someone changed the replicas: evaluate now.
+        assert_eq!(not_due(&object, &policy, &previous, 3, at(10)), None);
+        // The interval is over.
+        assert_eq!(not_due(&object, &policy, &previous, 2, at(30)), None);
+        // A new generation is evaluated at once.
+        let mut changed = object.clone();
+        changed.metadata.generation = Some(2);
+        assert_eq!(not_due(&changed, &policy, &previous, 2, at(10)), None);
+        // So is a policy never evaluated.
+        let never = ScalingPolicyStatus::default();
+        assert_eq!(not_due(&object, &policy, &never, 2, at(10)), None);
+    }
+
+    #[test]
+    fn event_notes_are_cut_to_the_api_limit_at_a_character_boundary() {
+        let note = Note::new(EventType::Normal, "X", "Y", "é".repeat(600));
+        assert!(note.note.len() <= MAX_NOTE_BYTES + '…'.len_utf8());
+        assert!(note.note.ends_with('…'));
+        assert_eq!(truncate("short".into(), 10), "short");
+    }
+
+    #[test]
+    fn jitter_stays_within_five_percent_and_two_seconds() {
+        let object = object();
+        for s in 0..50 {
+            assert!(jitter(&object, at(s), Duration::from_secs(30)) < Duration::from_millis(1500));
+            assert!(jitter(&object, at(s), Duration::from_secs(600)) < Duration::from_secs(2));
+        }
+        assert_eq!(
+            jitter(&object, at(0), Duration::from_secs(10)),
+            jitter(&object, at(0), Duration::from_secs(10)),
+            "the same policy at the same second waits the same"
+        );
+        assert_eq!(
+            jitter(&object, at(0), Duration::from_millis(10)),
+            Duration::ZERO
+        );
+    }
+}

@@ -131,3 +131,139 @@ impl Cache {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    use futures::future::BoxFuture;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+    use crate::decide::Observation;
+
+    /// An operator configuration that allows one address, counts how often it is asked, and can
+    /// be "reloaded" (its epoch bumped).
+    #[derive(Default)]
+    struct Config {
+        checks: AtomicUsize,
+        epoch: AtomicU64,
+    }
+
+    impl Observe for Config {
+        fn check(&self, address: Option<&str>) -> Vec<FieldError> {
+            self.checks.fetch_add(1, Ordering::SeqCst);
+            match address {
+                Some(a) if a != "https://allowed.example/" => vec![FieldError {
+                    path: "spec.prometheus.address".into(),
+                    message: format!("{a} is not allowed"),
+                }],
+                _ => Vec::new(),
+            }
+        }
+        fn config_epoch(&self) -> u64 {
+            self.epoch.load(Ordering::SeqCst)
+        }
+        fn observe<'a>(&'a self, _plan: &'a QueryPlan) -> BoxFuture<'a, Vec<Observation>> {
+            Box::pin(async { Vec::new() })
+        }
+    }
+
+    fn object(name: &str, extra: &str) -> ScalingPolicy {
+        let spec = serde_yaml_ng::from_str(&format!(
+            "targetRef: {{apiVersion: apps/v1, kind: Deployment, name: web}}\nminReplicas: 1\nmaxReplicas: 10\ninterval: 20s\nmetrics: [{{name: jobs, query: 'sum(jobs{{namespace=\"{{namespace}}\"}})', targetPerReplica: 5}}]\n{extra}"
+        ))
+        .unwrap();
+        ScalingPolicy {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                uid: Some(format!("uid-{name}")),
+                generation: Some(1),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn a_policy_is_resolved_once_per_generation() {
+        let (cache, config) = (Cache::default(), Config::default());
+        let policy = object("a", "");
+        let first = cache.resolve(&policy, &config).unwrap();
+        let again = cache.resolve(&policy, &config).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the same resolution is shared");
+        assert_eq!(config.checks.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            first.plan.metrics[0].promql, r#"sum(jobs{namespace="shop"})"#,
+            "the plan is built in the policy's namespace"
+        );
+        assert_eq!(first.policy.metrics[0].name, "jobs");
+
+        let mut edited = policy.clone();
+        edited.metadata.generation = Some(2);
+        edited.spec.max_replicas = 20;
+        let second = cache.resolve(&edited, &config).unwrap();
+        assert_eq!(second.policy.max_replicas, 20);
+        assert_eq!(cache.len(), 1, "never more than one entry per policy");
+    }
+
+    #[test]
+    fn a_recreated_policy_of_the_same_name_is_resolved_anew() {
+        let (cache, config) = (Cache::default(), Config::default());
+        let policy = object("a", "");
+        cache.resolve(&policy, &config).unwrap();
+        let mut recreated = object("a", "");
+        recreated.spec.max_replicas = 3;
+        recreated.metadata.uid = Some("uid-other".into());
+        // Same name and generation, another object.
+        assert_eq!(
+            cache
+                .resolve(&recreated, &config)
+                .unwrap()
+                .policy
+                .max_replicas,
+            3
+        );
+    }
+
+    #[test]
+    fn a_changed_configuration_resolves_every_policy_again() {
+        let (cache, config) = (Cache::default(), Config::default());
+        let policy = object("a", "");
+        cache.resolve(&policy, &config).unwrap();
+        config.epoch.store(1, Ordering::SeqCst);
+        cache.resolve(&policy, &config).unwrap();
+        assert_eq!(config.checks.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn every_problem_is_returned_at_once_and_cached_too() {
+        let (cache, config) = (Cache::default(), Config::default());
+        let policy = object(
+            "a",
+            "prometheus: {address: 'https://other.example/'}\ntolerance: 2\n",
+        );
+        let problems = cache.resolve(&policy, &config).unwrap_err();
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, vec!["spec.tolerance", "spec.prometheus.address"]);
+        cache.resolve(&policy, &config).unwrap_err();
+        assert_eq!(config.checks.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn deleted_policies_are_forgotten() {
+        let (cache, config) = (Cache::default(), Config::default());
+        let (a, mut b) = (object("a", ""), object("b", ""));
+        b.spec.interval = Some("90s".into());
+        cache.resolve(&a, &config).unwrap();
+        cache.resolve(&b, &config).unwrap();
+        assert_eq!(cache.longest_interval(), Duration::from_secs(90));
+        cache.forget(&ObjectRef::from_obj(&b));
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.longest_interval(), Duration::from_secs(20));
+        cache.retain(|_| false);
+        assert!(cache.is_empty());
+    }
+}
