@@ -219,6 +219,15 @@ async fn events(env: &TestEnv, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A change of a Deployment's replicas, seen between two reads.
+struct Change {
+    /// It came after this (the start of the last read that saw the replicas before it).
+    after: Instant,
+    /// It came before this (the end of the first read that saw it).
+    before: Instant,
+    replicas: i32,
+}
+
 async fn wait_replicas(
     env: &TestEnv,
     name: &str,
@@ -247,6 +256,32 @@ async fn holds(env: &TestEnv, name: &str, want: i32, period: Duration) {
             "Deployment {name} moved to {now} after {:?}",
             start.elapsed()
         );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// When the policy's status recorded that it scaled its target to `to`: its `lastScaleTime`,
+/// stamped to the whole second of the evaluation that decided it.
+async fn scaled_at(env: &TestEnv, name: &str, to: i32) -> jiff::Timestamp {
+    eventually(
+        &format!("policy {name} to record its scale to {to}"),
+        WAIT,
+        || async {
+            let s = status(env, name).await;
+            let last = s.last_decision.as_ref()?;
+            (last.to == to && !last.dry_run).then_some(s.last_scale_time.as_ref()?.0)
+        },
+    )
+    .await
+}
+
+/// Checks that `name` keeps `want` replicas until a second before `until`: the operator may not
+/// act before `until`, and a read sent just before it may be answered after it.
+async fn holds_until(env: &TestEnv, name: &str, want: i32, until: jiff::Timestamp) {
+    let until = until - jiff::SignedDuration::from_secs(1);
+    while jiff::Timestamp::now() < until {
+        let now = replicas(env, name).await;
+        assert_eq!(now, want, "Deployment {name} moved to {now} before {until}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -283,13 +318,16 @@ async fn high_load_scales_out_by_the_step_and_the_cooldown_holds_the_next_step()
     .await;
     let op = Operator::start(&env, "op", &["--leader-election", "false"]);
 
-    let first = wait_replicas(&env, "web", 4, WAIT, &op).await;
-    holds(&env, "web", 4, Duration::from_secs(5)).await;
-    let second = wait_replicas(&env, "web", 6, WAIT, &op).await;
+    wait_replicas(&env, "web", 4, WAIT, &op).await;
+    let first = scaled_at(&env, "web", 4).await;
+    holds_until(&env, "web", 4, first + jiff::SignedDuration::from_secs(8)).await;
+    wait_replicas(&env, "web", 6, WAIT, &op).await;
+    let second = scaled_at(&env, "web", 6).await;
+    // Exact: both times are whole seconds of the evaluations that decided them.
     assert!(
-        second - first >= Duration::from_secs(7),
-        "the second step came {:?} after the first",
-        second - first
+        second.duration_since(first) >= jiff::SignedDuration::from_secs(8),
+        "the second step came {} after the first",
+        second.duration_since(first)
     );
 
     let s = status(&env, "web").await;
@@ -645,25 +683,19 @@ async fn a_restarted_controller_honours_the_cooldown() {
     )
     .await;
     let mut op = Operator::start(&env, "first", &["--leader-election", "false"]);
-    let first = wait_replicas(&env, "web", 3, WAIT, &op).await;
+    wait_replicas(&env, "web", 3, WAIT, &op).await;
+    let first = scaled_at(&env, "web", 3).await;
     op.kill();
 
     let op = Operator::start(&env, "second", &["--leader-election", "false"]);
     // The new process reads the cooldown from status and waits it out.
-    let cooldown_end = first + Duration::from_secs(13);
-    while Instant::now() < cooldown_end {
-        assert_eq!(
-            replicas(&env, "web").await,
-            3,
-            "scaled during the cooldown after a restart"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let second = wait_replicas(&env, "web", 4, WAIT, &op).await;
+    holds_until(&env, "web", 3, first + jiff::SignedDuration::from_secs(15)).await;
+    wait_replicas(&env, "web", 4, WAIT, &op).await;
+    let second = scaled_at(&env, "web", 4).await;
     assert!(
-        second - first >= Duration::from_secs(14),
-        "{:?}",
-        second - first
+        second.duration_since(first) >= jiff::SignedDuration::from_secs(15),
+        "scaled {} after the first step, within the 15s cooldown",
+        second.duration_since(first)
     );
 }
 
@@ -705,14 +737,33 @@ async fn a_standby_takes_over_when_the_leader_dies_without_a_double_step() {
         (&mut b, "op-a")
     };
 
-    // Record every change of replicas from here on.
-    let mut changes: Vec<(Instant, i32)> = vec![(Instant::now(), replicas(&env, "web").await)];
+    // Record every change of replicas from here on, each with the start of the last read that
+    // still saw the replicas before it (the change came after that) and the end of the first
+    // read that saw it (the change came before that); and every scale time status records.
+    let mut changes: Vec<Change> = vec![Change {
+        after: Instant::now(),
+        before: Instant::now(),
+        replicas: replicas(&env, "web").await,
+    }];
+    let mut recorded: Vec<jiff::Timestamp> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut killed = false;
+    let mut last_read = Instant::now();
     while Instant::now() < deadline {
+        let started = Instant::now();
         let r = replicas(&env, "web").await;
-        if r != changes.last().map(|c| c.1).unwrap_or_default() {
-            changes.push((Instant::now(), r));
+        if r != changes.last().map(|c| c.replicas).unwrap_or_default() {
+            changes.push(Change {
+                after: last_read,
+                before: Instant::now(),
+                replicas: r,
+            });
+        }
+        last_read = started;
+        if let Some(t) = status(&env, "web").await.last_scale_time
+            && recorded.last() != Some(&t.0)
+        {
+            recorded.push(t.0);
         }
         if !killed && r >= 3 {
             dead.kill();
@@ -723,7 +774,7 @@ async fn a_standby_takes_over_when_the_leader_dies_without_a_double_step() {
     assert!(
         killed,
         "the leader never scaled: {:?}",
-        changes.iter().map(|c| c.1).collect::<Vec<_>>()
+        changes.iter().map(|c| c.replicas).collect::<Vec<_>>()
     );
     let holder = leases
         .get("scalewise-e2e")
@@ -735,20 +786,30 @@ async fn a_standby_takes_over_when_the_leader_dies_without_a_double_step() {
         Some(survivor),
         "the standby took the lease"
     );
-    let steps: Vec<i32> = changes.iter().map(|c| c.1).collect();
+    let steps: Vec<i32> = changes.iter().map(|c| c.replicas).collect();
     assert!(
         steps.len() >= 3,
         "scaling did not continue after the failover: {steps:?}"
     );
     for pair in changes.windows(2).skip(1) {
         assert_eq!(
-            pair[1].1,
-            pair[0].1 + 1,
+            pair[1].replicas,
+            pair[0].replicas + 1,
             "each change is one step: {steps:?}"
         );
+        // The cooldown runs from a whole-second stamp: at least 9 s between two steps, and the
+        // longest the reads allow is what is checked, so slow reads cannot fail it.
+        let longest = pair[1].before - pair[0].after;
         assert!(
-            pair[1].0 - pair[0].0 >= Duration::from_secs(9),
-            "a double step across the failover: {steps:?}"
+            longest >= Duration::from_secs(9),
+            "a double step across the failover: {steps:?}, at most {longest:?} apart"
+        );
+    }
+    for pair in recorded.windows(2) {
+        assert!(
+            pair[1].duration_since(pair[0]) >= jiff::SignedDuration::from_secs(10),
+            "status recorded scales {} apart, within the 10s cooldown: {recorded:?}",
+            pair[1].duration_since(pair[0])
         );
     }
 }
