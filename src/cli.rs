@@ -91,43 +91,90 @@ pub enum Command {
     Simulate(Box<SimulateArgs>),
 }
 
-/// The flags of `scalewise simulate` (README, "Simulator").
+/// The baselines `--compare` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// The Kubernetes HorizontalPodAutoscaler v2 with its defaults.
+    Hpa,
+}
+
+/// The flags of `scalewise simulate` (README, "Simulator"). Three modes, exactly one per run,
+/// which clap tells apart itself (a wrong combination is a usage error, exit 2): trace mode
+/// (`--trace`), backtest mode (`--from` with `--to`) and `--generate`. The model flags are trace
+/// mode's (refused with `--from`), the generator's flags need `--generate`, and `--generate` takes
+/// no policy and writes none of the simulation's outputs.
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("mode")
+        .args(["trace", "from", "generate"])
+        .required(true)
+        .multiple(false)
+))]
 pub struct SimulateArgs {
     /// The file holding the ScalingPolicy to simulate.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", required_unless_present = "generate")]
     pub policy: Option<PathBuf>,
 
     /// Trace mode: a load trace, CSV `timestamp_seconds,requests_per_second` with evenly spaced
     /// rows, played through the service model.
-    #[arg(long, value_name = "FILE", help_heading = "Trace mode")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Trace mode",
+        conflicts_with = "to"
+    )]
     pub trace: Option<PathBuf>,
 
     /// Reads the policy metric NAME from a model output: cpu, latency, errorRate, requestRate or
     /// queue (needed for custom `query` and `memory` metrics). Repeatable.
-    #[arg(long = "map", value_name = "NAME=OUTPUT", help_heading = "Trace mode")]
+    #[arg(
+        long = "map",
+        value_name = "NAME=OUTPUT",
+        help_heading = "Trace mode",
+        conflicts_with = "from"
+    )]
     pub maps: Vec<String>,
 
     /// A YAML file of model parameters (capacityPerReplica, baseLatency, startupDelay,
     /// queueLimit); the flags below override it.
-    #[arg(long, value_name = "FILE", help_heading = "Trace mode")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Trace mode",
+        conflicts_with = "from"
+    )]
     pub model: Option<PathBuf>,
 
     /// Requests per second one ready replica serves at 100% CPU [default: 100].
-    #[arg(long, value_name = "RPS", help_heading = "Trace mode")]
+    #[arg(
+        long,
+        value_name = "RPS",
+        help_heading = "Trace mode",
+        conflicts_with = "from"
+    )]
     pub capacity: Option<f64>,
 
     /// The mean seconds one request takes when nothing waits (service times are exponential)
     /// [default: 0.01].
-    #[arg(long, value_name = "SECONDS", help_heading = "Trace mode")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        help_heading = "Trace mode",
+        conflicts_with = "from"
+    )]
     pub base_latency: Option<f64>,
 
     /// Time from a replica's creation until it serves [default: 30s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag, help_heading = "Trace mode")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag, help_heading = "Trace mode", conflicts_with = "from")]
     pub startup_delay: Option<Duration>,
 
     /// Requests that can wait per ready replica; more are dropped as errors [default: 100].
-    #[arg(long, value_name = "N", help_heading = "Trace mode")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Trace mode",
+        conflicts_with = "from"
+    )]
     pub queue_limit: Option<f64>,
 
     /// The SLO's limit on the p95 latency, in seconds.
@@ -150,11 +197,21 @@ pub struct SimulateArgs {
 
     /// Backtest mode: the start of the history to replay: RFC 3339, Unix seconds, now or
     /// now-DURATION (now-2h).
-    #[arg(long, value_name = "TIME", help_heading = "Backtest mode")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        help_heading = "Backtest mode",
+        requires = "to"
+    )]
     pub from: Option<String>,
 
     /// Backtest mode: the end of the history to replay.
-    #[arg(long, value_name = "TIME", help_heading = "Backtest mode")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        help_heading = "Backtest mode",
+        requires = "from"
+    )]
     pub to: Option<String>,
 
     /// Time between points: of the backtest's range queries [default: 15s], or of a generated
@@ -168,7 +225,7 @@ pub struct SimulateArgs {
 
     /// Run a baseline on the same input and show it beside the policy.
     #[arg(long, value_enum, value_name = "BASELINE")]
-    pub compare: Option<crate::commands::simulate::Baseline>,
+    pub compare: Option<Baseline>,
 
     /// Write the timeline (one row per evaluation of each policy) as CSV.
     #[arg(long, value_name = "FILE")]
@@ -183,28 +240,53 @@ pub struct SimulateArgs {
         long,
         value_enum,
         value_name = "SHAPE",
-        help_heading = "Generating traces"
+        help_heading = "Generating traces",
+        conflicts_with_all = ["policy", "to", "compare", "out_csv", "plot"]
     )]
     pub generate: Option<crate::simulate::generate::Shape>,
 
     /// The generator's seed [default: 1].
-    #[arg(long, value_name = "N", help_heading = "Generating traces")]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Generating traces",
+        requires = "generate",
+        conflicts_with_all = ["trace", "from"]
+    )]
     pub seed: Option<u64>,
 
     /// How long the generated trace lasts [default: 24h for diurnal, 1h otherwise].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag, help_heading = "Generating traces")]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_flag, help_heading = "Generating traces", requires = "generate", conflicts_with_all = ["trace", "from"])]
     pub duration: Option<Duration>,
 
     /// The generated trace's lowest rate, in requests per second [default: 120].
-    #[arg(long, value_name = "RPS", help_heading = "Generating traces")]
+    #[arg(
+        long,
+        value_name = "RPS",
+        help_heading = "Generating traces",
+        requires = "generate",
+        conflicts_with_all = ["trace", "from"]
+    )]
     pub base_load: Option<f64>,
 
     /// The generated trace's highest rate, in requests per second [default: 600].
-    #[arg(long, value_name = "RPS", help_heading = "Generating traces")]
+    #[arg(
+        long,
+        value_name = "RPS",
+        help_heading = "Generating traces",
+        requires = "generate",
+        conflicts_with_all = ["trace", "from"]
+    )]
     pub peak_load: Option<f64>,
 
     /// Where to write the generated trace [default: standard output].
-    #[arg(long, value_name = "FILE", help_heading = "Generating traces")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        help_heading = "Generating traces",
+        requires = "generate",
+        conflicts_with_all = ["trace", "from"]
+    )]
     pub out: Option<PathBuf>,
 
     #[command(flatten)]

@@ -267,7 +267,6 @@ mod tests {
             may_write: &may_write,
         };
         let result = writer.apply(&object(), &plan).await;
-        drop(writer);
         drop(events);
         drop(client);
         (result, server.await.unwrap())

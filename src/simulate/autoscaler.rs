@@ -1,5 +1,6 @@
 //! What the simulator drives: something that, every interval, turns metric readings and the
-//! target's replicas into a replica count. scalewise's side is the decision engine itself.
+//! target's replicas into a replica count. scalewise's side is the decision engine itself. The
+//! implementations (the HPA baseline is one) know this trait; the trait knows none of them.
 
 use jiff::Timestamp;
 
@@ -41,10 +42,6 @@ pub trait Autoscaler {
     fn evaluate(&mut self, input: &Evaluation<'_>) -> Outcome;
     /// What it runs, for humans.
     fn describe(&self) -> String;
-    /// The HPA it runs, when it is the baseline.
-    fn baseline(&self) -> Option<&super::hpa::HpaSpec> {
-        None
-    }
 }
 
 /// The policy, decided by [`crate::decide::decide`] exactly as the controller does: the status

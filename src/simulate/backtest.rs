@@ -107,12 +107,13 @@ pub async fn fetch(
     progress: &mut dyn FnMut(u64),
 ) -> Result<History, SimulateError> {
     let base = server.url.as_str();
-    let headers = server
-        .access
-        .headers()
-        .map_err(|e| SimulateError::Backtest(e.to_string()))?;
-    let client = prometheus_http_query::Client::from(http.clone(), base)
-        .map_err(|e| SimulateError::Backtest(format!("--prometheus-url {base}: {e}")))?;
+    let headers = server.access.headers().map_err(SimulateError::Server)?;
+    let client = prometheus_http_query::Client::from(http.clone(), base).map_err(|source| {
+        SimulateError::Client {
+            url: base.to_owned(),
+            source,
+        }
+    })?;
     let points = window.points();
     let mut metrics = Vec::with_capacity(plan.metrics.len());
     for m in &plan.metrics {
@@ -128,19 +129,21 @@ pub async fn fetch(
             for (name, value) in &headers {
                 request = request.header(name.clone(), value.clone());
             }
-            let answer = request.get().await.map_err(|e| {
-                SimulateError::Backtest(format!(
-                    "metric {}: the range query to {base} failed: {}\n  query: {}",
-                    m.name,
-                    error_chain(&e),
-                    m.promql
-                ))
-            })?;
+            let answer = request
+                .get()
+                .await
+                .map_err(|source| SimulateError::RangeQuery {
+                    metric: m.name.clone(),
+                    url: base.to_owned(),
+                    query: m.promql.clone(),
+                    source,
+                })?;
             let Data::Matrix(series) = answer.data() else {
-                return Err(SimulateError::Backtest(format!(
-                    "metric {}: {base} did not answer the range query with a range vector\n  query: {}",
-                    m.name, m.promql
-                )));
+                return Err(SimulateError::NotRangeVector {
+                    metric: m.name.clone(),
+                    url: base.to_owned(),
+                    query: m.promql.clone(),
+                });
             };
             for s in series {
                 for sample in s.samples() {
@@ -266,8 +269,9 @@ pub fn replay(
     }
 }
 
-/// Every message of an error's chain, joined by `: `.
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// Every message of an error's chain, joined by `: ` (the text of [`SimulateError::RangeQuery`]).
+// TODO(error-chain): replace with the crate's single error-chain helper once it exists.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];
     let mut current = e.source();
     while let Some(next) = current {

@@ -513,10 +513,6 @@ impl Autoscaler for HpaAutoscaler {
         self.hpa.spec.description.clone()
     }
 
-    fn baseline(&self) -> Option<&HpaSpec> {
-        Some(&self.hpa.spec)
-    }
-
     fn evaluate(&mut self, input: &Evaluation<'_>) -> Outcome {
         let value = input
             .observations

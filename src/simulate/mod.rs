@@ -33,13 +33,14 @@ pub use report::{Row, Run, Slo, Summary};
 pub use run::{TraceSetup, run_trace};
 pub use trace::Trace;
 
-/// Why a simulation cannot run. Every message names the file, line, flag or metric at fault.
+/// Why a simulation cannot run. Every message names the file, line, flag or metric at fault; an
+/// error with a cause (an I/O, Prometheus or server-settings error) keeps it as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {
     /// A trace file is malformed.
     #[error(transparent)]
     Trace(#[from] trace::TraceError),
-    /// The model file is malformed.
+    /// The model file is malformed (the message names the file and the field).
     #[error("{0}")]
     Model(String),
     /// A parameter (of the model, the generator or the backtest) is out of range; the message
@@ -52,9 +53,37 @@ pub enum SimulateError {
     /// The baseline cannot be built from the policy.
     #[error("{0}")]
     Baseline(String),
-    /// Prometheus history could not be read.
+    /// The settings of the Prometheus server to backtest on are unusable (such as a header).
     #[error("{0}")]
-    Backtest(String),
+    Server(#[source] crate::metrics::ConfigError),
+    /// No Prometheus client can be made for the server's URL.
+    #[error("--prometheus-url {url}: {source}")]
+    Client {
+        url: String,
+        #[source]
+        source: prometheus_http_query::Error,
+    },
+    /// A range query of a backtest failed.
+    #[error(
+        "metric {metric}: the range query to {url} failed: {}\n  query: {query}",
+        backtest::error_chain(.source)
+    )]
+    RangeQuery {
+        metric: String,
+        url: String,
+        query: String,
+        #[source]
+        source: prometheus_http_query::Error,
+    },
+    /// A range query was answered with something else than a range vector.
+    #[error(
+        "metric {metric}: {url} did not answer the range query with a range vector\n  query: {query}"
+    )]
+    NotRangeVector {
+        metric: String,
+        url: String,
+        query: String,
+    },
     /// A plot could not be drawn or written.
     #[error("cannot draw {path}: {message}")]
     Plot { path: String, message: String },
@@ -64,20 +93,4 @@ pub enum SimulateError {
         path: String,
         source: std::io::Error,
     },
-}
-
-impl SimulateError {
-    /// A fixed label of the error's class.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Self::Trace(_) => "InvalidTrace",
-            Self::Model(_) => "InvalidModel",
-            Self::Parameter(_) => "InvalidParameter",
-            Self::Binding(_) => "UnmappedMetric",
-            Self::Baseline(_) => "InvalidBaseline",
-            Self::Backtest(_) => "BacktestFailed",
-            Self::Plot { .. } => "PlotFailed",
-            Self::Write { .. } => "WriteFailed",
-        }
-    }
 }
