@@ -40,9 +40,22 @@ pub enum SimulateError {
     /// A trace file is malformed.
     #[error(transparent)]
     Trace(#[from] trace::TraceError),
-    /// The model file is malformed (the message names the file and the field).
-    #[error("{0}")]
-    Model(String),
+    /// The model file is not YAML of the model's fields (names the file, and the field when the
+    /// error is about one).
+    #[error("{path}: {}{source}", field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default())]
+    Model {
+        path: String,
+        field: Option<String>,
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    /// The model file's `startupDelay` is not a duration.
+    #[error("{path}: startupDelay: {source}")]
+    StartupDelay {
+        path: String,
+        #[source]
+        source: crate::api::duration::DurationError,
+    },
     /// A parameter (of the model, the generator or the backtest) is out of range; the message
     /// names its flag.
     #[error("{0}")]

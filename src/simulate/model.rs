@@ -82,13 +82,16 @@ impl ModelParams {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let file: ModelFile = serde_path_to_error::deserialize(de).map_err(|e| {
             let at = e.path().to_string();
-            SimulateError::Model(
-                if at == "." || e.inner().to_string().starts_with("unknown field") {
-                    format!("{path}: {}", e.inner())
-                } else {
-                    format!("{path}: {at}: {}", e.inner())
-                },
-            )
+            let inner = e.inner().to_string();
+            // The YAML error names the field itself when it is about one.
+            let about_a_field = at != "."
+                && !inner.starts_with("unknown field")
+                && !inner.starts_with(&format!("{at}: "));
+            SimulateError::Model {
+                path: path.to_owned(),
+                field: about_a_field.then_some(at),
+                source: e.into_inner(),
+            }
         })?;
         if let Some(v) = file.capacity_per_replica {
             self.capacity = v;
@@ -99,7 +102,10 @@ impl ModelParams {
         if let Some(d) = file.startup_delay {
             let d = d
                 .parse()
-                .map_err(|e| SimulateError::Model(format!("{path}: startupDelay: {e}")))?;
+                .map_err(|source| SimulateError::StartupDelay {
+                    path: path.to_owned(),
+                    source,
+                })?;
             self.startup_delay = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         }
         if let Some(v) = file.queue_limit {
@@ -531,5 +537,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("m.yaml: unknown field `capacity`"), "{e}");
+        let e = ModelParams::default()
+            .with_file("m.yaml", "baseLatency: fast\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("m.yaml: baseLatency: invalid type: string \"fast\""),
+            "{e}"
+        );
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "keeps the YAML error"
+        );
+        let e = ModelParams::default()
+            .with_file("m.yaml", "startupDelay: soon\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("m.yaml: startupDelay: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }
