@@ -2,17 +2,15 @@
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::decision::{Decision, EngineState, FALLBACK_RULE, MetricOutcome, Observation, Reading};
 use super::explain::{fmt_num, metric_explanation, summary};
 use super::history::{self, persisted_state};
-use super::{Decision, EngineState, MetricOutcome, Observation, Reading};
+use super::tolerance::within_band;
 use crate::api::validate::{DirectionRules, MetricRule, Policy, Rule};
 use crate::api::{
     Action, FailureAction, FailureKind, Limit, LimitKind, RatePolicyType, ScaleDirection,
     ScalingPolicyStatus, SelectPolicy,
 };
-
-/// The name given to the fallback rule when it wins.
-pub const FALLBACK_RULE: &str = "onMetricFailure";
 
 /// Decides the replica count of the target.
 ///
@@ -354,22 +352,13 @@ pub(crate) fn proposal_for(policy: &Policy, rule: Rule, value: f64, current: i32
                 }
             }
         }
-        Rule::Target(target) => {
-            let ratio = value / target;
-            if (ratio - 1.0).abs() <= policy.tolerance {
-                Some(current)
-            } else {
-                Some(ceil_replicas(f64::from(current) * ratio))
-            }
+        Rule::Target(_) | Rule::TargetPerReplica(_)
+            if within_band(policy.tolerance, rule, value, current) =>
+        {
+            Some(current)
         }
-        Rule::TargetPerReplica(per) => {
-            let capacity = f64::from(current) * per;
-            if current > 0 && (value / capacity - 1.0).abs() <= policy.tolerance {
-                Some(current)
-            } else {
-                Some(ceil_replicas(value / per))
-            }
-        }
+        Rule::Target(target) => Some(ceil_replicas(f64::from(current) * (value / target))),
+        Rule::TargetPerReplica(per) => Some(ceil_replicas(value / per)),
     }
 }
 

@@ -2,7 +2,8 @@
 
 use jiff::SignedDuration;
 
-use super::{Decision, Reading};
+use super::decision::{Decision, FALLBACK_RULE, Reading};
+use super::tolerance::within_band;
 use crate::api::Action;
 use crate::api::validate::{MetricRule, Policy, Rule};
 
@@ -46,7 +47,9 @@ pub fn metric_explanation(
         }
         Rule::Target(target) => {
             let t = fmt_num(target);
-            if proposal == Some(current) && (value / target - 1.0).abs() <= policy.tolerance {
+            if proposal == Some(current)
+                && within_band(policy.tolerance, metric.rule, value, current)
+            {
                 format!(
                     "{name} {v} within {}% of target {t}",
                     fmt_num(policy.tolerance * 100.0)
@@ -61,8 +64,7 @@ pub fn metric_explanation(
         Rule::TargetPerReplica(per) => {
             let t = fmt_num(per);
             if proposal == Some(current)
-                && current > 0
-                && (value / (f64::from(current) * per) - 1.0).abs() <= policy.tolerance
+                && within_band(policy.tolerance, metric.rule, value, current)
             {
                 format!(
                     "{name} {v} within {}% of {t} per replica x {current}",
@@ -121,7 +123,7 @@ pub fn summary(d: &Decision) -> (String, String) {
 /// The winning metric's explanation, when it asked for a change.
 fn winner_explanation(d: &Decision) -> Option<String> {
     let winner = d.winner.as_deref()?;
-    if winner == super::engine::FALLBACK_RULE {
+    if winner == FALLBACK_RULE {
         return Some("every metric failed: onMetricFailure fallback".to_owned());
     }
     let m = d.metrics.iter().find(|m| m.name == winner)?;
