@@ -12,7 +12,8 @@ use super::{CommandError, Outcome};
 use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
 use crate::cli::PrometheusArgs;
 use crate::decide::{Decision, Observation, decide};
-use crate::metrics::server::{self, ConfigError};
+use crate::metrics::ConfigError;
+use crate::metrics::server;
 use crate::metrics::{
     Access, BasicAuthFiles, MetricObservation, MetricSource, MetricsError, PrometheusSource,
     QueryPlan, ServerConfig, SourceConfig, fmt_duration,

@@ -10,9 +10,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::answer::{self, Answer};
+use super::error::{ConfigError, MetricsError};
+use super::observation::{Failure, MetricObservation, Sample, fmt_duration};
 use super::plan::{MetricQuery, QueryPlan};
-use super::server::{ConfigError, ServerConfig, SourceConfig};
-use super::{Failure, MetricObservation, MetricSource, MetricsError, fmt_duration, tls};
+use super::server::{ServerConfig, SourceConfig};
+use super::source::MetricSource;
+use super::tls;
 use crate::api::{FailureKind, FieldError, ScalingPolicy};
 use crate::decide::Observation;
 
@@ -201,7 +204,7 @@ struct Target {
     telemetry: Option<Arc<crate::telemetry::Metrics>>,
 }
 
-fn observation(m: &MetricQuery, result: Result<super::Sample, Failure>) -> MetricObservation {
+fn observation(m: &MetricQuery, result: Result<Sample, Failure>) -> MetricObservation {
     MetricObservation {
         name: m.name.clone(),
         query: m.promql.clone(),

@@ -19,45 +19,11 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
-use super::MetricsError;
+use super::error::{ConfigError, MetricsError};
 use super::plan::QueryPlan;
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A problem in the operator's metrics settings.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{what}: {url:?} is not usable: {message}")]
-    Url {
-        what: String,
-        url: String,
-        message: String,
-    },
-    #[error("cannot read {what} {path}: {source}")]
-    ReadFile {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    AllowListFile { path: PathBuf, message: String },
-    #[error("header {header:?}: {message}")]
-    Header { header: String, message: String },
-    #[error("{0}")]
-    Credentials(String),
-    #[error("CA bundle {path}: {message}")]
-    CaBundle { path: PathBuf, message: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-}
-
-impl ConfigError {
-    /// A fixed label for metrics and event reasons.
-    pub fn category(&self) -> &'static str {
-        "MetricsConfiguration"
-    }
-}
 
 /// Basic-auth credentials, each read from a file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
