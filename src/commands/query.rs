@@ -16,8 +16,9 @@ use crate::metrics::ConfigError;
 use crate::metrics::server;
 use crate::metrics::{
     Access, BasicAuthFiles, MetricObservation, MetricSource, MetricsError, PrometheusSource,
-    QueryPlan, ServerConfig, SourceConfig, fmt_duration,
+    QueryPlan, ServerConfig, SourceConfig,
 };
+use crate::text::{self, Precision, Resolution};
 
 /// The inputs of one `query` run.
 pub struct QueryArgs<'a> {
@@ -235,10 +236,15 @@ fn write_text(
                     out,
                     "{}: {} (newest sample {} old)",
                     o.name,
-                    fmt_value(sample.value),
-                    fmt_duration(age)
+                    text::number(sample.value, Precision::Micro),
+                    text::duration(age, Resolution::Fine)
                 )?,
-                None => writeln!(out, "{}: {}", o.name, fmt_value(sample.value))?,
+                None => writeln!(
+                    out,
+                    "{}: {}",
+                    o.name,
+                    text::number(sample.value, Precision::Micro)
+                )?,
             },
             Err(failure) => writeln!(out, "{}: {}: {failure}", o.name, failure.kind())?,
         }
@@ -298,10 +304,4 @@ fn write_json(
         serde_json::to_string_pretty(&reports).map_err(|e| CommandError::Encode(e.to_string()))?;
     writeln!(out, "{json}")?;
     Ok(())
-}
-
-/// A value as people write it: `75`, `0.05`, `1.5`.
-fn fmt_value(v: f64) -> String {
-    let rounded = (v * 1e6).round() / 1e6;
-    format!("{rounded}")
 }

@@ -3,7 +3,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::decision::{Decision, EngineState, FALLBACK_RULE, MetricOutcome, Observation, Reading};
-use super::explain::{fmt_num, metric_explanation, summary};
+use super::explain::{metric_explanation, summary};
 use super::history::{self, persisted_state};
 use super::tolerance::within_band;
 use crate::api::validate::{DirectionRules, MetricRule, Policy, Rule};
@@ -11,6 +11,7 @@ use crate::api::{
     Action, FailureAction, FailureKind, Limit, LimitKind, RatePolicyType, ScaleDirection,
     ScalingPolicyStatus, SelectPolicy,
 };
+use crate::text::{Precision, Resolution, duration, number};
 
 /// Decides the replica count of the target.
 ///
@@ -131,7 +132,10 @@ pub fn decide(
                 LimitKind::Stabilization,
                 format!(
                     "collecting a full scale-in window of evidence ({} since {since})",
-                    super::explain::fmt_duration(policy.scale_in.stabilization_window)
+                    duration(
+                        policy.scale_in.stabilization_window.unsigned_abs(),
+                        Resolution::Seconds
+                    )
                 ),
                 desired,
                 current,
@@ -217,7 +221,7 @@ fn propose_policy(
             format!(
                 "{} within {}% of target: no change proposed",
                 within_tolerance.join(", "),
-                fmt_num(policy.tolerance * 100.0)
+                number(policy.tolerance * 100.0, Precision::Micro)
             ),
             None,
             Some(current),
@@ -414,7 +418,7 @@ fn stabilize(
             LimitKind::Stabilization,
             format!(
                 "the {which} proposal of the last {} was {stabilized}",
-                super::explain::fmt_duration(window)
+                duration(window.unsigned_abs(), Resolution::Seconds)
             ),
             Some(proposal),
             Some(stabilized),

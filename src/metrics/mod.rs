@@ -41,7 +41,7 @@ mod tls;
 
 pub use answer::{Answer, classify};
 pub use error::{ConfigError, MetricsError};
-pub use observation::{Failure, Invalid, MetricObservation, Sample, fmt_duration};
+pub use observation::{Failure, Invalid, MetricObservation, Sample};
 pub use plan::{MetricQuery, QueryPlan, SourceKind};
 pub use prometheus::PrometheusSource;
 pub use server::{Access, BasicAuthFiles, ServerConfig, SourceConfig};

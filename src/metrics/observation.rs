@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::plan::SourceKind;
 use crate::api::FailureKind;
+use crate::text::{self, Resolution};
 
 /// What one metric read.
 #[derive(Clone, Debug, PartialEq)]
@@ -87,8 +88,8 @@ impl fmt::Display for Failure {
             } => write!(
                 f,
                 "the newest sample is {} old, older than the staleness limit of {}",
-                fmt_duration(*age),
-                fmt_duration(*limit)
+                text::duration(*age, Resolution::Fine),
+                text::duration(*limit, Resolution::Fine)
             ),
             Self::Stale { age: None, .. } => f.write_str(
                 "no current sample: every series behind the value vanished (marked stale) or is older than the server's lookback",
@@ -141,18 +142,6 @@ impl From<MetricObservation> for crate::decide::Observation {
             reading,
             query: Some(o.query),
         }
-    }
-}
-
-/// A duration for messages: `1.5s`, `2m0s`, `500ms`.
-pub fn fmt_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else if d < Duration::from_secs(60) {
-        let tenths = (d.as_secs_f64() * 10.0).round() / 10.0;
-        format!("{tenths}s")
-    } else {
-        crate::api::duration::format_duration(Duration::from_secs(d.as_secs()))
     }
 }
 
@@ -214,12 +203,5 @@ mod tests {
             Failure::Invalid(Invalid::Series(2)).to_string(),
             "the query returned 2 series; it must yield exactly one number (aggregate it, such as with sum())"
         );
-    }
-
-    #[test]
-    fn durations_read_naturally_in_messages() {
-        assert_eq!(fmt_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(fmt_duration(Duration::from_millis(1540)), "1.5s");
-        assert_eq!(fmt_duration(Duration::from_secs(62)), "1m2s");
     }
 }

@@ -21,6 +21,7 @@ use url::Url;
 
 use super::error::{ConfigError, MetricsError};
 use super::plan::QueryPlan;
+use crate::api::address::{Writer, check_address};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,27 +107,11 @@ struct AllowListFile {
 
 /// Parses a server URL given by the operator (`what` names the flag for messages).
 pub fn parse_url(what: &str, text: &str) -> Result<Url, ConfigError> {
-    let error = |message: String| ConfigError::Url {
+    check_address(text).map_err(|problem| ConfigError::Url {
         what: what.to_owned(),
         url: text.to_owned(),
-        message,
-    };
-    let url = Url::parse(text).map_err(|e| error(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(error("the scheme must be http or https".into()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(error("it has no host".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(error(
-            "put credentials in the bearer-token or basic-auth files, not in the URL".into(),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(error("it must not have a query or fragment".into()));
-    }
-    Ok(url)
+        message: problem.message(text, Writer::Operator),
+    })
 }
 
 /// Parses `Name: value` as given to `--prometheus-header`.
@@ -226,7 +211,7 @@ impl SourceConfig {
         let Some(address) = address else {
             return self.default.clone().ok_or(MetricsError::NoServer);
         };
-        let url = crate::api::validate::parse_server_address(address)
+        let url = crate::api::address::parse_server_address(address)
             .map_err(MetricsError::InvalidAddress)?;
         if let Some(default) = &self.default
             && same_server(&default.url, &url)
