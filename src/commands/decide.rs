@@ -8,15 +8,9 @@ use serde::Serialize;
 
 use super::{CommandError, Outcome, read_documents, read_input};
 use crate::api::{Action, FailureKind, Limit, Policy, ScalingPolicy, ScalingPolicyStatus};
+use crate::cli::OutputFormat;
 use crate::decide::{Decision, Observation, Reading, decide, next_status};
 use crate::manifest::read_policy;
-
-/// Output formats of the commands that print decisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
 
 /// The inputs of one `decide` run.
 pub struct DecideArgs<'a> {

@@ -7,17 +7,14 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::decide::{OutputFormat, load_policy};
+use super::decide::load_policy;
+pub use super::prometheus::source_config;
 use super::{CommandError, Outcome};
 use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
-use crate::cli::PrometheusArgs;
+use crate::cli::{OutputFormat, PrometheusArgs};
 use crate::decide::{Decision, Observation, decide};
 use crate::metrics::ConfigError;
-use crate::metrics::server;
-use crate::metrics::{
-    Access, BasicAuthFiles, MetricObservation, MetricSource, MetricsError, PrometheusSource,
-    QueryPlan, ServerConfig, SourceConfig,
-};
+use crate::metrics::{MetricObservation, MetricSource, MetricsError, PrometheusSource, QueryPlan};
 use crate::text::{self, Precision, Resolution};
 
 /// The inputs of one `query` run.
@@ -52,64 +49,6 @@ pub struct QueryReport<'a> {
     pub proposed_replicas: Option<i32>,
     /// How the value became the proposal, such as `cpu 85 > 70`.
     pub explanation: &'a str,
-}
-
-/// The metrics settings of the command line. The controller builds its settings the same way.
-pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError> {
-    let default = args
-        .url
-        .as_deref()
-        .filter(|url| !url.is_empty())
-        .map(|url| {
-            let headers = args
-                .headers
-                .iter()
-                .filter(|h| !h.trim().is_empty())
-                .map(|h| server::parse_header(h))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, ConfigError>(ServerConfig {
-                url: server::parse_url("--prometheus-url", url)?,
-                access: Access {
-                    bearer_token_file: args.bearer_token_file.clone(),
-                    basic_auth: match (&args.username_file, &args.password_file) {
-                        (Some(u), Some(p)) => Some(BasicAuthFiles {
-                            username_file: u.clone(),
-                            password_file: p.clone(),
-                        }),
-                        _ => None,
-                    },
-                    ca_file: args.ca_file.clone(),
-                    insecure_skip_verify: args.insecure_skip_verify,
-                    headers,
-                },
-            })
-        })
-        .transpose()?;
-    let mut allowed = args
-        .allowed_urls
-        .iter()
-        .filter(|u| !u.trim().is_empty())
-        .map(|u| {
-            Ok(ServerConfig {
-                url: server::parse_url("--allowed-prometheus-url", u.trim())?,
-                access: Access::default(),
-            })
-        })
-        .collect::<Result<Vec<_>, ConfigError>>()?;
-    if let Some(path) = &args.allowed_config {
-        allowed.extend(server::load_allow_list(path)?);
-    }
-    if args.timeout.is_zero() {
-        return Err(ConfigError::Client(
-            "--prometheus-timeout must be at least 1s".into(),
-        ));
-    }
-    Ok(SourceConfig {
-        default,
-        allowed,
-        timeout: args.timeout,
-        staleness_limit: args.staleness_limit,
-    })
 }
 
 /// Runs `query` on a runtime of its own.
