@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::decide::load_policy;
 pub use super::prometheus::source_config;
-use super::{CommandError, Outcome};
+use super::{CommandError, EncodeError, Outcome};
 use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
 use crate::cli::{OutputFormat, PrometheusArgs};
 use crate::decide::{Decision, Observation, decide};
@@ -56,7 +56,7 @@ pub fn run(args: &QueryArgs<'_>, out: &mut impl Write) -> Result<Outcome, Comman
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CommandError::Invalid(format!("cannot start the async runtime: {e}")))?;
+        .map_err(CommandError::Runtime)?;
     runtime.block_on(run_async(args, out))
 }
 
@@ -78,19 +78,26 @@ pub async fn run_async(
     };
     let config = source_config(args.prometheus).map_err(|e| match e {
         ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
-        other => CommandError::Invalid(other.to_string()),
+        other => CommandError::Config(other),
     })?;
-    let plan = QueryPlan::for_policy(&object)
-        .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", display_name(&object))))?;
-    let source = PrometheusSource::new(config).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let plan = QueryPlan::for_policy(&object).map_err(|source| CommandError::InvalidPolicy {
+        file: file.clone(),
+        policy: display_name(&object),
+        source,
+    })?;
+    let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
     let server = source.server_for(&plan).map_err(|e| match e {
         MetricsError::NoServer => CommandError::Usage(e.to_string()),
-        other => CommandError::Invalid(format!("{file}: {}: {other}", display_name(&object))),
+        other => CommandError::PolicyMetrics {
+            file,
+            policy: display_name(&object),
+            source: other,
+        },
     })?;
     let observations = source
         .evaluate(&plan, None)
         .await
-        .map_err(|e| CommandError::Invalid(e.to_string()))?;
+        .map_err(CommandError::Metrics)?;
 
     // What the engine makes of them: its first evaluation of the policy, without history.
     let engine_input: Vec<Observation> = observations.iter().cloned().map(Into::into).collect();
@@ -239,8 +246,7 @@ fn write_json(
             }
         })
         .collect();
-    let json =
-        serde_json::to_string_pretty(&reports).map_err(|e| CommandError::Encode(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&reports).map_err(EncodeError::from)?;
     writeln!(out, "{json}")?;
     Ok(())
 }

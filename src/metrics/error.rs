@@ -36,14 +36,6 @@ impl MetricsError {
             message,
         })
     }
-
-    /// A fixed label for metrics and event reasons.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Self::AddressNotAllowed { .. } | Self::InvalidAddress(_) => "InvalidPolicy",
-            Self::NoServer => "NoPrometheus",
-        }
-    }
 }
 
 /// A problem in the operator's metrics settings.
@@ -71,11 +63,4 @@ pub enum ConfigError {
     CaBundle { path: PathBuf, message: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
-}
-
-impl ConfigError {
-    /// A fixed label for metrics and event reasons.
-    pub fn category(&self) -> &'static str {
-        "MetricsConfiguration"
-    }
 }
