@@ -10,9 +10,10 @@ use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::Semaphore;
 
+use super::health::Health;
 use crate::api::{FieldError, Policy, ScalingPolicy};
 use crate::decide::Observation;
-use crate::telemetry::{Health, Metrics};
+use crate::telemetry::Metrics;
 
 /// Reads a policy's metrics: the controller's view of the metrics layer.
 pub trait Observe: Send + Sync + 'static {

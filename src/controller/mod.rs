@@ -8,6 +8,7 @@
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod ownership;
 pub mod reconcile;
 
@@ -27,9 +28,10 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{error, info, warn};
 
 use crate::api::{Policy, ScalingPolicy};
-use crate::telemetry::{Health, Metrics};
+use crate::telemetry::Metrics;
 pub use context::{Context, Observe};
 pub use error::Error;
+pub use health::Health;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
