@@ -2,8 +2,8 @@
 //! `simulate` alike.
 
 use crate::cli::PrometheusArgs;
-use crate::metrics::server;
 use crate::metrics::{Access, BasicAuthFiles, ConfigError, ServerConfig, SourceConfig};
+use crate::metrics::{access, endpoint};
 
 /// The metrics settings of the command line. The controller builds its settings the same way.
 pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError> {
@@ -16,10 +16,10 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
                 .headers
                 .iter()
                 .filter(|h| !h.trim().is_empty())
-                .map(|h| server::parse_header(h))
+                .map(|h| access::parse_header(h))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, ConfigError>(ServerConfig {
-                url: server::parse_url("--prometheus-url", url)?,
+                url: endpoint::parse_url("--prometheus-url", url)?,
                 access: Access {
                     bearer_token_file: args.bearer_token_file.clone(),
                     basic_auth: match (&args.username_file, &args.password_file) {
@@ -42,13 +42,13 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
         .filter(|u| !u.trim().is_empty())
         .map(|u| {
             Ok(ServerConfig {
-                url: server::parse_url("--allowed-prometheus-url", u.trim())?,
+                url: endpoint::parse_url("--allowed-prometheus-url", u.trim())?,
                 access: Access::default(),
             })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
     if let Some(path) = &args.allowed_config {
-        allowed.extend(server::load_allow_list(path)?);
+        allowed.extend(endpoint::load_allow_list(path)?);
     }
     if args.timeout.is_zero() {
         return Err(ConfigError::Client(

@@ -29,20 +29,22 @@
 //!   range still holds their old samples, but no current sample exists;
 //! - a query without selectors (`vector(1)`) has no age and is never stale.
 
+pub mod access;
 mod answer;
+pub mod endpoint;
 mod error;
 mod observation;
 pub mod plan;
 pub mod prometheus;
 pub mod promql;
-pub mod server;
 mod source;
 mod tls;
 
+pub use access::{Access, BasicAuthFiles};
 pub use answer::{Answer, classify};
+pub use endpoint::{ServerConfig, SourceConfig};
 pub use error::{ConfigError, MetricsError};
 pub use observation::{Failure, Invalid, MetricObservation, Sample};
 pub use plan::{MetricQuery, QueryPlan, SourceKind};
 pub use prometheus::PrometheusSource;
-pub use server::{Access, BasicAuthFiles, ServerConfig, SourceConfig};
 pub use source::MetricSource;

@@ -10,10 +10,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::answer::{self, Answer};
+use super::endpoint::{ServerConfig, SourceConfig};
 use super::error::{ConfigError, MetricsError};
 use super::observation::{Failure, MetricObservation, Sample};
 use super::plan::{MetricQuery, QueryPlan};
-use super::server::{ServerConfig, SourceConfig};
 use super::source::MetricSource;
 use super::tls;
 use crate::api::{FailureKind, FieldError, ScalingPolicy};

@@ -11,8 +11,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
+use super::endpoint::SourceConfig;
 use super::error::ConfigError;
-use super::server::SourceConfig;
 
 /// The rustls configuration for every server of `config`.
 pub fn client_config(config: &SourceConfig) -> Result<ClientConfig, ConfigError> {
