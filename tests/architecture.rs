@@ -214,6 +214,7 @@ impl Tree {
             name: None,
             closes_at: 0,
             children: declared_modules(&tokens, 0),
+            aliases: BTreeMap::new(),
         }];
         let mut depth: usize = 0;
         let mut edges = Vec::new();
@@ -236,6 +237,7 @@ impl Tree {
                             name: Some(name.clone()),
                             closes_at: depth,
                             children: declared_modules(&tokens, i + 3),
+                            aliases: BTreeMap::new(),
                         });
                         depth += 1;
                         i += 3;
@@ -261,70 +263,85 @@ impl Tree {
                         }
                         j += 2;
                     }
-                    paths.push((segments, tokens[i].1));
+                    paths.push(Found {
+                        segments,
+                        line: tokens[i].1,
+                        alias: None,
+                    });
                     i = j;
                 }
                 _ => {}
             }
-            for (segments, line) in paths {
-                if let Some(to) = self.resolve_path(file, &root, &scopes, &segments)
+            for found in paths {
+                let Some(absolute) = absolute_path(file, &root, &scopes, &found.segments) else {
+                    continue;
+                };
+                if let Some(to) = self.resolve(&absolute)
                     && to != file
                 {
                     edges.push(Edge {
                         from: file.to_owned(),
                         to: to.clone(),
-                        line,
+                        line: found.line,
                     });
+                }
+                if let (Some(alias), Some(scope)) = (found.alias, scopes.last_mut()) {
+                    scope.aliases.insert(alias, absolute);
                 }
             }
             i += 1;
         }
         edges
     }
+}
 
-    /// The file a path written in `file`, inside `scopes`, names.
-    fn resolve_path(
-        &self,
-        file: &str,
-        root: &[String],
-        scopes: &[Scope],
-        segments: &[String],
-    ) -> Option<&String> {
-        let is_main = file == "main.rs";
-        let mut module: Vec<String> = root.to_vec();
-        module.extend(scopes.iter().filter_map(|scope| scope.name.clone()));
-        let first = segments.first()?;
-        let children = &scopes.last()?.children;
-        let absolute: Vec<String> = match first.as_str() {
-            "crate" if !is_main => segments[1..].to_vec(),
-            "scalewise" if is_main => segments[1..].to_vec(),
-            "self" | "super" if !is_main => {
-                let mut rest = segments;
-                while let Some(head) = rest.first() {
-                    match head.as_str() {
-                        "self" => {}
-                        "super" => {
-                            module.pop();
-                        }
-                        _ => break,
+/// The crate-absolute module path a path written in `file`, inside `scopes`, names; `None` for
+/// paths outside the crate.
+fn absolute_path(
+    file: &str,
+    root: &[String],
+    scopes: &[Scope],
+    segments: &[String],
+) -> Option<Vec<String>> {
+    let is_main = file == "main.rs";
+    let mut module: Vec<String> = root.to_vec();
+    module.extend(scopes.iter().filter_map(|scope| scope.name.clone()));
+    let first = segments.first()?;
+    let scope = scopes.last()?;
+    let absolute: Vec<String> = match first.as_str() {
+        "crate" if !is_main => segments[1..].to_vec(),
+        "scalewise" if is_main => segments[1..].to_vec(),
+        "self" | "super" if !is_main => {
+            let mut rest = segments;
+            while let Some(head) = rest.first() {
+                match head.as_str() {
+                    "self" => {}
+                    "super" => {
+                        module.pop();
                     }
-                    rest = &rest[1..];
+                    _ => break,
                 }
-                module.extend(rest.iter().cloned());
-                module
+                rest = &rest[1..];
             }
-            name if !is_main && children.contains(name) => {
-                module.extend(segments.iter().cloned());
-                module
-            }
-            _ => return None,
-        };
-        let absolute: Vec<String> = absolute
+            module.extend(rest.iter().cloned());
+            module
+        }
+        name if !is_main && scope.children.contains(name) => {
+            module.extend(segments.iter().cloned());
+            module
+        }
+        name => {
+            let mut aliased = scope.aliases.get(name)?.clone();
+            aliased.extend(segments[1..].iter().cloned());
+            aliased
+        }
+    };
+    Some(
+        absolute
             .into_iter()
             .take_while(|segment| segment != "self" && segment != "*")
-            .collect();
-        self.resolve(&absolute)
-    }
+            .collect(),
+    )
 }
 
 /// A module open at a point of a file: the file's own (no name) or an inline one.
@@ -334,6 +351,8 @@ struct Scope {
     closes_at: usize,
     /// The modules it declares.
     children: BTreeSet<String>,
+    /// The names its `use` items bring in from the crate, with the paths they stand for.
+    aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// The modules declared (`mod x;` or `mod x { … }`) directly in the block starting at `start`.
@@ -362,13 +381,21 @@ fn declared_modules(tokens: &[(Token, usize)], start: usize) -> BTreeSet<String>
     names
 }
 
+/// A path found in a source: its segments, its line, and for a `use` the name it brings into
+/// scope.
+struct Found {
+    segments: Vec<String>,
+    line: usize,
+    alias: Option<String>,
+}
+
 /// Reads a use tree at `*i` (after `use` or inside a group) and adds each full path to `paths`,
 /// with the line of its last segment.
 fn parse_use_tree(
     tokens: &[(Token, usize)],
     i: &mut usize,
     mut prefix: Vec<String>,
-    paths: &mut Vec<(Vec<String>, usize)>,
+    paths: &mut Vec<Found>,
 ) {
     if tokens.get(*i).map(|t| &t.0) == Some(&Token::PathSep) {
         *i += 1;
@@ -383,17 +410,34 @@ fn parse_use_tree(
                     *i += 1;
                     continue;
                 }
+                let mut alias = match prefix.as_slice() {
+                    [.., parent, last] if last == "self" => Some(parent.clone()),
+                    [.., last] => Some(last.clone()),
+                    [] => None,
+                };
                 if let Some((Token::Ident(word), _)) = tokens.get(*i)
                     && word == "as"
                 {
+                    alias = match tokens.get(*i + 1) {
+                        Some((Token::Ident(name), _)) if name != "_" => Some(name.clone()),
+                        _ => None,
+                    };
                     *i += 2;
                 }
-                paths.push((prefix, line));
+                paths.push(Found {
+                    segments: prefix,
+                    line,
+                    alias,
+                });
                 break;
             }
             Some((Token::Punct('*'), at)) => {
                 *i += 1;
-                paths.push((prefix, *at));
+                paths.push(Found {
+                    segments: prefix,
+                    line: *at,
+                    alias: None,
+                });
                 break;
             }
             Some((Token::Punct('{'), _)) => {
@@ -705,5 +749,36 @@ fn a_child_module_name_at_the_start_of_a_path_names_the_child() {
     assert_eq!(
         pairs(&tree),
         [("metrics/mod.rs".to_owned(), "metrics/plan.rs".to_owned(), 2)]
+    );
+}
+
+#[test]
+fn a_name_brought_in_by_use_names_the_file_behind_it() {
+    let tree = tree(&[
+        ("lib.rs", "pub mod metrics;\npub mod commands;\n"),
+        ("metrics/mod.rs", "pub mod plan;\n"),
+        ("metrics/plan.rs", ""),
+        ("commands/mod.rs", "pub mod run;\n"),
+        (
+            "main.rs",
+            "use scalewise::commands::{self};\nfn main() { commands::run::start(); }\n",
+        ),
+        (
+            "commands/run.rs",
+            "use crate::metrics as m;\n\nfn f() { m::plan::x(); }\n",
+        ),
+    ]);
+    assert_eq!(
+        pairs(&tree),
+        [
+            ("commands/run.rs".to_owned(), "metrics/mod.rs".to_owned(), 1),
+            (
+                "commands/run.rs".to_owned(),
+                "metrics/plan.rs".to_owned(),
+                3
+            ),
+            ("main.rs".to_owned(), "commands/mod.rs".to_owned(), 1),
+            ("main.rs".to_owned(), "commands/run.rs".to_owned(), 2),
+        ]
     );
 }

@@ -103,7 +103,10 @@ mod tests {
             check_address("http://prom:9090/x?y=1"),
             Err(AddressProblem::QueryOrFragment)
         );
-        assert!(matches!(check_address("prom:9090"), Err(_)));
+        assert!(matches!(
+            check_address("/api/v1"),
+            Err(AddressProblem::NotAUrl(_))
+        ));
         assert!(check_address("http://127.0.0.1:9090/prefix").is_ok());
     }
 }
