@@ -7,8 +7,14 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
-use crate::commands::decide::OutputFormat;
 use crate::telemetry::LogFormat;
+
+/// Output formats of the commands that print decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
 
 /// scalewise: a Kubernetes autoscaler that is safe when metrics fail and explains every decision.
 #[derive(Debug, Parser)]

@@ -9,6 +9,7 @@
 //!   HorizontalPodAutoscaler baseline, all through the decision engine.
 //! - [`commands`]: the offline subcommands (`crd`, `check`, `decide`).
 //! - [`cli`]: the command-line definitions.
+//! - [`text`]: numbers, durations and error chains as people read them.
 
 pub mod api;
 pub mod cli;
@@ -19,3 +20,4 @@ pub mod manifest;
 pub mod metrics;
 pub mod simulate;
 pub mod telemetry;
+pub mod text;

@@ -1,4 +1,4 @@
-//! The `scalewise` binary: parse the command line and dispatch.
+//! The `scalewise` binary: parse the command line, dispatch, and turn errors into exit codes.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,26 +57,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `scalewise run`: logs and a runtime, then the controller until SIGTERM.
+/// `scalewise run`: the controller until SIGTERM; an error with its whole cause chain.
 fn run(args: &scalewise::cli::RunArgs) -> ExitCode {
-    scalewise::telemetry::init_tracing(args.log_format);
-    let result = (|| -> anyhow::Result<()> {
-        let config = commands::query::source_config(&args.prometheus)?;
-        let metrics = std::sync::Arc::new(scalewise::telemetry::Metrics::new());
-        let source = scalewise::metrics::PrometheusSource::new(config)?
-            .with_query_limit(usize::from(args.max_concurrent_queries))
-            .with_telemetry(metrics.clone());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(commands::run::run(args, source, metrics))?;
-        Ok(())
-    })();
-    match result {
+    match commands::run::start(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("scalewise: {error:#}");
+            let chain = scalewise::text::error_chain(&error, scalewise::text::Causes::All);
+            tracing::error!("{chain}");
+            eprintln!("scalewise: {chain}");
             ExitCode::from(1)
         }
     }

@@ -7,7 +7,7 @@ use scalewise::api::Policy;
 use std::path::PathBuf;
 
 use scalewise::metrics::{
-    Access, BasicAuthFiles, MetricsError, QueryPlan, ServerConfig, SourceConfig, server,
+    Access, BasicAuthFiles, MetricsError, QueryPlan, ServerConfig, SourceConfig, access, endpoint,
 };
 use support::promdata::{self, Behaviour, FakeServer};
 use support::unique_name;
@@ -64,8 +64,8 @@ async fn the_bearer_token_and_headers_reach_the_default_server() {
             access: Access {
                 bearer_token_file: Some(secrets.file("token", "t0ken-abc\n")),
                 headers: vec![
-                    server::parse_header("X-Scope-OrgID: tenant-a").unwrap(),
-                    server::parse_header("X-Extra: 1").unwrap(),
+                    access::parse_header("X-Scope-OrgID: tenant-a").unwrap(),
+                    access::parse_header("X-Extra: 1").unwrap(),
                 ],
                 ..Access::default()
             },
@@ -151,7 +151,7 @@ async fn an_allowed_address_gets_neither_the_default_credentials_nor_headers() {
             url: url(&default.url),
             access: Access {
                 bearer_token_file: Some(secrets.file("token", "default-secret")),
-                headers: vec![server::parse_header("X-Scope-OrgID: tenant-a").unwrap()],
+                headers: vec![access::parse_header("X-Scope-OrgID: tenant-a").unwrap()],
                 ..Access::default()
             },
         }),
@@ -198,7 +198,7 @@ async fn an_allow_list_entry_sends_its_own_credentials() {
                 ..Access::default()
             },
         }),
-        allowed: server::load_allow_list(&list).unwrap(),
+        allowed: endpoint::load_allow_list(&list).unwrap(),
         ..SourceConfig::default()
     });
     // The proxy forwards /prometheus/api/v1/query as is; Prometheus answers 404 there, so the

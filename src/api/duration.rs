@@ -123,19 +123,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
 
 /// Formats whole seconds as `1h30m`, `15s` or `0s`.
 pub fn format_duration(duration: Duration) -> String {
-    let total = duration.as_secs();
-    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
+    crate::text::duration(duration, crate::text::Resolution::Seconds)
 }
 
 #[cfg(test)]

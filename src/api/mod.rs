@@ -1,6 +1,7 @@
 //! The `ScalingPolicy` API (`scalewise.dev/v1alpha1`): spec and status types, durations,
 //! conditions and validation.
 
+pub mod address;
 pub mod conditions;
 pub mod crd;
 pub mod duration;

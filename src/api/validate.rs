@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 
 use jiff::SignedDuration;
 
+pub use super::address::parse_server_address;
 use super::duration::DurationString;
 use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
 use super::promql_check::{check_promql_parts, check_query};
@@ -275,35 +276,6 @@ impl Policy {
             paused: spec.paused.unwrap_or(false),
         })
     }
-}
-
-/// Checks a server address as `spec.prometheus.address` must be written: an absolute `http` or
-/// `https` URL with a host, and without credentials, query or fragment. Whether the operator
-/// allows it is for the metrics reader to say.
-pub fn parse_server_address(address: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(address).map_err(|e| {
-        format!("{address:?} is not a URL: {e}; write it as https://host:port/path")
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "{address:?} must use http or https, got {}",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{address:?} has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!(
-            "{address:?} must not carry credentials; the operator configures them per server"
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{address:?} must not have a query or fragment; give the base URL of the API"
-        ));
-    }
-    Ok(url)
 }
 
 fn describe(d: SignedDuration) -> String {

@@ -6,17 +6,13 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{CommandError, Outcome, read_documents, read_input};
-use crate::api::{Action, FailureKind, Limit, Policy, ScalingPolicy, ScalingPolicyStatus};
+use super::{CommandError, EncodeError, Outcome, read_documents, read_input};
+use crate::api::{
+    Action, FailureKind, Limit, Policy, ScalingPolicy, ScalingPolicyStatus, ValidationErrors,
+};
+use crate::cli::OutputFormat;
 use crate::decide::{Decision, Observation, Reading, decide, next_status};
 use crate::manifest::read_policy;
-
-/// Output formats of the commands that print decisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
 
 /// The inputs of one `decide` run.
 pub struct DecideArgs<'a> {
@@ -51,26 +47,25 @@ pub fn load_policy(path: &Path) -> Result<(ScalingPolicy, Policy), CommandError>
     let document = match policies.as_slice() {
         [one] => *one,
         [] => {
-            return Err(CommandError::Invalid(format!(
-                "{file}: no ScalingPolicy in the file"
-            )));
+            return Err(CommandError::NoPolicy { file });
         }
         many => {
-            return Err(CommandError::Invalid(format!(
-                "{file}: {} ScalingPolicies in the file; give a file with exactly one",
-                many.len()
-            )));
+            return Err(CommandError::ManyPolicies {
+                file,
+                count: many.len(),
+            });
         }
     };
-    let object = read_policy(document).map_err(|errors| {
-        let lines: Vec<String> = errors
-            .iter()
-            .map(|e| format!("{file}: {}: {e}", document.display_name()))
-            .collect();
-        CommandError::Invalid(lines.join("\n"))
+    let object = read_policy(document).map_err(|errors| CommandError::Unreadable {
+        file: file.clone(),
+        policy: document.display_name(),
+        source: ValidationErrors(errors),
     })?;
-    let resolved = Policy::resolve(&object.spec)
-        .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", document.display_name())))?;
+    let resolved = Policy::resolve(&object.spec).map_err(|source| CommandError::InvalidPolicy {
+        file,
+        policy: document.display_name(),
+        source,
+    })?;
     Ok((object, resolved))
 }
 
@@ -132,13 +127,7 @@ pub fn load_state(path: &Path) -> Result<ScalingPolicyStatus, CommandError> {
     let file = path.display().to_string();
     let text = read_input(path)?;
     let de = serde_yaml_ng::Deserializer::from_str(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        CommandError::Invalid(format!(
-            "{file}: not a ScalingPolicy status: {}: {}",
-            e.path(),
-            e.inner()
-        ))
-    })
+    serde_path_to_error::deserialize(de).map_err(|source| CommandError::State { file, source })
 }
 
 pub fn run(args: &DecideArgs<'_>, out: &mut impl Write) -> Result<Outcome, CommandError> {
@@ -169,8 +158,7 @@ pub fn run(args: &DecideArgs<'_>, out: &mut impl Write) -> Result<Outcome, Comma
                 dry_run: decision.dry_run,
                 state: &status,
             };
-            let json = serde_json::to_string_pretty(&report)
-                .map_err(|e| CommandError::Encode(e.to_string()))?;
+            let json = serde_json::to_string_pretty(&report).map_err(EncodeError::from)?;
             writeln!(out, "{json}")?;
         }
         OutputFormat::Text => write_text(&decision, out)?,

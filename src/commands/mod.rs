@@ -4,12 +4,16 @@
 pub mod check;
 pub mod crd;
 pub mod decide;
+pub mod prometheus;
 pub mod query;
 pub mod run;
 pub mod simulate;
 
 use std::io::Read;
 use std::path::Path;
+
+use crate::api::ValidationErrors;
+use crate::metrics::{ConfigError, MetricsError};
 
 /// How a command ended, as an exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +40,83 @@ pub enum CommandError {
         path: String,
         source: crate::manifest::ManifestError,
     },
+    /// The file holds no ScalingPolicy.
+    #[error("{file}: no ScalingPolicy in the file")]
+    NoPolicy { file: String },
+    /// The file holds more than one ScalingPolicy.
+    #[error("{file}: {count} ScalingPolicies in the file; give a file with exactly one")]
+    ManyPolicies { file: String, count: usize },
+    /// The policy cannot be read as a ScalingPolicy: one line per problem.
+    #[error("{}", lines(file, policy, source))]
+    Unreadable {
+        file: String,
+        policy: String,
+        #[source]
+        source: ValidationErrors,
+    },
+    /// The policy is not valid (its spec, or the queries of its metrics).
+    #[error("{file}: {policy}: {source}")]
+    InvalidPolicy {
+        file: String,
+        policy: String,
+        #[source]
+        source: ValidationErrors,
+    },
+    /// The policy's metrics cannot be read from where it says.
+    #[error("{file}: {policy}: {source}")]
+    PolicyMetrics {
+        file: String,
+        policy: String,
+        #[source]
+        source: MetricsError,
+    },
+    /// The metrics cannot be read at all.
+    #[error("{0}")]
+    Metrics(#[source] MetricsError),
+    /// The metrics settings are unusable.
+    #[error("{0}")]
+    Config(#[source] ConfigError),
+    /// A `--state` file is not a ScalingPolicy status.
+    #[error("{file}: not a ScalingPolicy status: {}: {}", .source.path(), .source.inner())]
+    State {
+        file: String,
+        #[source]
+        source: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Any other reason the input cannot be used, as a message (the simulator's).
     #[error("{0}")]
     Invalid(String),
     #[error("cannot write output: {0}")]
     Write(#[from] std::io::Error),
     #[error("cannot encode output: {0}")]
-    Encode(String),
+    Encode(#[source] EncodeError),
+}
+
+/// Why output cannot be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Yaml(#[from] serde_yaml_ng::Error),
+}
+
+impl From<EncodeError> for CommandError {
+    fn from(error: EncodeError) -> Self {
+        Self::Encode(error)
+    }
+}
+
+/// Each problem on a line of its own, after the file and the policy.
+fn lines(file: &str, policy: &str, errors: &ValidationErrors) -> String {
+    let lines: Vec<String> = errors
+        .0
+        .iter()
+        .map(|e| format!("{file}: {policy}: {e}"))
+        .collect();
+    lines.join("\n")
 }
 
 impl CommandError {

@@ -7,16 +7,15 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::decide::{OutputFormat, load_policy};
-use super::{CommandError, Outcome};
+use super::decide::load_policy;
+pub use super::prometheus::source_config;
+use super::{CommandError, EncodeError, Outcome};
 use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
-use crate::cli::PrometheusArgs;
+use crate::cli::{OutputFormat, PrometheusArgs};
 use crate::decide::{Decision, Observation, decide};
-use crate::metrics::server::{self, ConfigError};
-use crate::metrics::{
-    Access, BasicAuthFiles, MetricObservation, MetricSource, MetricsError, PrometheusSource,
-    QueryPlan, ServerConfig, SourceConfig, fmt_duration,
-};
+use crate::metrics::ConfigError;
+use crate::metrics::{MetricObservation, MetricSource, MetricsError, PrometheusSource, QueryPlan};
+use crate::text::{self, Precision, Resolution};
 
 /// The inputs of one `query` run.
 pub struct QueryArgs<'a> {
@@ -52,70 +51,12 @@ pub struct QueryReport<'a> {
     pub explanation: &'a str,
 }
 
-/// The metrics settings of the command line. The controller builds its settings the same way.
-pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError> {
-    let default = args
-        .url
-        .as_deref()
-        .filter(|url| !url.is_empty())
-        .map(|url| {
-            let headers = args
-                .headers
-                .iter()
-                .filter(|h| !h.trim().is_empty())
-                .map(|h| server::parse_header(h))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, ConfigError>(ServerConfig {
-                url: server::parse_url("--prometheus-url", url)?,
-                access: Access {
-                    bearer_token_file: args.bearer_token_file.clone(),
-                    basic_auth: match (&args.username_file, &args.password_file) {
-                        (Some(u), Some(p)) => Some(BasicAuthFiles {
-                            username_file: u.clone(),
-                            password_file: p.clone(),
-                        }),
-                        _ => None,
-                    },
-                    ca_file: args.ca_file.clone(),
-                    insecure_skip_verify: args.insecure_skip_verify,
-                    headers,
-                },
-            })
-        })
-        .transpose()?;
-    let mut allowed = args
-        .allowed_urls
-        .iter()
-        .filter(|u| !u.trim().is_empty())
-        .map(|u| {
-            Ok(ServerConfig {
-                url: server::parse_url("--allowed-prometheus-url", u.trim())?,
-                access: Access::default(),
-            })
-        })
-        .collect::<Result<Vec<_>, ConfigError>>()?;
-    if let Some(path) = &args.allowed_config {
-        allowed.extend(server::load_allow_list(path)?);
-    }
-    if args.timeout.is_zero() {
-        return Err(ConfigError::Client(
-            "--prometheus-timeout must be at least 1s".into(),
-        ));
-    }
-    Ok(SourceConfig {
-        default,
-        allowed,
-        timeout: args.timeout,
-        staleness_limit: args.staleness_limit,
-    })
-}
-
 /// Runs `query` on a runtime of its own.
 pub fn run(args: &QueryArgs<'_>, out: &mut impl Write) -> Result<Outcome, CommandError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CommandError::Invalid(format!("cannot start the async runtime: {e}")))?;
+        .map_err(CommandError::Runtime)?;
     runtime.block_on(run_async(args, out))
 }
 
@@ -137,19 +78,28 @@ pub async fn run_async(
     };
     let config = source_config(args.prometheus).map_err(|e| match e {
         ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
-        other => CommandError::Invalid(other.to_string()),
+        other => CommandError::Config(other),
     })?;
-    let plan = QueryPlan::for_policy(&object, &policy)
-        .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", display_name(&object))))?;
-    let source = PrometheusSource::new(config).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let plan = QueryPlan::for_policy(&object, &policy).map_err(|source| {
+        CommandError::InvalidPolicy {
+            file: file.clone(),
+            policy: display_name(&object),
+            source,
+        }
+    })?;
+    let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
     let server = source.server_for(&plan).map_err(|e| match e {
         MetricsError::NoServer => CommandError::Usage(e.to_string()),
-        other => CommandError::Invalid(format!("{file}: {}: {other}", display_name(&object))),
+        other => CommandError::PolicyMetrics {
+            file,
+            policy: display_name(&object),
+            source: other,
+        },
     })?;
     let observations = source
         .evaluate(&plan, None)
         .await
-        .map_err(|e| CommandError::Invalid(e.to_string()))?;
+        .map_err(CommandError::Metrics)?;
 
     // What the engine makes of them: its first evaluation of the policy, without history.
     let engine_input: Vec<Observation> = observations.iter().cloned().map(Into::into).collect();
@@ -234,10 +184,15 @@ fn write_text(
                     out,
                     "{}: {} (newest sample {} old)",
                     o.name,
-                    fmt_value(sample.value),
-                    fmt_duration(age)
+                    text::number(sample.value, Precision::Micro),
+                    text::duration(age, Resolution::Fine)
                 )?,
-                None => writeln!(out, "{}: {}", o.name, fmt_value(sample.value))?,
+                None => writeln!(
+                    out,
+                    "{}: {}",
+                    o.name,
+                    text::number(sample.value, Precision::Micro)
+                )?,
             },
             Err(failure) => writeln!(out, "{}: {}: {failure}", o.name, failure.kind())?,
         }
@@ -293,14 +248,7 @@ fn write_json(
             }
         })
         .collect();
-    let json =
-        serde_json::to_string_pretty(&reports).map_err(|e| CommandError::Encode(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&reports).map_err(EncodeError::from)?;
     writeln!(out, "{json}")?;
     Ok(())
-}
-
-/// A value as people write it: `75`, `0.05`, `1.5`.
-fn fmt_value(v: f64) -> String {
-    let rounded = (v * 1e6).round() / 1e6;
-    format!("{rounded}")
 }

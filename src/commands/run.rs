@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use tracing::info;
 
+use super::prometheus::source_config;
 use crate::cli::RunArgs;
 use crate::controller::{self, Settings};
-use crate::metrics::PrometheusSource;
-use crate::telemetry::Metrics;
+use crate::metrics::{ConfigError, PrometheusSource};
+use crate::telemetry::{self, Metrics};
 
 /// Why `scalewise run` could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,11 @@ pub enum RunCommandError {
     Kube(#[source] kube::Error),
     #[error(transparent)]
     Controller(#[from] controller::RunError),
+    /// The metrics settings are unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Runtime(std::io::Error),
 }
 
 /// This replica's name: the pod's name (POD_NAME, from the downward API) or the host name and
@@ -36,6 +42,22 @@ pub fn identity() -> String {
         })
         .unwrap_or_else(|| "scalewise".to_owned());
     format!("{host}-{}", std::process::id())
+}
+
+/// `scalewise run`: logs, the Prometheus reader and a runtime, then the controller until SIGTERM
+/// or SIGINT.
+pub fn start(args: &RunArgs) -> Result<(), RunCommandError> {
+    telemetry::init_tracing(args.log_format);
+    let config = source_config(&args.prometheus)?;
+    let metrics = Arc::new(Metrics::new());
+    let source = PrometheusSource::new(config)?
+        .with_query_limit(usize::from(args.max_concurrent_queries))
+        .with_telemetry(metrics.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunCommandError::Runtime)?;
+    runtime.block_on(run(args, source, metrics))
 }
 
 /// Runs the controller until SIGTERM or SIGINT.

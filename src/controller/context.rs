@@ -12,10 +12,11 @@ use tokio::sync::Semaphore;
 
 use super::apply::Writer;
 use super::events::Publisher;
+use super::health::Health;
 use super::observe::Observe;
 use super::resolved::Cache;
 use crate::api::ScalingPolicy;
-use crate::telemetry::{Health, Metrics};
+use crate::telemetry::Metrics;
 
 /// Shared by every reconcile of one controller.
 pub struct Context {

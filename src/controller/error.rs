@@ -32,17 +32,7 @@ impl Error {
 
     /// The error with its whole cause chain, for events.
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
-        text
+        crate::text::error_chain(self, crate::text::Causes::New)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod observe;
 pub mod ownership;
 pub mod plan;
@@ -31,9 +32,10 @@ use tokio::sync::{Semaphore, watch};
 use tracing::{error, info, warn};
 
 use crate::api::ScalingPolicy;
-use crate::telemetry::{Health, Metrics};
+use crate::telemetry::Metrics;
 pub use context::Context;
 pub use error::Error;
+pub use health::Health;
 pub use observe::Observe;
 pub use resolved::Cache;
 

@@ -2,17 +2,16 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::explain::{fmt_num, metric_explanation, summary};
+use super::decision::{Decision, EngineState, FALLBACK_RULE, MetricOutcome, Observation, Reading};
+use super::explain::{metric_explanation, summary};
 use super::history::{self, persisted_state};
-use super::{Decision, EngineState, MetricOutcome, Observation, Reading};
+use super::tolerance::within_band;
 use crate::api::policy::{DirectionRules, MetricRule, Policy, Rule};
 use crate::api::{
     Action, FailureAction, FailureKind, Limit, LimitKind, RatePolicyType, ScaleDirection,
     ScalingPolicyStatus, SelectPolicy,
 };
-
-/// The name given to the fallback rule when it wins.
-pub const FALLBACK_RULE: &str = "onMetricFailure";
+use crate::text::{Precision, Resolution, duration, number};
 
 /// Decides the replica count of the target.
 ///
@@ -133,7 +132,10 @@ pub fn decide(
                 LimitKind::Stabilization,
                 format!(
                     "collecting a full scale-in window of evidence ({} since {since})",
-                    super::explain::fmt_duration(policy.scale_in.stabilization_window)
+                    duration(
+                        policy.scale_in.stabilization_window.unsigned_abs(),
+                        Resolution::Seconds
+                    )
                 ),
                 desired,
                 current,
@@ -219,7 +221,7 @@ fn propose_policy(
             format!(
                 "{} within {}% of target: no change proposed",
                 within_tolerance.join(", "),
-                fmt_num(policy.tolerance * 100.0)
+                number(policy.tolerance * 100.0, Precision::Micro)
             ),
             None,
             Some(current),
@@ -354,22 +356,13 @@ pub(crate) fn proposal_for(policy: &Policy, rule: Rule, value: f64, current: i32
                 }
             }
         }
-        Rule::Target(target) => {
-            let ratio = value / target;
-            if (ratio - 1.0).abs() <= policy.tolerance {
-                Some(current)
-            } else {
-                Some(ceil_replicas(f64::from(current) * ratio))
-            }
+        Rule::Target(_) | Rule::TargetPerReplica(_)
+            if within_band(policy.tolerance, rule, value, current) =>
+        {
+            Some(current)
         }
-        Rule::TargetPerReplica(per) => {
-            let capacity = f64::from(current) * per;
-            if current > 0 && (value / capacity - 1.0).abs() <= policy.tolerance {
-                Some(current)
-            } else {
-                Some(ceil_replicas(value / per))
-            }
-        }
+        Rule::Target(target) => Some(ceil_replicas(f64::from(current) * (value / target))),
+        Rule::TargetPerReplica(per) => Some(ceil_replicas(value / per)),
     }
 }
 
@@ -425,7 +418,7 @@ fn stabilize(
             LimitKind::Stabilization,
             format!(
                 "the {which} proposal of the last {} was {stabilized}",
-                super::explain::fmt_duration(window)
+                duration(window.unsigned_abs(), Resolution::Seconds)
             ),
             Some(proposal),
             Some(stabilized),

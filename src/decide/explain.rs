@@ -1,21 +1,10 @@
 //! Human explanations of proposals and decisions.
 
-use jiff::SignedDuration;
-
-use super::{Decision, Reading};
+use super::decision::{Decision, FALLBACK_RULE, Reading};
+use super::tolerance::within_band;
 use crate::api::Action;
 use crate::api::policy::{MetricRule, Policy, Rule};
-
-/// A number as people write it: `85`, `0.05`, `1.5`.
-pub fn fmt_num(x: f64) -> String {
-    let rounded = (x * 1e6).round() / 1e6;
-    format!("{rounded}")
-}
-
-/// A duration as in the spec: `5m`, `1h30m`.
-pub fn fmt_duration(d: SignedDuration) -> String {
-    crate::api::duration::format_duration(d.unsigned_abs())
-}
+use crate::text::{Precision, number};
 
 /// How one metric's reading became its proposal, such as `cpu 85 > 70`.
 pub fn metric_explanation(
@@ -30,26 +19,33 @@ pub fn metric_explanation(
         Reading::Failed { kind, message } => return format!("{name} {kind}: {message}"),
         Reading::Value(v) => *v,
     };
-    let v = fmt_num(value);
+    let v = number(value, Precision::Micro);
     match metric.rule {
         Rule::Thresholds {
             out_above,
             in_below,
         } => {
-            let out = fmt_num(out_above);
+            let out = number(out_above, Precision::Micro);
             match in_below {
                 _ if value > out_above => format!("{name} {v} > {out}"),
-                Some(below) if value < below => format!("{name} {v} < {}", fmt_num(below)),
-                Some(below) => format!("{name} {v} within [{}, {out}]", fmt_num(below)),
+                Some(below) if value < below => {
+                    format!("{name} {v} < {}", number(below, Precision::Micro))
+                }
+                Some(below) => format!(
+                    "{name} {v} within [{}, {out}]",
+                    number(below, Precision::Micro)
+                ),
                 None => format!("{name} {v} <= {out} (no say on scale-in)"),
             }
         }
         Rule::Target(target) => {
-            let t = fmt_num(target);
-            if proposal == Some(current) && (value / target - 1.0).abs() <= policy.tolerance {
+            let t = number(target, Precision::Micro);
+            if proposal == Some(current)
+                && within_band(policy.tolerance, metric.rule, value, current)
+            {
                 format!(
                     "{name} {v} within {}% of target {t}",
-                    fmt_num(policy.tolerance * 100.0)
+                    number(policy.tolerance * 100.0, Precision::Micro)
                 )
             } else {
                 format!(
@@ -59,14 +55,13 @@ pub fn metric_explanation(
             }
         }
         Rule::TargetPerReplica(per) => {
-            let t = fmt_num(per);
+            let t = number(per, Precision::Micro);
             if proposal == Some(current)
-                && current > 0
-                && (value / (f64::from(current) * per) - 1.0).abs() <= policy.tolerance
+                && within_band(policy.tolerance, metric.rule, value, current)
             {
                 format!(
                     "{name} {v} within {}% of {t} per replica x {current}",
-                    fmt_num(policy.tolerance * 100.0)
+                    number(policy.tolerance * 100.0, Precision::Micro)
                 )
             } else {
                 format!(
@@ -121,7 +116,7 @@ pub fn summary(d: &Decision) -> (String, String) {
 /// The winning metric's explanation, when it asked for a change.
 fn winner_explanation(d: &Decision) -> Option<String> {
     let winner = d.winner.as_deref()?;
-    if winner == super::engine::FALLBACK_RULE {
+    if winner == FALLBACK_RULE {
         return Some("every metric failed: onMetricFailure fallback".to_owned());
     }
     let m = d.metrics.iter().find(|m| m.name == winner)?;

@@ -2,7 +2,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::EngineState;
+use super::decision::EngineState;
 use crate::api::policy::Policy;
 use crate::api::{Recommendation, ScaleEvent, ScalingPolicyStatus};
 

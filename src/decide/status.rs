@@ -2,7 +2,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::{Decision, Reading, history};
+use super::decision::{Decision, MetricOutcome, Reading};
+use super::history;
 use crate::api::conditions::set_condition;
 use crate::api::reason::condition as reason;
 use crate::api::status::condition;
@@ -46,7 +47,7 @@ pub fn next_status(
     status
 }
 
-fn metric_status(m: &super::MetricOutcome) -> MetricStatus {
+fn metric_status(m: &MetricOutcome) -> MetricStatus {
     let (value, failure, message) = match &m.reading {
         Reading::Value(v) => (Some(*v), None, m.explanation.clone()),
         Reading::Failed { kind, message } => (None, Some(*kind), message.clone()),

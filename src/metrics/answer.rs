@@ -6,8 +6,8 @@ use std::time::Duration;
 use prometheus_http_query::response::{Data, PromqlResult};
 use serde::Deserialize;
 
+use super::observation::{Failure, Invalid, Sample};
 use super::plan::SourceKind;
-use super::{Failure, Invalid, Sample};
 
 /// How much of an unexpected body a message quotes.
 const BODY_EXCERPT: usize = 200;

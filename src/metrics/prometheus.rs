@@ -10,11 +10,15 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::answer::{self, Answer};
+use super::endpoint::{ServerConfig, SourceConfig};
+use super::error::{ConfigError, MetricsError};
+use super::observation::{Failure, MetricObservation, Sample};
 use super::plan::{MetricQuery, QueryPlan};
-use super::server::{ConfigError, ServerConfig, SourceConfig};
-use super::{Failure, MetricObservation, MetricSource, MetricsError, fmt_duration, tls};
+use super::source::MetricSource;
+use super::tls;
 use crate::api::{FailureKind, FieldError};
 use crate::decide::Observation;
+use crate::text::{self, Causes, Resolution};
 
 /// Reads metrics from servers speaking the Prometheus HTTP API. One per process: it holds the one
 /// HTTP client (and its connection pool) every evaluation of every policy shares. Cloning it is
@@ -45,7 +49,7 @@ impl PrometheusSource {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("scalewise/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ConfigError::Client(error_chain(&e)))?;
+            .map_err(|e| ConfigError::Client(text::error_chain(&e, Causes::BelowTop)))?;
         Ok(Self {
             http,
             permits: None,
@@ -189,7 +193,7 @@ struct Target {
     telemetry: Option<Arc<crate::telemetry::Metrics>>,
 }
 
-fn observation(m: &MetricQuery, result: Result<super::Sample, Failure>) -> MetricObservation {
+fn observation(m: &MetricQuery, result: Result<Sample, Failure>) -> MetricObservation {
     MetricObservation {
         name: m.name.clone(),
         query: m.promql.clone(),
@@ -291,35 +295,17 @@ fn transport_failure(target: &Target, e: &reqwest::Error) -> Failure {
     Failure::Unavailable(if e.is_timeout() {
         format!(
             "no answer from {base} within {} (the request timeout)",
-            fmt_duration(target.timeout)
+            text::duration(target.timeout, Resolution::Fine)
         )
     } else if e.is_connect() {
-        format!("cannot connect to {base}: {}", root_cause(e))
+        format!(
+            "cannot connect to {base}: {}",
+            text::error_chain(e, Causes::Root)
+        )
     } else {
-        format!("request to {base} failed: {}", error_chain(e))
+        format!(
+            "request to {base} failed: {}",
+            text::error_chain(e, Causes::BelowTop)
+        )
     })
-}
-
-/// The innermost error, such as `Connection refused (os error 111)`.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = e;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
-}
-
-/// Every error of the chain below reqwest's own (which repeats the whole URL), joined by `: `.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut current = std::error::Error::source(e);
-    while let Some(err) = current {
-        parts.push(err.to_string());
-        current = err.source();
-    }
-    if parts.is_empty() {
-        e.to_string()
-    } else {
-        parts.join(": ")
-    }
 }

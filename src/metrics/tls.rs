@@ -11,7 +11,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use super::server::{ConfigError, SourceConfig};
+use super::endpoint::SourceConfig;
+use super::error::ConfigError;
 
 /// The rustls configuration for every server of `config`.
 pub fn client_config(config: &SourceConfig) -> Result<ClientConfig, ConfigError> {

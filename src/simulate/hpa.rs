@@ -556,9 +556,7 @@ fn clamp_i32(x: i64) -> i32 {
 
 /// A number for messages: at most 3 decimals, no trailing zeros.
 pub fn num(x: f64) -> String {
-    let s = format!("{x:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.to_owned() }
+    crate::text::number(x, crate::text::Precision::Milli)
 }
 
 #[cfg(test)]

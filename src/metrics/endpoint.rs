@@ -1,4 +1,5 @@
-//! Which server a policy's metrics are read from, and with which credentials.
+//! Which server a policy's metrics are read from: the operator's default, the allow-list, and the
+//! choice of server (and so of access) for an address.
 //!
 //! The operator sets a controller-wide default (`--prometheus-url`) and an allow-list of URL
 //! prefixes (`--allowed-prometheus-url`, and `--allowed-prometheus-config` for prefixes with their
@@ -14,73 +15,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use base64::Engine as _;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
-use super::MetricsError;
+use super::access::{Access, BasicAuthFiles, check_header};
+use super::error::{ConfigError, MetricsError};
 use super::plan::QueryPlan;
+use crate::api::address::{Writer, check_address};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A problem in the operator's metrics settings.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{what}: {url:?} is not usable: {message}")]
-    Url {
-        what: String,
-        url: String,
-        message: String,
-    },
-    #[error("cannot read {what} {path}: {source}")]
-    ReadFile {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    AllowListFile { path: PathBuf, message: String },
-    #[error("header {header:?}: {message}")]
-    Header { header: String, message: String },
-    #[error("{0}")]
-    Credentials(String),
-    #[error("CA bundle {path}: {message}")]
-    CaBundle { path: PathBuf, message: String },
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-}
-
-impl ConfigError {
-    /// A fixed label for metrics and event reasons.
-    pub fn category(&self) -> &'static str {
-        "MetricsConfiguration"
-    }
-}
-
-/// Basic-auth credentials, each read from a file.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BasicAuthFiles {
-    pub username_file: PathBuf,
-    pub password_file: PathBuf,
-}
-
-/// How to reach one server: credentials, TLS and extra headers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Access {
-    /// A file holding a bearer token, read again at every evaluation (tokens rotate).
-    pub bearer_token_file: Option<PathBuf>,
-    /// Basic-auth username and password files, read again at every evaluation.
-    pub basic_auth: Option<BasicAuthFiles>,
-    /// A PEM bundle of CA certificates trusted for this server, besides the system's.
-    pub ca_file: Option<PathBuf>,
-    /// Do not verify the server's certificate (for its host).
-    pub insecure_skip_verify: bool,
-    /// Extra request headers, such as `X-Scope-OrgID` for Mimir, Cortex or Thanos tenants.
-    pub headers: Vec<(String, String)>,
-}
 
 /// A server (or, on the allow-list, a URL prefix) and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,49 +84,11 @@ struct AllowListFile {
 
 /// Parses a server URL given by the operator (`what` names the flag for messages).
 pub fn parse_url(what: &str, text: &str) -> Result<Url, ConfigError> {
-    let error = |message: String| ConfigError::Url {
+    check_address(text).map_err(|problem| ConfigError::Url {
         what: what.to_owned(),
         url: text.to_owned(),
-        message,
-    };
-    let url = Url::parse(text).map_err(|e| error(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(error("the scheme must be http or https".into()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(error("it has no host".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(error(
-            "put credentials in the bearer-token or basic-auth files, not in the URL".into(),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(error("it must not have a query or fragment".into()));
-    }
-    Ok(url)
-}
-
-/// Parses `Name: value` as given to `--prometheus-header`.
-pub fn parse_header(text: &str) -> Result<(String, String), ConfigError> {
-    let (name, value) = text.split_once(':').ok_or_else(|| ConfigError::Header {
-        header: text.to_owned(),
-        message: "write it as Name: value".into(),
-    })?;
-    let (name, value) = (name.trim().to_owned(), value.trim().to_owned());
-    check_header(&name, &value)?;
-    Ok((name, value))
-}
-
-fn check_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
-    let error = |message: String| ConfigError::Header {
-        header: name.to_owned(),
-        message,
-    };
-    let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| error(e.to_string()))?;
-    let mut v = HeaderValue::from_str(value).map_err(|e| error(e.to_string()))?;
-    v.set_sensitive(true);
-    Ok((n, v))
+        message: problem.message(text, Writer::Operator),
+    })
 }
 
 /// Reads the `--allowed-prometheus-config` file.
@@ -260,7 +166,7 @@ impl SourceConfig {
         let Some(address) = address else {
             return self.default.clone().ok_or(MetricsError::NoServer);
         };
-        let url = crate::api::validate::parse_server_address(address)
+        let url = crate::api::address::parse_server_address(address)
             .map_err(MetricsError::InvalidAddress)?;
         if let Some(default) = &self.default
             && same_server(&default.url, &url)
@@ -302,56 +208,6 @@ impl SourceConfig {
     pub fn servers(&self) -> impl Iterator<Item = &ServerConfig> {
         self.default.iter().chain(&self.allowed)
     }
-}
-
-impl Access {
-    /// The request headers: credentials (files read now) and extra headers.
-    pub fn headers(&self) -> Result<HeaderMap, ConfigError> {
-        let mut map = HeaderMap::new();
-        for (name, value) in &self.headers {
-            let (n, v) = check_header(name, value)?;
-            map.append(n, v);
-        }
-        if let Some(path) = &self.bearer_token_file {
-            let token = read_secret("bearer token file", path)?;
-            let (_, v) =
-                check_header("Authorization", &format!("Bearer {token}")).map_err(|_| {
-                    ConfigError::Credentials(format!(
-                        "the bearer token in {} holds characters a header cannot carry",
-                        path.display()
-                    ))
-                })?;
-            map.insert(AUTHORIZATION, v);
-        } else if let Some(basic) = &self.basic_auth {
-            let user = read_secret("basic-auth username file", &basic.username_file)?;
-            let password = read_secret("basic-auth password file", &basic.password_file)?;
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            let (_, v) = check_header("Authorization", &format!("Basic {encoded}"))?;
-            map.insert(AUTHORIZATION, v);
-        }
-        Ok(map)
-    }
-
-    /// Checks that the credential files can be read (at start-up, to fail early).
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if self.bearer_token_file.is_some() && self.basic_auth.is_some() {
-            return Err(ConfigError::Credentials(
-                "give a bearer token or basic auth, not both".into(),
-            ));
-        }
-        self.headers().map(|_| ())
-    }
-}
-
-/// A secret from a file, without the trailing newline editors add.
-fn read_secret(what: &'static str, path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-        what,
-        path: path.to_owned(),
-        source,
-    })?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 #[cfg(test)]
@@ -529,57 +385,6 @@ mod tests {
         );
         assert!(parse_url("--prometheus-url", "ftp://prom").is_err());
         assert!(parse_url("--prometheus-url", "http://127.0.0.1:9090").is_ok());
-    }
-
-    #[test]
-    fn headers_are_name_colon_value() {
-        assert_eq!(
-            parse_header("X-Scope-OrgID: team-a").unwrap(),
-            ("X-Scope-OrgID".to_owned(), "team-a".to_owned())
-        );
-        assert!(parse_header("no colon").is_err());
-        assert!(parse_header("bad name: x").is_err());
-    }
-
-    #[test]
-    fn credentials_are_read_from_files_without_trailing_newlines() {
-        let dir = std::env::temp_dir().join(format!("scalewise-creds-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("token"), "s3cret\n").unwrap();
-        std::fs::write(dir.join("user"), "alice\n").unwrap();
-        std::fs::write(dir.join("password"), "wonder land").unwrap();
-        let bearer = Access {
-            bearer_token_file: Some(dir.join("token")),
-            headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
-            ..Access::default()
-        }
-        .headers()
-        .unwrap();
-        assert_eq!(bearer["authorization"], "Bearer s3cret");
-        assert_eq!(bearer["x-scope-orgid"], "team-a");
-        let basic = Access {
-            basic_auth: Some(BasicAuthFiles {
-                username_file: dir.join("user"),
-                password_file: dir.join("password"),
-            }),
-            ..Access::default()
-        }
-        .headers()
-        .unwrap();
-        // base64("alice:wonder land")
-        assert_eq!(basic["authorization"], "Basic YWxpY2U6d29uZGVyIGxhbmQ=");
-        let missing = Access {
-            bearer_token_file: Some(dir.join("nope")),
-            ..Access::default()
-        };
-        assert!(
-            missing
-                .headers()
-                .unwrap_err()
-                .to_string()
-                .starts_with("cannot read bearer token file")
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,64 @@
+//! The command line's Prometheus flags as the metrics reader's settings, for `query`, `run` and
+//! `simulate` alike.
+
+use crate::cli::PrometheusArgs;
+use crate::metrics::{Access, BasicAuthFiles, ConfigError, ServerConfig, SourceConfig};
+use crate::metrics::{access, endpoint};
+
+/// The metrics settings of the command line. The controller builds its settings the same way.
+pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError> {
+    let default = args
+        .url
+        .as_deref()
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            let headers = args
+                .headers
+                .iter()
+                .filter(|h| !h.trim().is_empty())
+                .map(|h| access::parse_header(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, ConfigError>(ServerConfig {
+                url: endpoint::parse_url("--prometheus-url", url)?,
+                access: Access {
+                    bearer_token_file: args.bearer_token_file.clone(),
+                    basic_auth: match (&args.username_file, &args.password_file) {
+                        (Some(u), Some(p)) => Some(BasicAuthFiles {
+                            username_file: u.clone(),
+                            password_file: p.clone(),
+                        }),
+                        _ => None,
+                    },
+                    ca_file: args.ca_file.clone(),
+                    insecure_skip_verify: args.insecure_skip_verify,
+                    headers,
+                },
+            })
+        })
+        .transpose()?;
+    let mut allowed = args
+        .allowed_urls
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| {
+            Ok(ServerConfig {
+                url: endpoint::parse_url("--allowed-prometheus-url", u.trim())?,
+                access: Access::default(),
+            })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    if let Some(path) = &args.allowed_config {
+        allowed.extend(endpoint::load_allow_list(path)?);
+    }
+    if args.timeout.is_zero() {
+        return Err(ConfigError::Client(
+            "--prometheus-timeout must be at least 1s".into(),
+        ));
+    }
+    Ok(SourceConfig {
+        default,
+        allowed,
+        timeout: args.timeout,
+        staleness_limit: args.staleness_limit,
+    })
+}

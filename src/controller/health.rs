@@ -1,0 +1,173 @@
+//! The controller's health state: leadership, synced caches, a running loop that makes progress.
+//! Health state lives with the controller; telemetry only renders it.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use crate::telemetry::Probes;
+
+/// The controller's health: whether it leads, its caches are synced, its loop runs and makes
+/// progress. Telemetry renders it on `/healthz` and `/readyz` (through [`Probes`]).
+#[derive(Debug)]
+pub struct Health {
+    /// Leader election has told us whether we lead.
+    leader_known: AtomicBool,
+    leader: AtomicBool,
+    /// The controller's caches are synced.
+    synced: AtomicBool,
+    /// The controller loop is running (it stops when its watch ends for good).
+    running: AtomicBool,
+    /// Unix seconds of the last reconcile attempt.
+    last_progress: AtomicI64,
+    /// Policies in the cache, and the longest interval among them, in seconds.
+    policies: AtomicI64,
+    longest_interval: AtomicI64,
+    /// How long a controller with policies may go without a reconcile before it is unhealthy.
+    stall_after: Duration,
+}
+
+impl Health {
+    pub fn new(stall_after: Duration) -> Self {
+        Self {
+            leader_known: AtomicBool::new(false),
+            leader: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            last_progress: AtomicI64::new(now_secs()),
+            policies: AtomicI64::new(0),
+            longest_interval: AtomicI64::new(0),
+            stall_after,
+        }
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::SeqCst);
+        self.leader_known.store(true, Ordering::SeqCst);
+        if !leader {
+            self.synced.store(false, Ordering::SeqCst);
+            self.running.store(false, Ordering::SeqCst);
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    pub fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::SeqCst);
+    }
+
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::SeqCst);
+        if running {
+            self.progress();
+        }
+    }
+
+    /// A reconcile ran (successfully or not).
+    pub fn progress(&self) {
+        self.last_progress.store(now_secs(), Ordering::SeqCst);
+    }
+
+    /// The policies the controller is responsible for.
+    pub fn set_workload(&self, policies: usize, longest_interval: Duration) {
+        self.policies.store(
+            i64::try_from(policies).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+        self.longest_interval.store(
+            i64::try_from(longest_interval.as_secs()).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Ready: the leader state is known and, when leading, the caches are synced.
+    pub fn ready(&self) -> Result<(), String> {
+        if !self.leader_known.load(Ordering::SeqCst) {
+            return Err("leader election has not decided yet".into());
+        }
+        if self.is_leader() && !self.synced.load(Ordering::SeqCst) {
+            return Err("leading, but the caches are not synced yet".into());
+        }
+        Ok(())
+    }
+
+    /// Healthy: a leading controller is running and has reconciled recently enough.
+    pub fn healthy(&self) -> Result<(), String> {
+        if !self.is_leader() || !self.synced.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if !self.running.load(Ordering::SeqCst) {
+            return Err("the controller loop has stopped".into());
+        }
+        if self.policies.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        let window = i64::try_from(self.stall_after.as_secs())
+            .unwrap_or(i64::MAX)
+            .max(
+                self.longest_interval
+                    .load(Ordering::SeqCst)
+                    .saturating_mul(3),
+            );
+        let idle = now_secs() - self.last_progress.load(Ordering::SeqCst);
+        if idle > window {
+            return Err(format!(
+                "no reconcile for {idle}s although policies are due (limit {window}s)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+impl Probes for Health {
+    fn liveness(&self) -> Result<(), String> {
+        self.healthy()
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        self.ready()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_until_leadership_is_known_and_caches_synced() {
+        let h = Health::new(Duration::from_secs(60));
+        assert!(h.ready().is_err());
+        h.set_leader(false);
+        assert!(
+            h.ready().is_ok(),
+            "a standby that knows it is a standby is ready"
+        );
+        h.set_leader(true);
+        assert!(h.ready().is_err());
+        h.set_synced(true);
+        assert!(h.ready().is_ok());
+    }
+
+    #[test]
+    fn unhealthy_when_the_loop_stopped_or_stalled_with_policies() {
+        let h = Health::new(Duration::from_secs(0));
+        h.set_leader(true);
+        h.set_synced(true);
+        assert!(h.healthy().is_err(), "leading and synced but not running");
+        h.set_running(true);
+        assert!(h.healthy().is_ok());
+        h.set_workload(3, Duration::from_secs(0));
+        h.last_progress.store(now_secs() - 10, Ordering::SeqCst);
+        assert!(
+            h.healthy().is_err(),
+            "policies due and no reconcile for 10 s"
+        );
+        h.progress();
+        assert!(h.healthy().is_ok());
+    }
+}

@@ -1,0 +1,124 @@
+//! The engine's inputs and outputs: observations in, a decision with its explanation and the
+//! state to persist out.
+
+use jiff::Timestamp;
+
+use crate::api::{Action, FailureKind, Limit};
+
+/// The name given to the fallback rule when it wins.
+pub const FALLBACK_RULE: &str = "onMetricFailure";
+
+/// What was read for one metric.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reading {
+    Value(f64),
+    Failed { kind: FailureKind, message: String },
+}
+
+impl Reading {
+    pub fn failed(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self::Failed {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// One metric's reading, as handed to the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// The metric's name in the spec.
+    pub name: String,
+    pub reading: Reading,
+    /// The PromQL that produced it, for status.
+    pub query: Option<String>,
+}
+
+impl Observation {
+    pub fn value(name: impl Into<String>, value: f64) -> Self {
+        Self {
+            name: name.into(),
+            reading: Reading::Value(value),
+            query: None,
+        }
+    }
+
+    pub fn failed(name: impl Into<String>, kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            reading: Reading::failed(kind, message),
+            query: None,
+        }
+    }
+}
+
+/// What one metric proposed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricOutcome {
+    pub name: String,
+    pub reading: Reading,
+    /// None when the metric abstained (no say in this decision).
+    pub proposal: Option<i32>,
+    /// How the reading became the proposal, such as `cpu 85 > 70`.
+    pub explanation: String,
+    pub query: Option<String>,
+}
+
+impl MetricOutcome {
+    pub fn failure(&self) -> Option<FailureKind> {
+        match self.reading {
+            Reading::Failed { kind, .. } => Some(kind),
+            Reading::Value(_) => None,
+        }
+    }
+}
+
+/// The decision-relevant state that is persisted in status between evaluations.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EngineState {
+    pub last_evaluation_time: Option<Timestamp>,
+    pub evaluating_since: Option<Timestamp>,
+    pub last_scale_time: Option<Timestamp>,
+    pub last_scale_direction: Option<crate::api::ScaleDirection>,
+    /// Recorded proposals (time, replicas), oldest first.
+    pub recommendations: Vec<(Timestamp, i32)>,
+    /// Changes made by the policy (time, from, to), oldest first.
+    pub scale_events: Vec<(Timestamp, i32, i32)>,
+    pub consecutive_failures: i32,
+}
+
+/// The outcome of one evaluation, with its explanation and the state to persist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The evaluation time, truncated to whole seconds (what status can hold).
+    pub time: Timestamp,
+    pub current_replicas: i32,
+    pub desired_replicas: i32,
+    pub action: Action,
+    /// Every metric of the policy, in spec order.
+    pub metrics: Vec<MetricOutcome>,
+    /// The rule that won: a metric name, or `onMetricFailure`.
+    pub winner: Option<String>,
+    /// Every limit that held the decision back, in the order applied.
+    pub limits: Vec<Limit>,
+    /// One line for humans: `Scale out from 4 to 6: cpu 85 > 70`.
+    pub message: String,
+    /// The reason part of the message alone: `cpu 85 > 70`.
+    pub reason: String,
+    /// The decision is recorded but not applied.
+    pub dry_run: bool,
+    /// State to persist after this decision.
+    pub state: EngineState,
+}
+
+impl Decision {
+    /// Whether this decision changes the target (it is neither a hold nor a dry run).
+    pub fn changes_target(&self) -> bool {
+        !self.dry_run && self.desired_replicas != self.current_replicas
+    }
+
+    /// Whether a limit of `kind` applied.
+    pub fn limited_by(&self, kind: crate::api::LimitKind) -> bool {
+        self.limits.iter().any(|l| l.kind == kind)
+    }
+}

@@ -1,0 +1,207 @@
+//! What one metric read: a value with the age of the samples behind it, or exactly why there is
+//! none.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::plan::SourceKind;
+use crate::api::FailureKind;
+use crate::text::{self, Resolution};
+
+/// What one metric read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricObservation {
+    /// The metric's name in the spec.
+    pub name: String,
+    /// The exact PromQL that produced the value.
+    pub query: String,
+    /// The PromQL that measured the age of the samples behind it (none without selectors).
+    pub age_query: Option<String>,
+    pub result: Result<Sample, Failure>,
+}
+
+/// A usable value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub value: f64,
+    /// Age of the newest raw sample behind the value (of its stalest input); `None` for queries
+    /// without series selectors.
+    pub age: Option<Duration>,
+}
+
+/// Why a metric has no usable value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Failure {
+    /// The server could not be asked or answered with an error: connection error, timeout, HTTP
+    /// error status, PromQL error, malformed answer.
+    Unavailable(String),
+    /// The query matched no series.
+    Empty,
+    /// The data behind the value is older than the staleness limit. `age` is `None` when no
+    /// current sample exists at all (every input series vanished or is older than the lookback).
+    Stale {
+        age: Option<Duration>,
+        limit: Duration,
+    },
+    /// The answer is not one usable number.
+    Invalid(Invalid),
+}
+
+/// How an answer fails to be one usable number.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invalid {
+    NaN,
+    Infinite(f64),
+    /// A negative value for a source that cannot be negative (all but `query`).
+    Negative {
+        value: f64,
+        source: SourceKind,
+    },
+    /// More than one series.
+    Series(usize),
+    /// A string or range-vector answer.
+    NotANumber(String),
+}
+
+impl Failure {
+    /// The failure kind the decision engine and status use.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Unavailable(_) => FailureKind::Unavailable,
+            Self::Empty => FailureKind::Empty,
+            Self::Stale { .. } => FailureKind::Stale,
+            Self::Invalid(_) => FailureKind::Invalid,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(message) => f.write_str(message),
+            Self::Empty => f.write_str(
+                "the query returned no series: its selectors match nothing, or the data is gone",
+            ),
+            Self::Stale {
+                age: Some(age),
+                limit,
+            } => write!(
+                f,
+                "the newest sample is {} old, older than the staleness limit of {}",
+                text::duration(*age, Resolution::Fine),
+                text::duration(*limit, Resolution::Fine)
+            ),
+            Self::Stale { age: None, .. } => f.write_str(
+                "no current sample: every series behind the value vanished (marked stale) or is older than the server's lookback",
+            ),
+            Self::Invalid(invalid) => invalid.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NaN => f.write_str("the value is NaN (such as 0/0, or a quantile with no data)"),
+            Self::Infinite(v) => write!(f, "the value is {v} (a division by zero?)"),
+            Self::Negative { value, source } => write!(
+                f,
+                "the value {value} is negative, which a {} metric cannot be",
+                source.as_str()
+            ),
+            Self::Series(n) => write!(
+                f,
+                "the query returned {n} series; it must yield exactly one number (aggregate it, such as with sum())"
+            ),
+            Self::NotANumber(kind) => write!(f, "the query returned a {kind}, not one number"),
+        }
+    }
+}
+
+impl MetricObservation {
+    /// The value, when there is one.
+    pub fn value(&self) -> Option<f64> {
+        self.result.as_ref().ok().map(|s| s.value)
+    }
+
+    /// The failure kind, when there is no value.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        self.result.as_ref().err().map(Failure::kind)
+    }
+}
+
+impl From<MetricObservation> for crate::decide::Observation {
+    /// The engine's view: the value or the failure with its message, and the PromQL that ran.
+    fn from(o: MetricObservation) -> Self {
+        let reading = match &o.result {
+            Ok(sample) => crate::decide::Reading::Value(sample.value),
+            Err(failure) => crate::decide::Reading::failed(failure.kind(), failure.to_string()),
+        };
+        crate::decide::Observation {
+            name: o.name,
+            reading,
+            query: Some(o.query),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{Observation, Reading};
+
+    #[test]
+    fn a_value_becomes_an_engine_observation_carrying_its_query() {
+        let o = MetricObservation {
+            name: "cpu".into(),
+            query: "vector(1)".into(),
+            age_query: None,
+            result: Ok(Sample {
+                value: 75.0,
+                age: None,
+            }),
+        };
+        assert_eq!(
+            Observation::from(o),
+            Observation {
+                name: "cpu".into(),
+                reading: Reading::Value(75.0),
+                query: Some("vector(1)".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_failure_becomes_the_same_failure_kind_with_its_message() {
+        let o = MetricObservation {
+            name: "lag".into(),
+            query: "q".into(),
+            age_query: Some("a".into()),
+            result: Err(Failure::Stale {
+                age: Some(Duration::from_secs(95)),
+                limit: Duration::from_secs(90),
+            }),
+        };
+        assert_eq!(
+            Observation::from(o).reading,
+            Reading::failed(
+                FailureKind::Stale,
+                "the newest sample is 1m35s old, older than the staleness limit of 1m30s"
+            )
+        );
+    }
+
+    #[test]
+    fn each_failure_maps_to_its_kind() {
+        assert_eq!(
+            Failure::Unavailable("x".into()).kind(),
+            FailureKind::Unavailable
+        );
+        assert_eq!(Failure::Empty.kind(), FailureKind::Empty);
+        assert_eq!(Failure::Invalid(Invalid::NaN).kind(), FailureKind::Invalid);
+        assert_eq!(
+            Failure::Invalid(Invalid::Series(2)).to_string(),
+            "the query returned 2 series; it must yield exactly one number (aggregate it, such as with sum())"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Text for people: numbers, durations and error chains as messages, events and reports show
+//! them ("numbers for people, values for machines"). Depends on nothing else in the crate.
+
+use std::error::Error;
+use std::time::Duration;
+
+/// How many decimals a number keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Rounded to 6 decimals, in its shortest form: `85`, `0.05`, `1.5`.
+    Micro,
+    /// At most 3 decimals, no trailing zeros, and never `-0`: `50`, `0.275`, `1.235`.
+    Milli,
+}
+
+/// A number as people write it.
+pub fn number(x: f64, precision: Precision) -> String {
+    match precision {
+        Precision::Micro => {
+            let rounded = (x * 1e6).round() / 1e6;
+            format!("{rounded}")
+        }
+        Precision::Milli => {
+            let s = format!("{x:.3}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if s == "-0" { "0".into() } else { s.to_owned() }
+        }
+    }
+}
+
+/// How finely a duration is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// Whole seconds as in a spec: `1h30m`, `15s`, `0s`.
+    Seconds,
+    /// Below a second in milliseconds (`500ms`), below a minute in tenths of seconds (`1.5s`),
+    /// whole seconds above (`2m0s` is `2m`).
+    Fine,
+}
+
+/// A duration for messages.
+pub fn duration(d: Duration, resolution: Resolution) -> String {
+    match resolution {
+        Resolution::Fine if d < Duration::from_secs(1) => format!("{}ms", d.as_millis()),
+        Resolution::Fine if d < Duration::from_secs(60) => {
+            let tenths = (d.as_secs_f64() * 10.0).round() / 10.0;
+            format!("{tenths}s")
+        }
+        Resolution::Fine | Resolution::Seconds => {
+            let total = d.as_secs();
+            let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+            let mut out = String::new();
+            if h > 0 {
+                out.push_str(&format!("{h}h"));
+            }
+            if m > 0 {
+                out.push_str(&format!("{m}m"));
+            }
+            if s > 0 || out.is_empty() {
+                out.push_str(&format!("{s}s"));
+            }
+            out
+        }
+    }
+}
+
+/// Which errors of a cause chain a message shows, joined by `: `.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Causes {
+    /// The error and every cause (as `anyhow` writes `{:#}`).
+    All,
+    /// The error and each cause whose text the message does not hold yet (for events: an error
+    /// that writes its cause into its own text does not repeat it).
+    New,
+    /// Every cause below the error, or the error alone when it has none (for client errors whose
+    /// own text repeats what the message already says, such as the whole URL).
+    BelowTop,
+    /// Only the deepest cause.
+    Root,
+}
+
+/// An error with (some of) its cause chain.
+pub fn error_chain(error: &dyn Error, causes: Causes) -> String {
+    let mut texts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        texts.push(cause.to_string());
+        source = cause.source();
+    }
+    match causes {
+        Causes::All => texts.join(": "),
+        Causes::New => {
+            let mut text = texts.remove(0);
+            for cause in texts {
+                if !text.contains(&cause) {
+                    text.push_str(": ");
+                    text.push_str(&cause);
+                }
+            }
+            text
+        }
+        Causes::BelowTop if texts.len() > 1 => texts[1..].join(": "),
+        Causes::BelowTop => texts.remove(0),
+        Causes::Root => texts.pop().unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_six_or_three_decimals() {
+        assert_eq!(number(85.0, Precision::Micro), "85");
+        assert_eq!(number(0.1 + 0.2, Precision::Micro), "0.3");
+        assert_eq!(number(1.23456789, Precision::Micro), "1.234568");
+        assert_eq!(number(-0.0, Precision::Micro), "-0");
+        assert_eq!(number(50.0, Precision::Milli), "50");
+        assert_eq!(number(0.275, Precision::Milli), "0.275");
+        assert_eq!(number(1.23456, Precision::Milli), "1.235");
+        assert_eq!(number(-0.0001, Precision::Milli), "0");
+    }
+
+    #[test]
+    fn durations_read_naturally_in_messages() {
+        assert_eq!(
+            duration(Duration::from_millis(500), Resolution::Fine),
+            "500ms"
+        );
+        assert_eq!(
+            duration(Duration::from_millis(1540), Resolution::Fine),
+            "1.5s"
+        );
+        assert_eq!(duration(Duration::from_secs(62), Resolution::Fine), "1m2s");
+        assert_eq!(
+            duration(Duration::from_millis(1540), Resolution::Seconds),
+            "1s"
+        );
+        assert_eq!(
+            duration(Duration::from_secs(5400), Resolution::Seconds),
+            "1h30m"
+        );
+        assert_eq!(duration(Duration::ZERO, Resolution::Seconds), "0s");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        cause: Option<Box<Layer>>,
+    }
+
+    fn chain(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |cause, text| {
+                Some(Layer {
+                    text,
+                    cause: cause.map(Box::new),
+                })
+            })
+            .unwrap_or(Layer {
+                text: "",
+                cause: None,
+            })
+    }
+
+    #[test]
+    fn a_chain_shows_all_new_lower_or_root_causes() {
+        let e = chain(&["cannot scale: timed out", "timed out", "os error 110"]);
+        assert_eq!(
+            error_chain(&e, Causes::All),
+            "cannot scale: timed out: timed out: os error 110"
+        );
+        assert_eq!(
+            error_chain(&e, Causes::New),
+            "cannot scale: timed out: os error 110"
+        );
+        assert_eq!(error_chain(&e, Causes::BelowTop), "timed out: os error 110");
+        assert_eq!(error_chain(&e, Causes::Root), "os error 110");
+        let alone = chain(&["alone"]);
+        assert_eq!(error_chain(&alone, Causes::BelowTop), "alone");
+        assert_eq!(error_chain(&alone, Causes::Root), "alone");
+    }
+}
