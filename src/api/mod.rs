@@ -2,6 +2,7 @@
 //! conditions and validation.
 
 pub mod address;
+mod checker;
 pub mod conditions;
 pub mod crd;
 pub mod duration;

@@ -2,8 +2,8 @@
 //! `query` expressions, checked for syntax with example values in their placeholders (the
 //! metrics plan parses each metric's complete PromQL once more with the policy's own values).
 
+use super::checker::Checker;
 use super::spec::MetricSpec;
-use super::validate::Checker;
 
 /// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn is_metric_name(name: &str) -> bool {

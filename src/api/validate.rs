@@ -1,17 +1,17 @@
-//! Validation of a ScalingPolicy spec, and its resolved form with every default applied.
+//! Validation of a ScalingPolicy spec into the resolved [`Policy`] (`api/policy.rs`), with every
+//! default applied.
 //!
 //! The CRD schema enforces types, minimums, enums and patterns, but older API servers drop CEL
 //! rules and unknown fields silently, so every check is made again here. [`Policy::resolve`]
 //! returns every problem at once, each with its field path.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::ops::RangeInclusive;
 
 use jiff::SignedDuration;
 
 pub use super::address::parse_server_address;
-use super::duration::DurationString;
+use super::checker::Checker;
+pub use super::checker::{FieldError, ValidationErrors};
 use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
 use super::promql_check::{check_promql_parts, check_query};
 use super::spec::{
@@ -28,106 +28,10 @@ pub const MAX_RATE_PERIOD: SignedDuration = SignedDuration::from_secs(1800);
 /// The shortest evaluation interval.
 pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
 
-/// One problem in a spec, with the path of the field it concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldError {
-    /// Path such as `spec.metrics[2].scaleInBelow`.
-    pub path: String,
-    pub message: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// Every problem found in a spec.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct ValidationErrors(pub Vec<FieldError>);
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{error}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Collects problems while resolving.
-pub(super) struct Checker {
-    errors: Vec<FieldError>,
-}
-
-impl Checker {
-    pub(super) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Parses a duration, or the default when absent.
-    fn duration(
-        &mut self,
-        path: &str,
-        value: Option<&DurationString>,
-        default: &str,
-    ) -> SignedDuration {
-        let text = value.map(DurationString::as_str).unwrap_or(default);
-        match DurationString::new(text).parse() {
-            Ok(d) => SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX),
-            Err(e) => {
-                self.error(path, e.to_string());
-                SignedDuration::ZERO
-            }
-        }
-    }
-
-    /// Parses a duration (or the default) and checks it lies within `range`.
-    fn duration_within(
-        &mut self,
-        path: &str,
-        value: Option<&DurationString>,
-        default: &str,
-        range: RangeInclusive<SignedDuration>,
-    ) -> SignedDuration {
-        let before = self.errors.len();
-        let d = self.duration(path, value, default);
-        if self.errors.len() == before && !range.contains(&d) {
-            let text = value.map(DurationString::as_str).unwrap_or(default);
-            let message = if *range.end() == SignedDuration::MAX {
-                format!("must be at least {}, got {text}", describe(*range.start()))
-            } else {
-                format!(
-                    "must be between {} and {}, got {text}",
-                    describe(*range.start()),
-                    describe(*range.end())
-                )
-            };
-            self.error(path, message);
-        }
-        d
-    }
-
-    fn finite(&mut self, path: &str, value: f64) -> bool {
-        if value.is_finite() {
-            true
-        } else {
-            self.error(path, format!("must be a finite number, got {value}"));
-            false
-        }
-    }
-}
-
 impl Policy {
     /// Validates `spec` and applies its defaults. Returns every problem found, each with its path.
     pub fn resolve(spec: &ScalingPolicySpec) -> Result<Policy, ValidationErrors> {
-        let mut c = Checker { errors: Vec::new() };
+        let mut c = Checker::default();
 
         let target = &spec.target_ref;
         if target.api_version != "apps/v1" {
@@ -254,9 +158,7 @@ impl Policy {
             );
         }
 
-        if !c.errors.is_empty() {
-            return Err(ValidationErrors(c.errors));
-        }
+        c.finish()?;
         Ok(Policy {
             target: spec.target_ref.name.clone(),
             address: spec.prometheus.as_ref().map(|p| p.address.clone()),
@@ -276,10 +178,6 @@ impl Policy {
             paused: spec.paused.unwrap_or(false),
         })
     }
-}
-
-fn describe(d: SignedDuration) -> String {
-    super::duration::format_duration(d.unsigned_abs())
 }
 
 /// The sources a metric sets, in declaration order: the one place that enumerates the source

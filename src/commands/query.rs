@@ -80,13 +80,12 @@ pub async fn run_async(
         ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
         other => CommandError::Config(other),
     })?;
-    let plan = QueryPlan::for_policy(&object, &policy).map_err(|source| {
-        CommandError::InvalidPolicy {
+    let plan =
+        QueryPlan::for_policy(&object, &policy).map_err(|source| CommandError::InvalidPolicy {
             file: file.clone(),
             policy: display_name(&object),
             source,
-        }
-    })?;
+        })?;
     let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
     let server = source.server_for(&plan).map_err(|e| match e {
         MetricsError::NoServer => CommandError::Usage(e.to_string()),

@@ -15,6 +15,7 @@ pub mod ownership;
 pub mod plan;
 pub mod reconcile;
 pub mod resolved;
+pub mod stores;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub use error::Error;
 pub use health::Health;
 pub use observe::Observe;
 pub use resolved::Cache;
+pub use stores::until_ready;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -442,24 +444,6 @@ async fn run_scope(
         })
         .await;
     synced.abort();
-}
-
-/// Waits until `store` has its first complete listing; false when its writer is gone.
-///
-/// kube-runtime's readiness signal wakes only the most recent waiter (it is a oneshot channel
-/// with a single waker), and the controller itself waits on the policy store, so every other
-/// waiter re-polls.
-pub async fn until_ready<K>(store: &Store<K>) -> bool
-where
-    K: kube::runtime::reflector::Lookup + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    loop {
-        match tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
-            Ok(result) => return result.is_ok(),
-            Err(_elapsed) => continue,
-        }
-    }
 }
 
 /// The policies in `store` that scale Deployment `namespace/name`.

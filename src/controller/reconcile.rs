@@ -19,6 +19,7 @@ use super::events::EventType;
 use super::ownership::other_owners;
 use super::plan::{self, Evaluation, Next, Note, Outcome, Plan, Target};
 use super::resolved::Resolved;
+use super::stores::until_ready;
 use crate::api::reason;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 
@@ -132,8 +133,8 @@ async fn gather_and_plan(
     }
 
     // Another owner may only be missed while the caches are still listing: wait for them.
-    super::until_ready(&ctx.policies).await;
-    super::until_ready(&ctx.hpas).await;
+    until_ready(&ctx.policies).await;
+    until_ready(&ctx.hpas).await;
     let owners = other_owners(policy, &ctx.policies, &ctx.hpas);
     let observations = ctx.observer.observe(&resolved.plan).await;
     let plan = plan::evaluation(&Evaluation {

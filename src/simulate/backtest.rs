@@ -13,8 +13,8 @@
 
 use prometheus_http_query::response::Data;
 
-use super::SimulateError;
 use super::autoscaler::{Autoscaler, Evaluation};
+use super::error::SimulateError;
 use super::model::Pod;
 use super::report::{Accumulator, Row, Run};
 use super::run::timestamp;
@@ -267,21 +267,6 @@ pub fn replay(
         rows,
         summary: totals.finish(),
     }
-}
-
-/// Every message of an error's chain, joined by `: ` (the text of [`SimulateError::RangeQuery`]).
-// TODO(error-chain): replace with the crate's single error-chain helper once it exists.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut current = e.source();
-    while let Some(next) = current {
-        let text = next.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = next.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use super::SimulateError;
+use super::error::SimulateError;
 use super::model::Second;
 use crate::api::{FailureKind, MetricRule, Source};
 use crate::decide::{Observation, Reading};

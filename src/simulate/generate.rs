@@ -11,7 +11,7 @@
 //! - `ramp`: a linear rise from base to peak over 40% of the duration, the peak for 20%, and a
 //!   linear fall back over the last 40%; default 1 hour at 10-second steps.
 
-use super::SimulateError;
+use super::error::SimulateError;
 use super::trace::Trace;
 
 /// The shapes `--generate` knows.

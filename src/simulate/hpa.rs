@@ -24,8 +24,8 @@
 //!   Recommendations start with the current count, so nothing scales down in the first 300 s.
 //! - An unavailable metric means no scaling (the HPA's `FailedGetMetric`).
 
-use super::SimulateError;
 use super::autoscaler::{Autoscaler, Evaluation, Outcome};
+use super::error::SimulateError;
 use super::model::Pod;
 use crate::api::policy::Rule;
 use crate::api::{Action, Policy};

@@ -32,7 +32,7 @@
 
 use serde::Deserialize;
 
-use super::SimulateError;
+use super::error::SimulateError;
 use crate::api::DurationString;
 
 /// The parameters of the service model.
@@ -100,12 +100,10 @@ impl ModelParams {
             self.base_latency = v;
         }
         if let Some(d) = file.startup_delay {
-            let d = d
-                .parse()
-                .map_err(|source| SimulateError::StartupDelay {
-                    path: path.to_owned(),
-                    source,
-                })?;
+            let d = d.parse().map_err(|source| SimulateError::StartupDelay {
+                path: path.to_owned(),
+                source,
+            })?;
             self.startup_delay = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
         }
         if let Some(v) = file.queue_limit {

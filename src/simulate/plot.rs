@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::SimulateError;
+use super::error::SimulateError;
 use super::png_text::PngBackend;
 use super::report::Run;
 use crate::decide::Reading;

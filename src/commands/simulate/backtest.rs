@@ -11,12 +11,13 @@ use super::output::{
     baseline_reference, labels, per_replica, progress_bar, rule_references, write_files,
     write_notes, write_summary,
 };
-use super::{CommandError, Outcome, Side, command_error, initial_replicas, seconds, sides, usage};
+use super::shared::{Side, command_error, initial_replicas, seconds, sides, usage};
 use crate::api::duration::parse_duration;
 use crate::api::{Policy, Source};
 use crate::cli::SimulateArgs;
 use crate::commands::decide::load_policy;
 use crate::commands::query::{display_name, source_config};
+use crate::commands::{CommandError, Outcome};
 use crate::metrics::{MetricsError, PrometheusSource, QueryPlan, SourceKind};
 use crate::simulate::backtest::{self, Window};
 use crate::simulate::bind;

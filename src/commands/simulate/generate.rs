@@ -4,9 +4,10 @@ use std::io::Write;
 use std::time::Duration;
 
 use super::output::write_file;
-use super::{CommandError, Outcome, command_error, seconds};
+use super::shared::{command_error, seconds};
 use crate::api::duration::format_duration;
 use crate::cli::SimulateArgs;
+use crate::commands::{CommandError, Outcome};
 use crate::simulate::generate::{Generator, Shape};
 use crate::simulate::hpa::num;
 

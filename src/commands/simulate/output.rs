@@ -7,9 +7,10 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{CommandError, Side, command_error, usage};
+use super::shared::{Side, command_error, usage};
 use crate::api::policy::Rule;
 use crate::cli::SimulateArgs;
+use crate::commands::CommandError;
 use crate::simulate::SimulateError;
 use crate::simulate::hpa::{MetricType, num};
 use crate::simulate::plot::{self, Figure, LineKind, Reference};

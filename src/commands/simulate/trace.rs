@@ -11,13 +11,14 @@ use super::output::{
     baseline_reference, labels, per_replica, progress_bar, rule_references, write_files,
     write_notes, write_summary,
 };
-use super::{CommandError, Outcome, Side, command_error, initial_replicas, seconds, sides, usage};
+use super::shared::{Side, command_error, initial_replicas, seconds, sides, usage};
 use crate::api::Policy;
 use crate::api::duration::format_duration;
 use crate::cli::SimulateArgs;
 use crate::commands::decide::load_policy;
 use crate::commands::query::display_name;
 use crate::commands::read_input;
+use crate::commands::{CommandError, Outcome};
 use crate::simulate::bind::{self, MetricBinding, ModelMetric};
 use crate::simulate::hpa::num;
 use crate::simulate::plot::{Figure, LineKind, MetricPanel, Reference};
