@@ -120,12 +120,12 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use http::{Method, Request, Response, StatusCode};
-    use kube::api::ObjectMeta;
     use kube::client::Body;
     use serde_json::Value;
 
     use super::*;
     use crate::controller::events::EventType;
+    use crate::controller::fixtures::policy_object;
     use crate::controller::plan::{Next, Outcome};
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -136,21 +136,9 @@ mod tests {
     const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/shop/events";
 
     fn object() -> ScalingPolicy {
-        let spec = serde_yaml_ng::from_str(
+        policy_object(
             "targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\nminReplicas: 1\nmaxReplicas: 10\nmetrics: [{name: cpu, cpu: {}, target: 50}]\n",
         )
-        .unwrap();
-        ScalingPolicy {
-            metadata: ObjectMeta {
-                name: Some("web-policy".into()),
-                namespace: Some("shop".into()),
-                uid: Some("uid-1".into()),
-                generation: Some(1),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
     }
 
     fn plan(scale: Option<i32>, status: bool, events: usize) -> Plan {

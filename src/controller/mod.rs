@@ -9,6 +9,8 @@ pub mod apply;
 pub mod context;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod health;
 pub mod observe;
 pub mod ownership;

@@ -523,10 +523,10 @@ fn truncate(mut text: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use futures::future::BoxFuture;
-    use kube::api::ObjectMeta;
 
     use super::*;
     use crate::api::FailureKind;
+    use crate::controller::fixtures::policy_object;
     use crate::controller::observe::Observe;
     use crate::controller::resolved::resolve;
     use crate::metrics::QueryPlan;
@@ -558,18 +558,7 @@ behavior:
 "#;
 
     fn object_with(spec: &str, extra: &str) -> ScalingPolicy {
-        let spec = serde_yaml_ng::from_str(&format!("{spec}{extra}")).unwrap();
-        ScalingPolicy {
-            metadata: ObjectMeta {
-                name: Some("web-policy".into()),
-                namespace: Some("shop".into()),
-                uid: Some("uid-1".into()),
-                generation: Some(1),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
+        policy_object(&format!("{spec}{extra}"))
     }
 
     fn object() -> ScalingPolicy {
