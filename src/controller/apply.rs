@@ -80,14 +80,16 @@ impl Writer<'_> {
 async fn scale_to(deployments: &Api<Deployment>, target: &str, replicas: i32) -> Result<(), Error> {
     let patch = json!({ "spec": { "replicas": replicas } });
     let params = PatchParams::default();
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         match deployments
             .patch_scale(target, &params, &Patch::Merge(&patch))
             .await
         {
             Ok(_) => return Ok(()),
-            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                attempt = attempt.saturating_add(1);
+            }
             Err(e) => return Err(Error::ScaleWrite(e)),
         }
     }
@@ -107,11 +109,13 @@ async fn write_status(
         "status": serde_json::to_value(status).map_err(Error::Encode)?,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         match api.patch_status(name, &params, &Patch::Apply(&body)).await {
             Ok(_) => return Ok(()),
-            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => attempt += 1,
+            Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                attempt = attempt.saturating_add(1);
+            }
             Err(e) => return Err(Error::StatusWrite(e)),
         }
     }

@@ -110,7 +110,7 @@ impl Health {
                     .load(Ordering::SeqCst)
                     .saturating_mul(3),
             );
-        let idle = now_secs() - self.last_progress.load(Ordering::SeqCst);
+        let idle = now_secs().saturating_sub(self.last_progress.load(Ordering::SeqCst));
         if idle > window {
             return Err(format!(
                 "no reconcile for {idle}s although policies are due (limit {window}s)"

@@ -5,6 +5,10 @@
 //! each to the policies that target it, so a manual scale, a new Deployment or a competing HPA
 //! is seen at once. Only the leader (a coordination.k8s.io/v1 Lease) reconciles.
 
+// Arithmetic on user data and on times never panics: checked or saturating only (CI makes these
+// warnings errors).
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 pub mod apply;
 pub mod context;
 pub mod error;

@@ -20,6 +20,11 @@ use crate::api::status::condition;
 use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
 use crate::decide::{Decision, Observation, decide, next_status};
 
+/// The longest the controller waits before it looks at a policy again (plus its jitter, at most
+/// 2 s), whatever its interval: a policy stored with a longer one is looked at every hour, and
+/// evaluated when its interval is over.
+pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
+
 /// events.k8s.io/v1 limits a note to 1 KiB.
 const MAX_NOTE_BYTES: usize = 1000;
 
@@ -143,7 +148,7 @@ pub fn missing_target(
         able_message: &message,
         action: reason::action::READ_TARGET,
     };
-    let next = Next::After(policy.interval.unsigned_abs());
+    let next = Next::After(policy.interval.unsigned_abs().min(MAX_REQUEUE));
     not_evaluated(object, previous, &why, now, next, Outcome::TargetMissing)
 }
 
@@ -225,8 +230,20 @@ pub fn not_due(
     {
         return None;
     }
-    let due = previous.last_evaluation_time.as_ref()?.0 + policy.interval;
-    (now < due).then(|| now.duration_until(due).unsigned_abs() + jitter(object, now, interval))
+    let due = previous
+        .last_evaluation_time
+        .as_ref()?
+        .0
+        .saturating_add(policy.interval)
+        .unwrap_or(Timestamp::MAX);
+    (now < due).then(|| {
+        requeue(
+            now.duration_until(due).unsigned_abs(),
+            object,
+            now,
+            interval,
+        )
+    })
 }
 
 /// What one evaluation is made from.
@@ -289,7 +306,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         scale: applied.then_some(decision.desired_replicas),
         status: (status != *previous).then_some(status),
         events,
-        next: Next::After(interval + jitter(object, now, interval)),
+        next: Next::After(requeue(interval, object, now, interval)),
         outcome: Outcome::Evaluated {
             decision: Box::new(decision),
             applied,
@@ -308,19 +325,25 @@ fn ready_condition_is(status: &ScalingPolicyStatus, reason: &str) -> bool {
         .is_some_and(|c| c.status == "True" && c.reason == reason)
 }
 
+/// `wait` (at most [`MAX_REQUEUE`]) plus the policy's jitter.
+fn requeue(wait: Duration, object: &ScalingPolicy, now: Timestamp, interval: Duration) -> Duration {
+    wait.min(MAX_REQUEUE)
+        .saturating_add(jitter(object, now, interval))
+}
+
 /// Up to 5% of the interval (at most 2 s), different for each policy and evaluation, so that
 /// policies created together do not query Prometheus in lockstep.
 pub fn jitter(object: &ScalingPolicy, now: Timestamp, interval: Duration) -> Duration {
-    let span = (interval / 20).min(Duration::from_secs(2));
+    let span = interval
+        .checked_div(20)
+        .unwrap_or_default()
+        .min(Duration::from_secs(2));
     let millis = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
-    if millis == 0 {
-        return Duration::ZERO;
-    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     object.uid().hash(&mut h);
     object.name_any().hash(&mut h);
     now.as_second().hash(&mut h);
-    Duration::from_millis(h.finish() % millis)
+    Duration::from_millis(h.finish().checked_rem(millis).unwrap_or(0))
 }
 
 /// What only the controller knows about an evaluation.
@@ -510,10 +533,10 @@ fn became(
 /// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
 fn truncate(mut text: String, max: usize) -> String {
     if text.len() > max {
-        let mut cut = max;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
+        let cut = (0..=max)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push('…');
     }
@@ -570,7 +593,7 @@ behavior:
     }
 
     fn at(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+        Timestamp::from_second(1_800_000_000i64.saturating_add(secs)).unwrap()
     }
 
     fn cpu(value: f64) -> Vec<Observation> {

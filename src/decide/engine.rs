@@ -90,7 +90,7 @@ pub fn decide(
 
     // Rule 7, first part: a count outside the range is corrected at once, bypassing everything.
     if current < policy.min_replicas || current > policy.max_replicas {
-        let desired = current.clamp(policy.min_replicas, policy.max_replicas);
+        let desired = within(current, policy.min_replicas, policy.max_replicas);
         d.limits.push(limit(
             LimitKind::RangeCorrection,
             format!(
@@ -109,7 +109,8 @@ pub fn decide(
     // History is kept bounded by recording proposals at most one beyond the range: any lower
     // (or higher) proposal ends at the same clamp, while one beyond still tells the range, not
     // stabilization, held the decision.
-    let recorded = proposal.clamp(
+    let recorded = within(
+        proposal,
         policy.min_replicas.saturating_sub(1),
         policy.max_replicas.saturating_add(1),
     );
@@ -379,9 +380,35 @@ fn within_tolerance(policy: &Policy, rule: &MetricRule, reading: &Reading, curre
     raw != current && proposal_for(policy, rule.rule, value, current) == Some(current)
 }
 
-/// Rounds a replica count up, saturating at the bounds of i32 (`as` saturates floats).
+/// Rounds a replica count up, saturating at the bounds of i32 (NaN is 0).
 fn ceil_replicas(x: f64) -> i32 {
-    x.ceil() as i32
+    let x = x.ceil();
+    if x.is_nan() {
+        0
+    } else if x >= f64::from(i32::MAX) {
+        i32::MAX
+    } else if x <= f64::from(i32::MIN) {
+        i32::MIN
+    } else {
+        // In range and integral: the cast is exact.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "x is an integer within i32"
+        )]
+        let n = x as i32;
+        n
+    }
+}
+
+/// `n` within `[min, max]`; `max` when the range is empty (a policy stored with minReplicas
+/// above maxReplicas, which validation refuses: never a panic).
+fn within(n: i32, min: i32, max: i32) -> i32 {
+    n.max(min).min(max)
+}
+
+/// An i64 clamped into i32.
+fn saturate_i32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
 }
 
 /// Rule 4: as the HorizontalPodAutoscaler, scale-out to the lowest proposal of the scale-out
@@ -464,28 +491,32 @@ fn rate_limit(
             let moved: i64 = events
                 .iter()
                 .filter(|(t, _, _)| now.duration_since(*t) < p.period)
-                .map(|&(_, from, to)| i64::from(to) - i64::from(from))
+                .map(|&(_, from, to)| i64::from(to).saturating_sub(i64::from(from)))
                 .filter(|change| if out { *change > 0 } else { *change < 0 })
-                .map(i64::abs)
-                .sum();
+                .map(i64::saturating_abs)
+                .fold(0, i64::saturating_add);
             let current = i64::from(current);
             let start = if out {
-                current - moved
+                current.saturating_sub(moved)
             } else {
-                current + moved
+                current.saturating_add(moved)
             };
             let value = i64::from(p.value);
             let bound = match (p.kind, out) {
-                (RatePolicyType::Pods, true) => start + value,
-                (RatePolicyType::Pods, false) => start - value,
+                (RatePolicyType::Pods, true) => start.saturating_add(value),
+                (RatePolicyType::Pods, false) => start.saturating_sub(value),
                 // Percent rounds up on scale-out and down on scale-in, as the HPA does.
                 (RatePolicyType::Percent, true) => {
-                    (start * (100 + value)).div_euclid(100)
-                        + i64::from((start * (100 + value)).rem_euclid(100) != 0)
+                    let scaled = start.saturating_mul(value.saturating_add(100));
+                    scaled
+                        .div_euclid(100)
+                        .saturating_add(i64::from(scaled.rem_euclid(100) != 0))
                 }
-                (RatePolicyType::Percent, false) => (start * (100 - value)).div_euclid(100),
+                (RatePolicyType::Percent, false) => start
+                    .saturating_mul(100i64.saturating_sub(value))
+                    .div_euclid(100),
             };
-            bound.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+            saturate_i32(bound)
         })
         .collect();
     // Max picks the policy that allows the largest change, Min the smallest.

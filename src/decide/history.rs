@@ -70,11 +70,10 @@ pub fn prune(policy: &Policy, state: &mut EngineState, now: Timestamp) {
         later_max = later_max.max(r);
         later_min = later_min.min(r);
     }
-    let mut index = 0;
-    state.recommendations.retain(|_| {
-        index += 1;
-        keep[index - 1]
-    });
+    let mut keep = keep.into_iter();
+    state
+        .recommendations
+        .retain(|_| keep.next().unwrap_or(true));
 
     let out_period = policy.scale_out.longest_period();
     let in_period = policy.scale_in.longest_period();
@@ -118,7 +117,7 @@ mod tests {
     }
 
     fn at(s: i64) -> Timestamp {
-        Timestamp::from_second(1_700_000_000 + s).unwrap()
+        Timestamp::from_second(1_700_000_000i64.saturating_add(s)).unwrap()
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //! A current count outside the range is corrected at once; paused policies and targets scaled to
 //! zero on purpose are left alone.
 
+// Arithmetic on user data and on times never panics: checked or saturating only (CI makes these
+// warnings errors).
+#![warn(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
 mod decision;
 mod engine;
 mod explain;
