@@ -11,6 +11,8 @@ pub mod condition {
     pub const EVALUATED: &str = "Evaluated";
     /// Ready, AbleToScale: the spec is invalid; the target is not touched.
     pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Ready, AbleToScale: the object cannot be decoded (a value its type cannot hold).
+    pub const INVALID_OBJECT: &str = "InvalidObject";
     /// Ready, AbleToScale: the target does not exist.
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     /// AbleToScale, ScalingActive: `spec.paused` is true.
@@ -53,7 +55,8 @@ pub mod condition {
 /// reconciles, which are their own fixed list).
 pub mod event {
     pub use super::condition::{
-        AMBIGUOUS_TARGET, EXTERNAL_SCALE, INVALID_SPEC, METRICS_FAILED, TARGET_NOT_FOUND,
+        AMBIGUOUS_TARGET, EXTERNAL_SCALE, INVALID_OBJECT, INVALID_SPEC, METRICS_FAILED,
+        TARGET_NOT_FOUND,
     };
     /// A scale out was applied.
     pub const SCALED_OUT: &str = "ScaledOut";

@@ -4,6 +4,7 @@
 //! reconcile.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -40,27 +41,53 @@ impl Writer<'_> {
             self.ensure_leader()?;
             write_status(self.client, &namespace, &object.name_any(), status).await?;
         }
-        for note in &plan.events {
-            self.publish(object, note).await;
-        }
+        self.publish_all(&object.object_ref(&()), &plan.events)
+            .await;
         Ok(())
     }
 
-    /// Publishes one event about `object`; a failure is logged, never fatal.
-    pub async fn publish(&self, object: &ScalingPolicy, note: &Note) {
+    /// Makes the writes of a plan that never scales (an object that cannot be decoded): a
+    /// status that cannot be written (the API server may refuse the whole object) is logged, and
+    /// the events still say why.
+    pub async fn report_only<K>(&self, object: &K, plan: &Plan) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let namespace = object
+            .meta()
+            .namespace
+            .clone()
+            .ok_or(Error::MissingNamespace)?;
+        let name = object.meta().name.clone().unwrap_or_default();
+        if let Some(status) = &plan.status {
+            self.ensure_leader()?;
+            if let Err(e) = write_status(self.client, &namespace, &name, status).await {
+                warn!(
+                    namespace,
+                    name, "cannot record why the object cannot be read: {e}"
+                );
+            }
+        }
+        self.publish_all(&object.object_ref(&()), &plan.events)
+            .await;
+        Ok(())
+    }
+
+    async fn publish_all(&self, regarding: &ObjectReference, notes: &[Note]) {
+        for note in notes {
+            self.publish(regarding, note).await;
+        }
+    }
+
+    /// Publishes one event about the object `regarding`; a failure is logged, never fatal.
+    pub async fn publish(&self, regarding: &ObjectReference, note: &Note) {
         if let Err(e) = self
             .events
-            .publish(
-                &object.object_ref(&()),
-                note.type_,
-                note.reason,
-                note.action,
-                &note.note,
-            )
+            .publish(regarding, note.type_, note.reason, note.action, &note.note)
             .await
         {
             warn!(
-                name = object.name_any(),
+                name = regarding.name.as_deref().unwrap_or_default(),
                 reason = note.reason,
                 "cannot publish event: {e}"
             );

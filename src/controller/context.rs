@@ -11,6 +11,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::Semaphore;
 
 use super::apply::Writer;
+use super::decoded::Decoded;
 use super::events::Publisher;
 use super::health::Health;
 use super::observe::Observe;
@@ -27,7 +28,7 @@ pub struct Context {
     pub resolved: Arc<Cache>,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub policies: Store<ScalingPolicy>,
+    pub policies: Store<Decoded>,
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// Bounds reconciles in flight across every watched namespace.
     pub slots: Arc<Semaphore>,

@@ -15,6 +15,8 @@ pub enum Error {
     Encode(#[source] serde_json::Error),
     #[error("this replica is no longer the leader")]
     NotLeader,
+    #[error("the reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -27,6 +29,7 @@ impl Error {
             Self::StatusWrite(_) => "StatusWriteFailed",
             Self::Encode(_) => "EncodeFailed",
             Self::NotLeader => "NotLeader",
+            Self::Panicked(_) => "ReconcilePanicked",
         }
     }
 

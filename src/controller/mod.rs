@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod context;
+pub mod decoded;
 pub mod error;
 pub mod events;
 #[cfg(test)]
@@ -38,9 +39,9 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 use tracing::{error, info, warn};
 
-use crate::api::ScalingPolicy;
 use crate::telemetry::Metrics;
 pub use context::Context;
+pub use decoded::Decoded;
 pub use error::Error;
 pub use health::Health;
 pub use observe::Observe;
@@ -244,9 +245,9 @@ impl Runner {
         let pending = Arc::new(AtomicUsize::new(scopes.len()));
         let stores: Vec<_> = scopes
             .iter()
-            .map(|_| reflector::store::<ScalingPolicy>())
+            .map(|_| reflector::store::<Decoded>())
             .collect();
-        let readers: Arc<Vec<Store<ScalingPolicy>>> =
+        let readers: Arc<Vec<Store<Decoded>>> =
             Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
         // One cache of resolved policies per scope.
         let caches: Vec<Arc<Cache>> = scopes.iter().map(|_| Arc::default()).collect();
@@ -312,7 +313,7 @@ struct Scope {
     leader_election: bool,
     /// Scopes whose caches are not synced yet.
     pending: Arc<AtomicUsize>,
-    all_policies: Arc<Vec<Store<ScalingPolicy>>>,
+    all_policies: Arc<Vec<Store<Decoded>>>,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -330,14 +331,16 @@ where
 
 async fn run_scope(
     scope: Scope,
-    policies: Store<ScalingPolicy>,
-    policy_writer: reflector::store::Writer<ScalingPolicy>,
+    policies: Store<Decoded>,
+    policy_writer: reflector::store::Writer<Decoded>,
     stop: watch::Receiver<bool>,
 ) {
     let (forget, forget_resolved) = (scope.metrics.clone(), scope.resolved.clone());
-    // The operator's own status writes change no generation: they do not trigger reconciles.
+    // Each policy is decoded on its own: one the types cannot hold is reported on itself, and
+    // the list it came in is not a failed list. The operator's own status writes change no
+    // generation: they do not trigger reconciles.
     let policy_stream = watcher(
-        api::<ScalingPolicy>(&scope.client, &scope.namespace),
+        api::<Decoded>(&scope.client, &scope.namespace),
         watcher::Config::default(),
     )
     .default_backoff()
@@ -345,7 +348,7 @@ async fn run_scope(
     .inspect(move |event| {
         if let Ok(watcher::Event::Delete(policy)) = event {
             forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
-            forget_resolved.forget(&ObjectRef::from_obj(policy));
+            forget_resolved.forget(&policy.key());
         }
     })
     .applied_objects()
@@ -431,7 +434,11 @@ async fn run_scope(
                         metrics.forget(&known.0, &known.1);
                     }
                 }
-                resolved.retain(|key| policies.get(key).is_some());
+                resolved.retain(|key| {
+                    let key = ObjectRef::<Decoded>::new(&key.name)
+                        .within(key.namespace.as_deref().unwrap_or_default());
+                    policies.get(&key).is_some()
+                });
             }
         })
     };
@@ -453,15 +460,14 @@ async fn run_scope(
 }
 
 /// The policies in `store` that scale Deployment `namespace/name`.
-fn targeting(
-    store: &Store<ScalingPolicy>,
-    namespace: &str,
-    name: &str,
-) -> Vec<ObjectRef<ScalingPolicy>> {
+fn targeting(store: &Store<Decoded>, namespace: &str, name: &str) -> Vec<ObjectRef<Decoded>> {
     store
         .state()
         .iter()
-        .filter(|p| ownership::targets(p, namespace, name))
+        .filter(|p| {
+            p.policy()
+                .is_some_and(|p| ownership::targets(p, namespace, name))
+        })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()
 }

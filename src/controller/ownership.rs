@@ -4,19 +4,21 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
+use super::decoded::Decoded;
 use crate::api::ScalingPolicy;
 
 /// The other owners of `policy`'s target in its namespace, as `Kind namespace/name`, sorted.
 pub fn other_owners(
     policy: &ScalingPolicy,
-    policies: &Store<ScalingPolicy>,
+    policies: &Store<Decoded>,
     hpas: &Store<HorizontalPodAutoscaler>,
 ) -> Vec<String> {
     let namespace = policy.namespace().unwrap_or_default();
     let target = &policy.spec.target_ref.name;
-    let mut owners: Vec<String> = policies
-        .state()
+    let state = policies.state();
+    let mut owners: Vec<String> = state
         .iter()
+        .filter_map(|other| other.policy())
         .filter(|other| other.namespace().as_deref() == Some(namespace.as_str()))
         .filter(|other| other.name_any() != policy.name_any())
         .filter(|other| targets(other, &namespace, target))

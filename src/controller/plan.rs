@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::decoded::Undecodable;
 use super::events::EventType;
 use super::resolved::Resolved;
 use crate::api::conditions::{find_condition, set_condition};
@@ -129,6 +130,37 @@ pub fn invalid(
     )
 }
 
+/// An object the types cannot hold (a value out of range for its type, stored by an API server
+/// that does not enforce the schema): reported like an invalid spec on `Ready` and `AbleToScale`,
+/// with the field path, keeping the status when it could be read (its cooldowns are not
+/// forgotten) and a fresh one otherwise (no scale-in before a whole window of evidence).
+pub fn undecodable(object: &Undecodable, now: Timestamp) -> Plan {
+    let previous = object.status.clone().unwrap_or_default();
+    let message = format!(
+        "{}; the operator cannot read this object: fix the field (scalewise check -f FILE shows every problem)",
+        object.error
+    );
+    let why = NotEvaluated {
+        reason: reason::condition::INVALID_OBJECT,
+        message: &message,
+        able_message: "the target is not touched while the object cannot be read",
+        action: reason::action::VALIDATE,
+    };
+    let mut plan = not_evaluated_at(
+        object.metadata.generation,
+        &previous,
+        &why,
+        now,
+        Next::AwaitChange,
+        Outcome::Invalid,
+    );
+    // A status that could not be read is replaced, even when the conditions say the same.
+    if object.status.is_none() && plan.status.is_none() {
+        plan.status = Some(previous);
+    }
+    plan
+}
+
 /// A target that does not exist: reported like an invalid spec, and looked for again every
 /// interval.
 pub fn missing_target(
@@ -174,7 +206,24 @@ fn not_evaluated(
     next: Next,
     outcome: Outcome,
 ) -> Plan {
-    let generation = object.metadata.generation;
+    not_evaluated_at(
+        object.metadata.generation,
+        previous,
+        why,
+        now,
+        next,
+        outcome,
+    )
+}
+
+fn not_evaluated_at(
+    generation: Option<i64>,
+    previous: &ScalingPolicyStatus,
+    why: &NotEvaluated<'_>,
+    now: Timestamp,
+    next: Next,
+    outcome: Outcome,
+) -> Plan {
     let now = stamp(now);
     let mut status = previous.clone();
     status.observed_generation = generation;
@@ -901,6 +950,50 @@ behavior:
         assert_eq!(
             jitter(&object, at(0), Duration::from_millis(10)),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn an_object_that_cannot_be_read_is_reported_and_keeps_what_its_status_remembers() {
+        let previous = left_at(&object(), 4, at(0));
+        let bad = Undecodable {
+            metadata: object().metadata,
+            error: "spec.maxReplicas: invalid value: integer `2147483648`, expected i32".into(),
+            status: Some(previous.clone()),
+        };
+        let plan = undecodable(&bad, at(30));
+        assert_eq!(plan.scale, None);
+        assert_eq!(plan.next, Next::AwaitChange);
+        let status = plan.status.clone().unwrap();
+        assert_eq!(
+            condition_of(&status, condition::READY),
+            ("False", "InvalidObject")
+        );
+        assert_eq!(status.last_scale_time, previous.last_scale_time);
+        assert_eq!(status.last_decision, previous.last_decision);
+        assert_eq!(reasons(&plan), vec!["InvalidObject"]);
+        assert!(
+            plan.events[0]
+                .note
+                .starts_with("spec.maxReplicas: invalid value: integer `2147483648`"),
+            "{}",
+            plan.events[0].note
+        );
+    }
+
+    #[test]
+    fn a_status_that_cannot_be_read_is_replaced_by_a_fresh_one() {
+        let bad = Undecodable {
+            metadata: object().metadata,
+            error: "status.consecutiveFailures: invalid type".into(),
+            status: None,
+        };
+        let status = undecodable(&bad, at(0)).status.unwrap();
+        assert_eq!(status.last_scale_time, None);
+        assert_eq!(status.recommendations, Vec::new());
+        assert_eq!(
+            condition_of(&status, condition::ABLE_TO_SCALE),
+            ("False", "InvalidObject")
         );
     }
 }

@@ -2,18 +2,20 @@
 //! other owners, the observations: client calls), plan (pure: [`super::plan`]), apply (the
 //! writes: [`super::apply`]), report (the controller's metrics and a log line).
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::context::Context;
+use super::decoded::{Decoded, Undecodable};
 use super::error::{Error, is_not_found};
 use super::events::EventType;
 use super::ownership::other_owners;
@@ -23,32 +25,71 @@ use super::stores::until_ready;
 use crate::api::reason;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 
-/// Reconciles one policy; see the module documentation for the steps.
-pub async fn reconcile(policy: Arc<ScalingPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
+/// Reconciles one policy; see the module documentation for the steps. A policy the types cannot
+/// hold is reported on itself and waits for a change. A panic inside the reconcile, should one
+/// remain, fails this reconcile only: it is reported on the policy and retried with backoff.
+pub async fn reconcile(object: Arc<Decoded>, ctx: Arc<Context>) -> Result<Action, Error> {
     // The semaphore is never closed; without a permit the reconcile still runs.
     let _slot = ctx.slots.acquire().await.ok();
     let started = Instant::now();
     ctx.health.progress();
-    let result = reconcile_once(&policy, &ctx).await;
-    let category = match &result {
-        Ok(_) => "success",
-        Err(e) => e.category(),
+    let result = match &object.0 {
+        Ok(policy) => AssertUnwindSafe(reconcile_once(policy, &ctx))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(Error::Panicked(panic_message(panic.as_ref())))),
+        Err(bad) => report_undecodable(object.as_ref(), bad, &ctx).await,
+    };
+    let category = match (&result, &object.0) {
+        (Ok(_), Ok(_)) => "success",
+        (Ok(_), Err(_)) => reason::condition::INVALID_OBJECT,
+        (Err(e), _) => e.category(),
     };
     ctx.metrics.reconciled(category, started.elapsed());
     if result.is_ok() {
-        ctx.reset_backoff(&ObjectRef::from_obj(policy.as_ref()));
+        ctx.reset_backoff(&object.key());
     }
     result
 }
 
+/// What a panic said, for the policy's event.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// An object that cannot be decoded: its status and a Warning event say why, with the field
+/// path; the log names the object and the path, never its body.
+async fn report_undecodable(
+    object: &Decoded,
+    bad: &Undecodable,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    warn!(
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
+        "cannot decode the ScalingPolicy: {}",
+        bad.error
+    );
+    let plan = plan::undecodable(bad, Timestamp::now());
+    let may_write = || !ctx.leader_election || ctx.health.is_leader();
+    ctx.writer(&may_write).report_only(object, &plan).await?;
+    ctx.metrics
+        .forget(&object.namespace().unwrap_or_default(), &object.name_any());
+    Ok(Action::await_change())
+}
+
 /// A failed reconcile is retried with a per-policy exponential backoff, and reported as a
 /// Warning event whose reason is the error's category.
-pub fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff(&ObjectRef::from_obj(policy.as_ref()));
+pub fn error_policy(object: Arc<Decoded>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff(&object.key());
     let chain = error.chain();
     warn!(
-        namespace = policy.namespace().unwrap_or_default(),
-        name = policy.name_any(),
+        namespace = object.namespace().unwrap_or_default(),
+        name = object.name_any(),
         category = error.category(),
         retry_in_secs = delay.as_secs(),
         "reconcile failed: {chain}"
@@ -60,8 +101,9 @@ pub fn error_policy(policy: Arc<ScalingPolicy>, error: &Error, ctx: Arc<Context>
             action: reason::action::RECONCILE,
             note: format!("{chain}; retrying in {}s", delay.as_secs()),
         };
+        let regarding = object.object_ref(&());
         tokio::spawn(async move {
-            ctx.writer(&|| true).publish(&policy, &note).await;
+            ctx.writer(&|| true).publish(&regarding, &note).await;
         });
     }
     Action::requeue(delay)
