@@ -361,6 +361,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "SCALEWISE_STALL_TIMEOUT", value_parser = parse_duration_flag)]
     pub stall_timeout: Duration,
 
+    /// After SIGTERM, how long in-flight reconciles may take before the process exits anyway
+    /// (keep it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, value_name = "DURATION", default_value = "20s", env = "SCALEWISE_SHUTDOWN_TIMEOUT", value_parser = parse_duration_flag)]
+    pub shutdown_timeout: Duration,
+
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 }

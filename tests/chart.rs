@@ -55,6 +55,8 @@ logLevel: info,scalewise=debug
 maxConcurrentReconciles: 8
 maxConcurrentQueries: 64
 stallTimeout: 10m
+shutdownTimeoutSeconds: 25
+terminationGracePeriodSeconds: 40
 extraArgs: ["--prometheus-insecure-skip-verify=false"]
 extraEnv: [{name: TZ, value: UTC}]
 extraVolumes: [{name: mimir-token, secret: {secretName: mimir-token}}]
@@ -448,6 +450,13 @@ fn wrong_values_are_refused_with_a_message_naming_the_value() {
             &["stallTimeout: Does not match pattern"],
         ),
         (
+            "a shutdown timeout the kubelet would cut short",
+            &[url, image, "shutdownTimeoutSeconds=30"],
+            &[
+                "shutdownTimeoutSeconds (30) must be below terminationGracePeriodSeconds (30): the operator needs the difference to exit before the kubelet kills it",
+            ],
+        ),
+        (
             "a URL without a scheme",
             &[image, "prometheus.url=prometheus:9090"],
             &["prometheus.url: Does not match pattern"],
@@ -618,6 +627,10 @@ fn every_value_reaches_the_operator_as_a_flag_it_accepts() {
     assert_eq!(run.max_concurrent_reconciles, 8);
     assert_eq!(run.max_concurrent_queries, 64);
     assert_eq!(run.stall_timeout.as_secs(), 600);
+    let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("terminationGracePeriodSeconds");
+    assert_eq!((run.shutdown_timeout.as_secs(), grace), (25, 40));
     let p = &run.prometheus;
     assert_eq!(
         p.url.as_deref(),

@@ -35,6 +35,16 @@ struct Operator {
 
 impl Operator {
     fn start(env: &TestEnv, identity: &str, extra: &[&str]) -> Operator {
+        Self::start_on(
+            env,
+            identity,
+            &required_env("SCALEWISE_PROMETHEUS_URL"),
+            extra,
+        )
+    }
+
+    /// Started against the Prometheus at `prometheus`.
+    fn start_on(env: &TestEnv, identity: &str, prometheus: &str, extra: &[&str]) -> Operator {
         let port = free_port();
         let log =
             std::env::temp_dir().join(format!("scalewise-e2e-{}-{identity}.log", env.namespace));
@@ -42,7 +52,7 @@ impl Operator {
         let mut args = vec![
             "run".to_owned(),
             "--prometheus-url".into(),
-            required_env("SCALEWISE_PROMETHEUS_URL"),
+            prometheus.to_owned(),
             "--namespace".into(),
             env.namespace.clone(),
             "--metrics-bind".into(),
@@ -1077,4 +1087,171 @@ async fn health_fails_when_the_controller_stops_making_progress() {
     held.abort();
     assert_eq!(healthy.1, "ok\n");
     assert!(stalled.1.contains("no reconcile for"), "{}", stalled.1);
+}
+
+/// Stores `value` as a ScalingPolicy the way an API server whose CRD has no bound on the field
+/// stores it: the CRD's `maximum` of `spec.maxReplicas` is lifted for the write (an object written
+/// before an upgrade added the bound), and put back by the next test that installs the CRD.
+async fn store_unbounded(env: &TestEnv, value: Value) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject};
+    let crds = Api::<CustomResourceDefinition>::all(env.client.clone());
+    let resource = ApiResource::erase::<ScalingPolicy>(&());
+    let policies: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &resource);
+    let object: DynamicObject = serde_json::from_value(value).expect("a ScalingPolicy object");
+    let mut last = String::new();
+    // Other tests re-install the CRD concurrently: lift the bound and write until both hold.
+    for _ in 0..20 {
+        let mut crd = serde_json::to_value(
+            crds.get("scalingpolicies.scalewise.dev")
+                .await
+                .expect("the CRD"),
+        )
+        .expect("CRD as JSON");
+        if let Some(max) = crd
+            .pointer_mut(
+                "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/maxReplicas",
+            )
+            .and_then(Value::as_object_mut)
+        {
+            max.remove("maximum");
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("CRD");
+        if let Err(e) = crds
+            .replace(
+                "scalingpolicies.scalewise.dev",
+                &PostParams::default(),
+                &crd,
+            )
+            .await
+        {
+            last = e.to_string();
+            continue;
+        }
+        match policies.create(&PostParams::default(), &object).await {
+            Ok(_) => return,
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("could not store the unbounded policy: {last}");
+}
+
+#[tokio::test]
+async fn a_policy_the_types_cannot_hold_is_reported_on_itself_and_the_others_keep_scaling() {
+    if support::e2e_cluster() {
+        eprintln!("skipped with SCALEWISE_E2E_CLUSTER=1: it lifts a bound of the cluster's CRD");
+        return;
+    }
+    let (env, _exporter) = setup("undecodable", "e2e_load 90\n").await;
+    create_deployment(&env, "web", 2).await;
+    create_deployment(&env, "other", 2).await;
+    // Before: this object made the operator's list of policies fail to decode, and no policy in
+    // its scope was reconciled any more.
+    let mut huge = serde_json::to_value(policy(&env, "huge", "other", "", json!({}))).unwrap();
+    huge["spec"]["maxReplicas"] = json!(2_147_483_648u64);
+    store_unbounded(&env, huge).await;
+    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
+    let at_least = |n: i32| {
+        let env = &env;
+        let what = format!("web to reach {n} replicas (log: {})", op.log.display());
+        async move {
+            eventually(&what, WAIT, || async {
+                (replicas(env, "web").await >= n).then_some(())
+            })
+            .await
+        }
+    };
+
+    at_least(3).await;
+    let decoded =
+        Api::<scalewise::controller::Decoded>::namespaced(env.client.clone(), &env.namespace);
+    let message = eventually("the undecodable policy to say why", WAIT, || async {
+        let Ok(d) = decoded.get("huge").await else {
+            return None;
+        };
+        let bad = d.0.err()?;
+        let ready = bad
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "False" && ready.reason == "InvalidObject").then_some(ready.message)
+    })
+    .await;
+    assert!(
+        message.starts_with("spec.maxReplicas: invalid value: integer `2147483648`"),
+        "{message}"
+    );
+    let note = wait_event(&env, "huge", "InvalidObject").await;
+    assert!(note.contains("spec.maxReplicas"), "{note}");
+    assert_eq!(
+        replicas(&env, "other").await,
+        2,
+        "the target is never touched"
+    );
+    // The good policy keeps being reconciled at its interval.
+    at_least(5).await;
+    assert!(
+        !op.logs().contains("\"maxReplicas\":2147483648"),
+        "a log line holds an object's body"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_in_time_while_a_query_hangs() {
+    // Before: a reconcile waiting on a query to a server that never answers (with a long query
+    // timeout) kept the process alive after SIGTERM until the query timed out.
+    let env = TestEnv::new("sigterm-hang").await;
+    install_crd(&env.client).await;
+    create_deployment(&env, "web", 2).await;
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let address = format!("http://{}", blackhole.local_addr().expect("address"));
+    let (tx, mut accepted) = tokio::sync::mpsc::channel(16);
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = blackhole.accept().await {
+            open.push(stream);
+            let _ = tx.try_send(());
+        }
+    });
+    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    let mut op = Operator::start_on(
+        &env,
+        "op",
+        &address,
+        &[
+            "--leader-election",
+            "false",
+            "--prometheus-timeout",
+            "10m",
+            "--max-concurrent-reconciles",
+            "1",
+            "--shutdown-timeout",
+            "2s",
+        ],
+    );
+    // A query is in flight: the reconcile holds the only slot and waits on it.
+    tokio::time::timeout(WAIT, accepted.recv())
+        .await
+        .expect("the operator queried the server that hangs");
+    let asked = Instant::now();
+    let code = op.terminate(Duration::from_secs(30));
+    held.abort();
+    assert!(
+        code.is_some(),
+        "still running {:?} after SIGTERM (log: {})",
+        asked.elapsed(),
+        op.log.display()
+    );
+    assert!(
+        op.logs()
+            .contains("did not finish within the shutdown timeout"),
+        "{}",
+        op.logs()
+    );
 }

@@ -1,6 +1,7 @@
 //! `scalewise run`: the controller process.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::info;
 
@@ -57,7 +58,10 @@ pub fn start(args: &RunArgs) -> Result<(), RunCommandError> {
         .enable_all()
         .build()
         .map_err(RunCommandError::Runtime)?;
-    runtime.block_on(run(args, source, metrics))
+    let result = runtime.block_on(run(args, source, metrics));
+    // Tasks still running (an abandoned reconcile, a blocking file read) end with the process.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// Runs the controller until SIGTERM or SIGINT.
@@ -79,6 +83,7 @@ pub async fn run(
         max_concurrent_reconciles: usize::from(args.max_concurrent_reconciles),
         stall_timeout: args.stall_timeout,
         identity: identity(),
+        shutdown_timeout: args.shutdown_timeout,
     };
     info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -67,6 +67,8 @@ pub struct Settings {
     pub stall_timeout: Duration,
     /// This replica's name in the Lease and in events.
     pub identity: String,
+    /// How long in-flight work may take after SIGTERM before the controller stops regardless.
+    pub shutdown_timeout: Duration,
 }
 
 /// Why the controller stopped.
@@ -82,7 +84,8 @@ pub enum RunError {
 }
 
 /// Runs until `shutdown` resolves (SIGTERM): in-flight reconciles finish and the lease is
-/// released.
+/// released, within `settings.shutdown_timeout`; work still in flight then (a query to a server
+/// that hangs, a list that keeps failing) is abandoned, and a lease not released expires.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -112,6 +115,13 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
+    let deadline = {
+        let (stop, timeout) = (stop_rx.clone(), settings.shutdown_timeout);
+        async move {
+            stopped(stop).await;
+            tokio::time::sleep(timeout).await;
+        }
+    };
     let runner = Runner {
         client,
         settings,
@@ -119,19 +129,28 @@ pub async fn run(
         metrics,
         health,
     };
-    let result = if runner.settings.leader_election {
-        runner.lead_then_run(stop_rx).await
-    } else {
-        runner.health.set_leader(true);
-        runner.run_controllers(stop_rx).await;
-        Ok(())
+    let work = async move {
+        let result = if runner.settings.leader_election {
+            runner.lead_then_run(stop_rx).await
+        } else {
+            runner.health.set_leader(true);
+            runner.run_controllers(stop_rx).await;
+            Ok(())
+        };
+        match server.await {
+            Ok(Err(e)) => warn!("the metrics server failed: {e}"),
+            Err(e) => warn!("the metrics server task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+        result
     };
-    match server.await {
-        Ok(Err(e)) => warn!("the metrics server failed: {e}"),
-        Err(e) => warn!("the metrics server task failed: {e}"),
-        Ok(Ok(())) => {}
+    tokio::select! {
+        result = work => result,
+        () = deadline => {
+            warn!("shutting down: in-flight work did not finish within the shutdown timeout; stopping anyway");
+            Ok(())
+        }
     }
-    result
 }
 
 /// Resolves when `stop` turns true.
