@@ -366,6 +366,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "20s", env = "SCALEWISE_SHUTDOWN_TIMEOUT", value_parser = parse_duration_flag)]
     pub shutdown_timeout: Duration,
 
+    /// /healthz fails when the leader's ScalingPolicy watch has failed to list for this long
+    /// (RBAC removed, the CRD deleted, the API server refusing).
+    #[arg(long, value_name = "DURATION", default_value = "2m", env = "SCALEWISE_LIST_FAILURE_TIMEOUT", value_parser = parse_duration_flag)]
+    pub list_failure_timeout: Duration,
+
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 }

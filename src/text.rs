@@ -105,6 +105,21 @@ pub fn error_chain(error: &dyn Error, causes: Causes) -> String {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut: for
+/// messages stored in status, events and logs, whose source can be a whole answer body.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let cut = (0..=max)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
+    let mut short = text.get(..cut).unwrap_or_default().to_owned();
+    short.push('…');
+    short
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +198,14 @@ mod tests {
         let alone = chain(&["alone"]);
         assert_eq!(error_chain(&alone, Causes::BelowTop), "alone");
         assert_eq!(error_chain(&alone, Causes::Root), "alone");
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("abcdef", 3), "abc…");
+        // 'é' is two bytes: a cut inside it moves before it.
+        assert_eq!(shorten("aéb", 2), "a…");
+        assert_eq!(shorten("éé", 0), "…");
     }
 }

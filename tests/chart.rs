@@ -56,6 +56,7 @@ maxConcurrentReconciles: 8
 maxConcurrentQueries: 64
 stallTimeout: 10m
 shutdownTimeoutSeconds: 25
+listFailureTimeout: 3m
 terminationGracePeriodSeconds: 40
 extraArgs: ["--prometheus-insecure-skip-verify=false"]
 extraEnv: [{name: TZ, value: UTC}]
@@ -631,6 +632,7 @@ fn every_value_reaches_the_operator_as_a_flag_it_accepts() {
         .as_u64()
         .expect("terminationGracePeriodSeconds");
     assert_eq!((run.shutdown_timeout.as_secs(), grace), (25, 40));
+    assert_eq!(run.list_failure_timeout.as_secs(), 180);
     let p = &run.prometheus;
     assert_eq!(
         p.url.as_deref(),

@@ -84,6 +84,7 @@ pub async fn run(
         stall_timeout: args.stall_timeout,
         identity: identity(),
         shutdown_timeout: args.shutdown_timeout,
+        list_failure_timeout: args.list_failure_timeout,
     };
     info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -12,6 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde::{Deserialize, Deserializer};
 
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
+use crate::text::shorten;
 
 /// The longest decode error kept (it can quote a whole value).
 const MAX_ERROR_BYTES: usize = 512;
@@ -62,7 +63,7 @@ impl<'de> Deserialize<'de> for Decoded {
                     .transpose()
                     .map_err(serde::de::Error::custom)?
                     .unwrap_or_default();
-                let error = truncate(format!("{}: {}", e.path(), e.inner()));
+                let error = shorten(&format!("{}: {}", e.path(), e.inner()), MAX_ERROR_BYTES);
                 let status = value
                     .get("status")
                     .and_then(|s| ScalingPolicyStatus::deserialize(s).ok());
@@ -109,19 +110,6 @@ impl Resource for Decoded {
             Err(bad) => &mut bad.metadata,
         }
     }
-}
-
-/// At most [`MAX_ERROR_BYTES`], cut at a character boundary.
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_ERROR_BYTES {
-        let cut = (0..=MAX_ERROR_BYTES)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
 }
 
 #[cfg(test)]

@@ -24,10 +24,14 @@ pub struct Health {
     longest_interval: AtomicI64,
     /// How long a controller with policies may go without a reconcile before it is unhealthy.
     stall_after: Duration,
+    /// Unix seconds since the policy watch has failed without a success; 0 while it works.
+    watch_failing_since: AtomicI64,
+    /// How long the policy watch may fail before the controller is unhealthy.
+    list_failure_after: Duration,
 }
 
 impl Health {
-    pub fn new(stall_after: Duration) -> Self {
+    pub fn new(stall_after: Duration, list_failure_after: Duration) -> Self {
         Self {
             leader_known: AtomicBool::new(false),
             leader: AtomicBool::new(false),
@@ -37,7 +41,30 @@ impl Health {
             policies: AtomicI64::new(0),
             longest_interval: AtomicI64::new(0),
             stall_after,
+            watch_failing_since: AtomicI64::new(0),
+            list_failure_after,
         }
+    }
+
+    /// The policy watch failed to list or watch; returns how long it has failed without a
+    /// success.
+    pub fn watch_failed(&self) -> Duration {
+        let now = now_secs();
+        let since = match self.watch_failing_since.compare_exchange(
+            0,
+            now,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => now,
+            Err(since) => since,
+        };
+        Duration::from_secs(u64::try_from(now.saturating_sub(since)).unwrap_or(0))
+    }
+
+    /// The policy watch delivered an event: it works.
+    pub fn watch_ok(&self) {
+        self.watch_failing_since.store(0, Ordering::SeqCst);
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -92,8 +119,19 @@ impl Health {
         Ok(())
     }
 
-    /// Healthy: a leading controller is running and has reconciled recently enough.
+    /// Healthy: a leading controller can list its policies, is running and has reconciled
+    /// recently enough.
     pub fn healthy(&self) -> Result<(), String> {
+        let since = self.watch_failing_since.load(Ordering::SeqCst);
+        if self.is_leader() && since != 0 {
+            let failing = now_secs().saturating_sub(since);
+            let limit = i64::try_from(self.list_failure_after.as_secs()).unwrap_or(i64::MAX);
+            if failing > limit {
+                return Err(format!(
+                    "the ScalingPolicy watch has failed to list for {failing}s (limit {limit}s, --list-failure-timeout): check the operator's RBAC, the CRD and the API server"
+                ));
+            }
+        }
         if !self.is_leader() || !self.synced.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -140,7 +178,7 @@ mod tests {
 
     #[test]
     fn not_ready_until_leadership_is_known_and_caches_synced() {
-        let h = Health::new(Duration::from_secs(60));
+        let h = Health::new(Duration::from_secs(60), Duration::from_secs(60));
         assert!(h.ready().is_err());
         h.set_leader(false);
         assert!(
@@ -155,7 +193,7 @@ mod tests {
 
     #[test]
     fn unhealthy_when_the_loop_stopped_or_stalled_with_policies() {
-        let h = Health::new(Duration::from_secs(0));
+        let h = Health::new(Duration::from_secs(0), Duration::from_secs(60));
         h.set_leader(true);
         h.set_synced(true);
         assert!(h.healthy().is_err(), "leading and synced but not running");
@@ -169,5 +207,25 @@ mod tests {
         );
         h.progress();
         assert!(h.healthy().is_ok());
+    }
+
+    #[test]
+    fn unhealthy_when_the_policy_watch_fails_for_longer_than_its_limit() {
+        let h = Health::new(Duration::from_secs(300), Duration::from_secs(30));
+        h.set_leader(true);
+        // Never synced: before, a watch that never listed was healthy forever.
+        assert_eq!(h.watch_failed(), Duration::ZERO);
+        assert!(h.healthy().is_ok(), "a failure within the limit is retried");
+        h.watch_failing_since
+            .store(now_secs().saturating_sub(31), Ordering::SeqCst);
+        assert!(h.watch_failed() >= Duration::from_secs(31));
+        let error = h.healthy().unwrap_err();
+        assert!(error.contains("failed to list for 31s"), "{error}");
+        h.watch_ok();
+        assert!(h.healthy().is_ok());
+        h.set_leader(false);
+        h.watch_failing_since
+            .store(now_secs().saturating_sub(100), Ordering::SeqCst);
+        assert!(h.healthy().is_ok(), "a standby does not list");
     }
 }

@@ -69,7 +69,12 @@ pub struct Settings {
     pub identity: String,
     /// How long in-flight work may take after SIGTERM before the controller stops regardless.
     pub shutdown_timeout: Duration,
+    /// How long the policy watch may fail to list before `/healthz` fails.
+    pub list_failure_timeout: Duration,
 }
+
+/// The longest error text one log line carries (an API error can quote a whole body).
+const LOG_ERROR_BYTES: usize = 1024;
 
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +98,10 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let health = Arc::new(Health::new(settings.stall_timeout));
+    let health = Arc::new(Health::new(
+        settings.stall_timeout,
+        settings.list_failure_timeout,
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -355,6 +363,7 @@ async fn run_scope(
     stop: watch::Receiver<bool>,
 ) {
     let (forget, forget_resolved) = (scope.metrics.clone(), scope.resolved.clone());
+    let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
     // Each policy is decoded on its own: one the types cannot hold is reported on itself, and
     // the list it came in is not a failed list. The operator's own status writes change no
     // generation: they do not trigger reconciles.
@@ -363,6 +372,21 @@ async fn run_scope(
         watcher::Config::default(),
     )
     .default_backoff()
+    .inspect(move |event| match event {
+        Ok(_) => {
+            watch_health.watch_ok();
+            watch_metrics.watch_ok();
+        }
+        Err(e) => {
+            let failing = watch_health.watch_failed();
+            watch_metrics.watch_failed(failing);
+            warn!(
+                failing_secs = failing.as_secs(),
+                "cannot list or watch ScalingPolicies: {}",
+                crate::text::shorten(&e.to_string(), LOG_ERROR_BYTES)
+            );
+        }
+    })
     .reflect(policy_writer)
     .inspect(move |event| {
         if let Ok(watcher::Event::Delete(policy)) = event {
@@ -469,7 +493,10 @@ async fn run_scope(
                 match e {
                     controller::Error::ReconcilerFailed(..)
                     | controller::Error::ObjectNotFound(..) => {}
-                    other => warn!("controller: {other}"),
+                    other => warn!(
+                        "controller: {}",
+                        crate::text::shorten(&other.to_string(), LOG_ERROR_BYTES)
+                    ),
                 }
             }
             future::ready(())

@@ -20,6 +20,7 @@ use crate::api::reason;
 use crate::api::status::condition;
 use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
 use crate::decide::{Decision, Observation, decide, next_status};
+use crate::text::shorten;
 
 /// The longest the controller waits before it looks at a policy again (plus its jitter, at most
 /// 2 s), whatever its interval: a policy stored with a longer one is looked at every hour, and
@@ -45,7 +46,7 @@ impl Note {
             type_,
             reason,
             action,
-            note: truncate(note, MAX_NOTE_BYTES),
+            note: shorten(&note, MAX_NOTE_BYTES),
         }
     }
 }
@@ -579,19 +580,6 @@ fn became(
     has && !had
 }
 
-/// `text` cut to at most `max` bytes at a character boundary, with an ellipsis when cut.
-fn truncate(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let cut = (0..=max)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use futures::future::BoxFuture;
@@ -932,7 +920,10 @@ behavior:
         let note = Note::new(EventType::Normal, "X", "Y", "é".repeat(600));
         assert!(note.note.len() <= MAX_NOTE_BYTES + '…'.len_utf8());
         assert!(note.note.ends_with('…'));
-        assert_eq!(truncate("short".into(), 10), "short");
+        assert_eq!(
+            Note::new(EventType::Normal, "X", "Y", "short".into()).note,
+            "short"
+        );
     }
 
     #[test]

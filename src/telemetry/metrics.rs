@@ -70,6 +70,8 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
+    watch_errors: Counter,
+    watch_failing: Gauge,
     decisions: Family<ActionLabels, Counter>,
     scale_actions: Family<DirectionLabels, Counter>,
     query_duration: Histogram,
@@ -102,6 +104,8 @@ impl Metrics {
         let m = Self {
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            watch_errors: Counter::default(),
+            watch_failing: Gauge::default(),
             decisions: Family::default(),
             scale_actions: Family::default(),
             query_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
@@ -115,6 +119,16 @@ impl Metrics {
             written: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
+        registry.register(
+            "policy_watch_errors",
+            "Failed lists and watches of ScalingPolicies (retried with backoff)",
+            m.watch_errors.clone(),
+        );
+        registry.register(
+            "policy_watch_failing_seconds",
+            "How long the ScalingPolicy watch has failed to list without a success (0 while it works)",
+            m.watch_failing.clone(),
+        );
         registry.register(
             "reconciles",
             "Reconciles by result (success or an error category)",
@@ -185,6 +199,18 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// A list or watch of ScalingPolicies failed; it has failed for `failing` without a success.
+    pub fn watch_failed(&self, failing: Duration) {
+        self.watch_errors.inc();
+        self.watch_failing
+            .set(i64::try_from(failing.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// The ScalingPolicy watch works again.
+    pub fn watch_ok(&self) {
+        self.watch_failing.set(0);
     }
 
     /// One reconcile ended with `result` (`success` or an error category).
