@@ -47,6 +47,10 @@ pub mod condition {
     pub const METRICS_FAILED: &str = "MetricsFailed";
     /// ExternalScale: someone else changed the target's replicas.
     pub const EXTERNAL_SCALE: &str = "ExternalScale";
+    /// StatusTrusted (False): the status held impossible values and was replaced.
+    pub const STATUS_RESET: &str = "StatusReset";
+    /// StatusTrusted: the status holds what scalewise recorded.
+    pub const STATUS_VALID: &str = "StatusValid";
     /// ExternalScale (False): the target has the replicas scalewise left it at.
     pub const NO_EXTERNAL_SCALE: &str = "NoExternalScale";
 }
@@ -56,7 +60,7 @@ pub mod condition {
 pub mod event {
     pub use super::condition::{
         AMBIGUOUS_TARGET, EXTERNAL_SCALE, INVALID_OBJECT, INVALID_SPEC, METRICS_FAILED,
-        TARGET_NOT_FOUND,
+        STATUS_RESET, TARGET_NOT_FOUND,
     };
     /// A scale out was applied.
     pub const SCALED_OUT: &str = "ScaledOut";

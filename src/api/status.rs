@@ -23,6 +23,9 @@ pub mod condition {
     /// The target was scaled by someone other than scalewise since its last evaluation (set by
     /// the controller, beside the engine's conditions).
     pub const EXTERNAL_SCALE: &str = "ExternalScale";
+    /// The persisted status held impossible values and was replaced (set by the controller only
+    /// when that happened, and turned True at the next evaluation).
+    pub const STATUS_TRUSTED: &str = "StatusTrusted";
 }
 
 /// The observed state of a ScalingPolicy, written by the operator.

@@ -8,7 +8,7 @@
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -274,6 +274,7 @@ pub fn not_due(
     let generation = object.metadata.generation;
     let interval = policy.interval.unsigned_abs();
     if generation.is_none()
+        || implausible(previous, now).is_some()
         || generation != previous.observed_generation
         || expected_replicas(previous) != Some(current)
         || !ready_condition_is(previous, reason::condition::EVALUATED)
@@ -294,6 +295,98 @@ pub fn not_due(
             interval,
         )
     })
+}
+
+/// The most recommendations or scale events a status can hold from scalewise's own writes (one
+/// per evaluation within the longest window or period, every second): more is not our record.
+pub const MAX_HISTORY: usize = 4096;
+/// How far in the future a recorded time may lie (the operator's clock stepped back) before it is
+/// taken as impossible rather than as a clock step, which only holds a cooldown longer.
+pub const FUTURE_SLACK: SignedDuration = SignedDuration::from_hours(24);
+
+/// Why a persisted status cannot be trusted, if it cannot: more history than scalewise ever
+/// writes, negative counts or replicas, times far in the future.
+pub fn implausible(status: &ScalingPolicyStatus, now: Timestamp) -> Option<String> {
+    let latest = now.saturating_add(FUTURE_SLACK).unwrap_or(Timestamp::MAX);
+    let future = |t: &Time| t.0 > latest;
+    if status.recommendations.len() > MAX_HISTORY {
+        return Some(format!(
+            "status.recommendations holds {} entries (scalewise writes at most {MAX_HISTORY})",
+            status.recommendations.len()
+        ));
+    }
+    if status.scale_events.len() > MAX_HISTORY {
+        return Some(format!(
+            "status.scaleEvents holds {} entries (scalewise writes at most {MAX_HISTORY})",
+            status.scale_events.len()
+        ));
+    }
+    if status.consecutive_failures < 0 {
+        return Some(format!(
+            "status.consecutiveFailures is negative ({})",
+            status.consecutive_failures
+        ));
+    }
+    let times = [
+        ("status.lastScaleTime", status.last_scale_time.as_ref()),
+        (
+            "status.lastEvaluationTime",
+            status.last_evaluation_time.as_ref(),
+        ),
+        ("status.evaluatingSince", status.evaluating_since.as_ref()),
+        (
+            "status.lastDecision.time",
+            status.last_decision.as_ref().map(|d| &d.time),
+        ),
+    ];
+    if let Some((field, t)) = times
+        .into_iter()
+        .find_map(|(field, t)| t.filter(|t| future(t)).map(|t| (field, t)))
+    {
+        return Some(format!("{field} ({}) is in the future", t.0));
+    }
+    if status
+        .recommendations
+        .iter()
+        .any(|r| future(&r.time) || r.replicas < 0)
+    {
+        return Some(
+            "status.recommendations holds a time in the future or negative replicas".into(),
+        );
+    }
+    if status
+        .scale_events
+        .iter()
+        .any(|e| future(&e.time) || e.from < 0 || e.to < 0)
+    {
+        return Some("status.scaleEvents holds a time in the future or negative replicas".into());
+    }
+    if status
+        .last_decision
+        .as_ref()
+        .is_some_and(|d| d.from < 0 || d.to < 0)
+    {
+        return Some("status.lastDecision holds negative replicas".into());
+    }
+    None
+}
+
+/// The status an evaluation starts from: the persisted one, or, when it cannot be trusted, a
+/// fresh one (no history: no scale-in before a whole window of evidence), with why.
+fn trusted(
+    previous: &ScalingPolicyStatus,
+    now: Timestamp,
+) -> (ScalingPolicyStatus, Option<String>) {
+    match implausible(previous, now) {
+        None => (previous.clone(), None),
+        Some(why) => (
+            ScalingPolicyStatus {
+                conditions: previous.conditions.clone(),
+                ..ScalingPolicyStatus::default()
+            },
+            Some(why),
+        ),
+    }
 }
 
 /// What one evaluation is made from.
@@ -325,6 +418,9 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     } = *input;
     let policy = &resolved.policy;
     let generation = object.metadata.generation;
+    let persisted = previous;
+    let (trusted, reset) = trusted(persisted, now);
+    let previous = &trusted;
     let expected = expected_replicas(previous);
     // While paused, changing the replicas by hand is what pausing is for: no warning.
     let external = expected.filter(|e| *e != current && !policy.paused);
@@ -350,11 +446,12 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         now: stamp(now),
     };
     annotate(&mut status, &context);
-    let events = evaluation_events(object, previous, &status, &decision, &context, applied);
+    let mut events = evaluation_events(object, previous, &status, &decision, &context, applied);
+    record_trust(&mut status, reset.as_deref(), &context, &mut events);
     let interval = policy.interval.unsigned_abs();
     Plan {
         scale: applied.then_some(decision.desired_replicas),
-        status: (status != *previous).then_some(status),
+        status: (status != *persisted).then_some(status),
         events,
         next: Next::After(requeue(interval, object, now, interval)),
         outcome: Outcome::Evaluated {
@@ -472,6 +569,54 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
                 generation,
                 now,
             )
+        }
+        None => {}
+    }
+}
+
+/// The `StatusTrusted` condition: False with why when the persisted status was replaced (and a
+/// Warning event says so), True again at the next evaluation after one was.
+fn record_trust(
+    status: &mut ScalingPolicyStatus,
+    reset: Option<&str>,
+    context: &Context<'_>,
+    events: &mut Vec<Note>,
+) {
+    let conditions = &mut status.conditions;
+    match reset {
+        Some(why) => {
+            let message = format!(
+                "{why}: the status was replaced by a fresh one (no scale-in before a whole window of evidence)"
+            );
+            set_condition(
+                conditions,
+                condition::STATUS_TRUSTED,
+                false,
+                reason::condition::STATUS_RESET,
+                message.clone(),
+                context.generation,
+                &context.now,
+            );
+            events.push(Note::new(
+                EventType::Warning,
+                reason::event::STATUS_RESET,
+                reason::action::VALIDATE,
+                message,
+            ));
+        }
+        None if conditions
+            .iter()
+            .any(|c| c.type_ == condition::STATUS_TRUSTED && c.status == "False") =>
+        {
+            set_condition(
+                conditions,
+                condition::STATUS_TRUSTED,
+                true,
+                reason::condition::STATUS_VALID,
+                "the status holds what scalewise recorded",
+                context.generation,
+                &context.now,
+            );
         }
         None => {}
     }
@@ -986,5 +1131,60 @@ behavior:
             condition_of(&status, condition::ABLE_TO_SCALE),
             ("False", "InvalidObject")
         );
+    }
+
+    #[test]
+    fn a_status_with_impossible_values_is_replaced_and_never_acted_on() {
+        let object = object_with(
+            &SPEC.replace(
+                "scaleIn: {cooldown: 0s, stabilizationWindow: 0s}",
+                "scaleIn: {cooldown: 0s, stabilizationWindow: 5m}",
+            ),
+            "",
+        );
+        let mut run = Run::new(&object, 4);
+        let far = Timestamp::from_second(4_000_000_000).unwrap();
+        run.previous = left_at(&object, 4, at(0));
+        // A cooldown that would never end, and a history scalewise never writes.
+        run.previous.last_scale_time = Some(Time(far));
+        run.previous.recommendations = (0..5000)
+            .map(|i| crate::api::Recommendation {
+                time: stamp(at(-i)),
+                replicas: 1,
+            })
+            .collect();
+        let policy = resolved(&object).policy;
+        assert_eq!(
+            not_due(&object, &policy, &run.previous, 4, at(10)),
+            None,
+            "evaluated at once, not put off by its own bad times"
+        );
+        // Low load: the reset status has no evidence for a scale-in yet.
+        let plan = run.evaluate(&cpu(10.0), at(30));
+        assert_eq!(plan.scale, None);
+        let status = plan.status.clone().unwrap();
+        assert!(status.recommendations.len() <= 1);
+        assert_ne!(status.last_scale_time, Some(Time(far)));
+        let (state, why) = condition_of(&status, condition::STATUS_TRUSTED);
+        assert_eq!((state, why), ("False", "StatusReset"));
+        assert!(reasons(&plan).contains(&"StatusReset"));
+
+        // The next evaluation trusts what it wrote itself.
+        run.previous = status;
+        let again = run.evaluate(&cpu(10.0), at(60));
+        let status = again.status.clone().unwrap();
+        assert_eq!(
+            condition_of(&status, condition::STATUS_TRUSTED),
+            ("True", "StatusValid")
+        );
+        assert!(!reasons(&again).contains(&"StatusReset"));
+    }
+
+    #[test]
+    fn a_clock_step_back_within_a_day_is_not_an_impossible_status() {
+        let mut status = left_at(&object(), 4, at(3600));
+        assert_eq!(implausible(&status, at(0)), None);
+        status.consecutive_failures = -1;
+        assert!(implausible(&status, at(0)).unwrap().contains("negative"));
     }
 }
