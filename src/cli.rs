@@ -371,6 +371,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "2m", env = "SCALEWISE_LIST_FAILURE_TIMEOUT", value_parser = parse_duration_flag)]
     pub list_failure_timeout: Duration,
 
+    /// The shortest interval any policy is evaluated at (a shorter spec.interval runs at this,
+    /// with the condition IntervalLimited), and the shortest time between two evaluations of one
+    /// policy however often its spec or target changes.
+    #[arg(long, value_name = "DURATION", default_value = "2s", env = "SCALEWISE_MIN_INTERVAL", value_parser = parse_duration_flag)]
+    pub min_interval: Duration,
+
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
 }

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod controller;
 pub mod decide;
+pub mod fair;
 pub mod manifest;
 pub mod metrics;
 pub mod simulate;

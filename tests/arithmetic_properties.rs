@@ -262,11 +262,11 @@ proptest! {
         prop_assert!(status.recommendations.len() <= previous.recommendations.len() + 1);
 
         let object = object();
-        if let Some(wait) = plan::not_due(&object, &policy, &previous, current, now) {
+        if let Some(wait) = plan::not_due(&object, &policy, &previous, current, now, Duration::from_secs(2)) {
             prop_assert!(wait <= LONGEST_WAIT, "waits {wait:?}");
         }
         let plan_of_queries = QueryPlan::new("shop", &policy).unwrap();
-        let resolved = Resolved { policy: policy.clone(), plan: plan_of_queries };
+        let resolved = Resolved { policy: policy.clone(), plan: plan_of_queries, raised_from: None };
         let planned = plan::evaluation(&Evaluation {
             object: &object,
             resolved: &resolved,
@@ -275,6 +275,7 @@ proptest! {
             owners: &[],
             observations: &observations,
             now,
+            queued: Duration::ZERO,
         });
         match planned.next {
             Next::After(wait) => prop_assert!(wait <= LONGEST_WAIT, "requeue in {wait:?}"),
@@ -310,6 +311,7 @@ fn the_interval_that_crashed_the_operator_is_planned_without_panicking() {
         &previous,
         decision.desired_replicas,
         now,
+        Duration::ZERO,
     );
     assert!(wait.is_some_and(|w| w <= LONGEST_WAIT), "{wait:?}");
 }

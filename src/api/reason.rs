@@ -51,6 +51,10 @@ pub mod condition {
     pub const STATUS_RESET: &str = "StatusReset";
     /// StatusTrusted: the status holds what scalewise recorded.
     pub const STATUS_VALID: &str = "StatusValid";
+    /// IntervalLimited: the spec's interval is below `--min-interval`.
+    pub const BELOW_MIN_INTERVAL: &str = "BelowMinInterval";
+    /// IntervalLimited (False): the spec's interval is used as written.
+    pub const INTERVAL_AS_WRITTEN: &str = "IntervalAsWritten";
     /// ExternalScale (False): the target has the replicas scalewise left it at.
     pub const NO_EXTERNAL_SCALE: &str = "NoExternalScale";
 }

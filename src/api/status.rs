@@ -26,6 +26,9 @@ pub mod condition {
     /// The persisted status held impossible values and was replaced (set by the controller only
     /// when that happened, and turned True at the next evaluation).
     pub const STATUS_TRUSTED: &str = "StatusTrusted";
+    /// The spec's interval is below the operator's `--min-interval`: the policy is evaluated at
+    /// the floor (set only while, or once, that is so).
+    pub const INTERVAL_LIMITED: &str = "IntervalLimited";
 }
 
 /// The observed state of a ScalingPolicy, written by the operator.
@@ -55,6 +58,11 @@ pub struct ScalingPolicyStatus {
     /// When the policy was last evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_evaluation_time: Option<Time>,
+
+    /// Seconds the last evaluation waited for the operator's reconcile and query slots, which
+    /// namespaces share in turn (to the millisecond).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_seconds: Option<f64>,
 
     /// Start of the current run of evaluations. Reset when the policy is unpaused or when the
     /// controller was away for more than three intervals; no scale-in happens until a whole

@@ -85,6 +85,7 @@ pub async fn run(
         identity: identity(),
         shutdown_timeout: args.shutdown_timeout,
         list_failure_timeout: args.list_failure_timeout,
+        min_interval: args.min_interval,
     };
     info!(
         version = env!("CARGO_PKG_VERSION"),

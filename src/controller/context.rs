@@ -8,7 +8,6 @@ use std::time::Duration;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
-use tokio::sync::Semaphore;
 
 use super::apply::Writer;
 use super::decoded::Decoded;
@@ -17,6 +16,7 @@ use super::health::Health;
 use super::observe::Observe;
 use super::resolved::Cache;
 use crate::api::ScalingPolicy;
+use crate::fair::FairSlots;
 use crate::telemetry::Metrics;
 
 /// Shared by every reconcile of one controller.
@@ -30,8 +30,9 @@ pub struct Context {
     pub health: Arc<Health>,
     pub policies: Store<Decoded>,
     pub hpas: Store<HorizontalPodAutoscaler>,
-    /// Bounds reconciles in flight across every watched namespace.
-    pub slots: Arc<Semaphore>,
+    /// Bounds reconciles in flight across every watched namespace, shared fairly between
+    /// namespaces.
+    pub slots: Arc<FairSlots>,
     /// Consecutive failures per policy, for the exponential backoff; reset on success.
     pub failures: Mutex<HashMap<ObjectRef<ScalingPolicy>, u32>>,
     /// Whether writes are guarded by leadership.

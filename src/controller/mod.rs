@@ -36,9 +36,10 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, ResourceExt};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::fair::FairSlots;
 use crate::telemetry::Metrics;
 pub use context::Context;
 pub use decoded::Decoded;
@@ -71,6 +72,9 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// How long the policy watch may fail to list before `/healthz` fails.
     pub list_failure_timeout: Duration,
+    /// The shortest interval any policy is evaluated at, whatever its spec says, and the
+    /// shortest time between two evaluations of one policy however often its spec changes.
+    pub min_interval: Duration,
 }
 
 /// The longest error text one log line carries (an API error can quote a whole body).
@@ -263,7 +267,7 @@ impl Runner {
         } else {
             settings.namespaces.iter().cloned().map(Some).collect()
         };
-        let slots = Arc::new(Semaphore::new(settings.max_concurrent_reconciles.max(1)));
+        let slots = Arc::new(FairSlots::new(settings.max_concurrent_reconciles));
         let events = Arc::new(events::Publisher::new(
             client.clone(),
             "scalewise",
@@ -277,7 +281,9 @@ impl Runner {
         let readers: Arc<Vec<Store<Decoded>>> =
             Arc::new(stores.iter().map(|(r, _)| r.clone()).collect());
         // One cache of resolved policies per scope.
-        let caches: Vec<Arc<Cache>> = scopes.iter().map(|_| Arc::default()).collect();
+        let floor = jiff::SignedDuration::try_from(settings.min_interval)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        let caches: Vec<Arc<Cache>> = scopes.iter().map(|_| Arc::new(Cache::new(floor))).collect();
         health.set_running(true);
         // What the controller is responsible for, refreshed from the caches on its own clock, so
         // that a reconcile that never returns still counts as a stall.
@@ -336,7 +342,7 @@ struct Scope {
     observer: Arc<dyn Observe>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    slots: Arc<Semaphore>,
+    slots: Arc<FairSlots>,
     leader_election: bool,
     /// Scopes whose caches are not synced yet.
     pending: Arc<AtomicUsize>,

@@ -264,15 +264,27 @@ fn not_evaluated_at(
 /// How long to wait instead of evaluating now, when a trigger came between evaluations (the
 /// target changed, a new HorizontalPodAutoscaler) and the target's replicas are still those the
 /// last evaluation of this generation left it at. `None`: evaluate now.
+///
+/// Whatever triggered it, a policy is evaluated at most once per `floor` (`--min-interval`): a
+/// spec that keeps changing, or a target someone keeps scaling, waits out the floor too.
 pub fn not_due(
     object: &ScalingPolicy,
     policy: &Policy,
     previous: &ScalingPolicyStatus,
     current: i32,
     now: Timestamp,
+    floor: Duration,
 ) -> Option<Duration> {
     let generation = object.metadata.generation;
     let interval = policy.interval.unsigned_abs();
+    if implausible(previous, now).is_none()
+        && let Some(last) = previous.last_evaluation_time.as_ref()
+    {
+        let since = now.duration_since(last.0);
+        if since >= SignedDuration::ZERO && since.unsigned_abs() < floor {
+            return Some(floor.saturating_sub(since.unsigned_abs()));
+        }
+    }
     if generation.is_none()
         || implausible(previous, now).is_some()
         || generation != previous.observed_generation
@@ -395,6 +407,8 @@ pub struct Evaluation<'a> {
     pub resolved: &'a Resolved,
     /// The persisted status.
     pub previous: &'a ScalingPolicyStatus,
+    /// How long this evaluation waited for reconcile and query slots.
+    pub queued: Duration,
     /// The target's replicas.
     pub current: i32,
     /// Other owners of the target, as `Kind namespace/name`.
@@ -415,6 +429,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         owners,
         observations,
         now,
+        queued,
     } = *input;
     let policy = &resolved.policy;
     let generation = object.metadata.generation;
@@ -446,6 +461,8 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         now: stamp(now),
     };
     annotate(&mut status, &context);
+    status.queued_seconds = Some(millis(queued));
+    note_interval(&mut status, resolved, &context);
     let mut events = evaluation_events(object, previous, &status, &decision, &context, applied);
     record_trust(&mut status, reset.as_deref(), &context, &mut events);
     let interval = policy.interval.unsigned_abs();
@@ -568,6 +585,50 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
                 format!("Deployment {target} has the replicas scalewise left it at"),
                 generation,
                 now,
+            )
+        }
+        None => {}
+    }
+}
+
+/// Seconds to the millisecond.
+fn millis(d: Duration) -> f64 {
+    let ms = u32::try_from(d.as_millis()).unwrap_or(u32::MAX);
+    f64::from(ms) / 1000.0
+}
+
+/// The `IntervalLimited` condition: True while the spec's interval is below the operator's floor,
+/// False again once it no longer is.
+fn note_interval(status: &mut ScalingPolicyStatus, resolved: &Resolved, context: &Context<'_>) {
+    let conditions = &mut status.conditions;
+    let interval = resolved.policy.interval.unsigned_abs();
+    match resolved.raised_from {
+        Some(written) => set_condition(
+            conditions,
+            condition::INTERVAL_LIMITED,
+            true,
+            reason::condition::BELOW_MIN_INTERVAL,
+            format!(
+                "spec.interval {} is below the operator's minimum (--min-interval {}): evaluated every {}",
+                crate::text::duration(written.unsigned_abs(), crate::text::Resolution::Seconds),
+                crate::text::duration(interval, crate::text::Resolution::Seconds),
+                crate::text::duration(interval, crate::text::Resolution::Seconds),
+            ),
+            context.generation,
+            &context.now,
+        ),
+        None if conditions
+            .iter()
+            .any(|c| c.type_ == condition::INTERVAL_LIMITED) =>
+        {
+            set_condition(
+                conditions,
+                condition::INTERVAL_LIMITED,
+                false,
+                reason::condition::INTERVAL_AS_WRITTEN,
+                "spec.interval is used as written",
+                context.generation,
+                &context.now,
             )
         }
         None => {}
@@ -771,7 +832,7 @@ behavior:
     }
 
     fn resolved(object: &ScalingPolicy) -> Resolved {
-        resolve(object, &Configured).unwrap()
+        resolve(object, &Configured, SignedDuration::ZERO).unwrap()
     }
 
     fn at(secs: i64) -> Timestamp {
@@ -809,6 +870,7 @@ behavior:
                 owners: &self.owners,
                 observations,
                 now,
+                queued: Duration::from_millis(1234),
             })
         }
     }
@@ -1042,22 +1104,34 @@ behavior:
         let object = object();
         let policy = resolved(&object).policy;
         let previous = left_at(&object, 2, at(0));
-        let wait = not_due(&object, &policy, &previous, 2, at(10)).unwrap();
+        let wait = not_due(&object, &policy, &previous, 2, at(10), Duration::ZERO).unwrap();
         assert!(
             wait >= Duration::from_secs(20) && wait <= Duration::from_millis(21_500),
             "{wait:?}"
         );
         // Someone changed the replicas: evaluate now.
-        assert_eq!(not_due(&object, &policy, &previous, 3, at(10)), None);
+        assert_eq!(
+            not_due(&object, &policy, &previous, 3, at(10), Duration::ZERO),
+            None
+        );
         // The interval is over.
-        assert_eq!(not_due(&object, &policy, &previous, 2, at(30)), None);
+        assert_eq!(
+            not_due(&object, &policy, &previous, 2, at(30), Duration::ZERO),
+            None
+        );
         // A new generation is evaluated at once.
         let mut changed = object.clone();
         changed.metadata.generation = Some(2);
-        assert_eq!(not_due(&changed, &policy, &previous, 2, at(10)), None);
+        assert_eq!(
+            not_due(&changed, &policy, &previous, 2, at(10), Duration::ZERO),
+            None
+        );
         // So is a policy never evaluated.
         let never = ScalingPolicyStatus::default();
-        assert_eq!(not_due(&object, &policy, &never, 2, at(10)), None);
+        assert_eq!(
+            not_due(&object, &policy, &never, 2, at(10), Duration::ZERO),
+            None
+        );
     }
 
     #[test]
@@ -1155,7 +1229,7 @@ behavior:
             .collect();
         let policy = resolved(&object).policy;
         assert_eq!(
-            not_due(&object, &policy, &run.previous, 4, at(10)),
+            not_due(&object, &policy, &run.previous, 4, at(10), Duration::ZERO),
             None,
             "evaluated at once, not put off by its own bad times"
         );
@@ -1186,5 +1260,54 @@ behavior:
         assert_eq!(implausible(&status, at(0)), None);
         status.consecutive_failures = -1;
         assert!(implausible(&status, at(0)).unwrap().contains("negative"));
+    }
+
+    #[test]
+    fn a_spec_that_keeps_changing_is_evaluated_at_most_once_per_min_interval() {
+        let object = object();
+        let policy = resolved(&object).policy;
+        let previous = left_at(&object, 2, at(0));
+        let mut changed = object.clone();
+        changed.metadata.generation = Some(7);
+        let floor = Duration::from_secs(2);
+        let wait = not_due(&changed, &policy, &previous, 2, at(1), floor).unwrap();
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
+        // A target scaled by someone else waits out the floor as well.
+        assert!(not_due(&object, &policy, &previous, 9, at(1), floor).is_some());
+        // Once the floor has passed, the change is evaluated at once.
+        assert_eq!(not_due(&changed, &policy, &previous, 2, at(2), floor), None);
+    }
+
+    #[test]
+    fn an_interval_below_the_operator_floor_says_so_and_how_long_the_evaluation_queued() {
+        let object = object_with(&SPEC.replace("interval: 30s", "interval: 1s"), "");
+        let resolved = resolve(&object, &Configured, SignedDuration::from_secs(2)).unwrap();
+        assert_eq!(resolved.policy.interval, SignedDuration::from_secs(2));
+        assert_eq!(resolved.raised_from, Some(SignedDuration::from_secs(1)));
+        let plan = evaluation(&Evaluation {
+            object: &object,
+            resolved: &resolved,
+            previous: &ScalingPolicyStatus::default(),
+            current: 2,
+            owners: &[],
+            observations: &cpu(50.0),
+            now: at(0),
+            queued: Duration::from_millis(1234),
+        });
+        let status = plan.status.unwrap();
+        let c = find_condition(&status.conditions, condition::INTERVAL_LIMITED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "BelowMinInterval")
+        );
+        assert_eq!(
+            c.message,
+            "spec.interval 1s is below the operator's minimum (--min-interval 2s): evaluated every 2s"
+        );
+        assert_eq!(status.queued_seconds, Some(1.234));
+        let Next::After(wait) = plan.next else {
+            panic!()
+        };
+        assert!(wait >= Duration::from_secs(2));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use jiff::Timestamp;
@@ -24,13 +24,12 @@ use super::resolved::Resolved;
 use super::stores::until_ready;
 use crate::api::reason;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
+use crate::fair::Slot;
 
 /// Reconciles one policy; see the module documentation for the steps. A policy the types cannot
 /// hold is reported on itself and waits for a change. A panic inside the reconcile, should one
 /// remain, fails this reconcile only: it is reported on the policy and retried with backoff.
 pub async fn reconcile(object: Arc<Decoded>, ctx: Arc<Context>) -> Result<Action, Error> {
-    // The semaphore is never closed; without a permit the reconcile still runs.
-    let _slot = ctx.slots.acquire().await.ok();
     let started = Instant::now();
     ctx.health.progress();
     let result = match &object.0 {
@@ -117,11 +116,15 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     let may_write = || !ctx.leader_election || ctx.health.is_leader();
     let writer = ctx.writer(&may_write);
 
-    let (plan, resolved) = match gather_and_plan(policy, ctx, &previous, now).await? {
+    let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
+    // A slot of this namespace's share for the whole reconcile, but for the metric queries.
+    let mut slot = Some(ctx.slots.acquire(&namespace).await);
+    let (plan, resolved) = match gather_and_plan(policy, ctx, &previous, now, &mut slot).await? {
         Gathered::Plan(plan, resolved) => (*plan, resolved),
         Gathered::NotDue(wait) => return Ok(Action::requeue(wait)),
     };
     writer.apply(policy, &plan).await?;
+    drop(slot);
     report(policy, ctx, &plan, resolved.as_deref());
     Ok(match plan.next {
         Next::AwaitChange => Action::await_change(),
@@ -140,13 +143,19 @@ enum Gathered {
 /// The gather step, calling the plan step as soon as it has its inputs: the resolved policy (an
 /// invalid one is planned at once, without reading the target), the target's replicas, whether
 /// an evaluation is due, other owners and the observations.
+///
+/// `slot` is this reconcile's reconcile slot: given back while the metrics are read (a query to a
+/// server that hangs must not hold a slot another namespace needs) and taken again for the plan
+/// and the writes. The time spent waiting for slots is the evaluation's queued time.
 async fn gather_and_plan(
     policy: &ScalingPolicy,
     ctx: &Context,
     previous: &ScalingPolicyStatus,
     now: Timestamp,
+    slot: &mut Option<Slot>,
 ) -> Result<Gathered, Error> {
     let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
+    let mut queued = slot.as_ref().map_or(Duration::ZERO, |s| s.waited);
     let resolved = match ctx.resolved.resolve(policy, ctx.observer.as_ref()) {
         Ok(resolved) => resolved,
         Err(problems) => {
@@ -170,7 +179,14 @@ async fn gather_and_plan(
             return Ok(Gathered::Plan(Box::new(plan), Some(resolved)));
         }
     };
-    if let Some(wait) = plan::not_due(policy, &resolved.policy, previous, current, now) {
+    if let Some(wait) = plan::not_due(
+        policy,
+        &resolved.policy,
+        previous,
+        current,
+        now,
+        ctx.resolved.floor(),
+    ) {
         return Ok(Gathered::NotDue(wait));
     }
 
@@ -178,7 +194,12 @@ async fn gather_and_plan(
     until_ready(&ctx.policies).await;
     until_ready(&ctx.hpas).await;
     let owners = other_owners(policy, &ctx.policies, &ctx.hpas);
+    *slot = None;
     let observations = ctx.observer.observe(&resolved.plan).await;
+    let again = ctx.slots.acquire(&namespace).await;
+    queued = queued.saturating_add(again.waited);
+    *slot = Some(again);
+    ctx.metrics.queued(queued);
     let plan = plan::evaluation(&Evaluation {
         object: policy,
         resolved: &resolved,
@@ -187,6 +208,7 @@ async fn gather_and_plan(
         owners: &owners,
         observations: &observations,
         now,
+        queued,
     });
     Ok(Gathered::Plan(Box::new(plan), Some(resolved)))
 }

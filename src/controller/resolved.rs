@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use jiff::SignedDuration;
+
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
@@ -17,8 +19,11 @@ use crate::metrics::QueryPlan;
 /// A valid policy: what the engine decides from and what the metrics layer queries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Resolved {
+    /// Its interval raised to the operator's floor (`--min-interval`) when the spec's is shorter.
     pub policy: Policy,
     pub plan: QueryPlan,
+    /// The spec's interval, when the floor raised it.
+    pub raised_from: Option<SignedDuration>,
 }
 
 /// The resolved policy, or every problem with it.
@@ -29,6 +34,7 @@ pub type Resolution = Result<Arc<Resolved>, Arc<[FieldError]>>;
 pub fn resolve(
     object: &ScalingPolicy,
     observer: &dyn Observe,
+    floor: SignedDuration,
 ) -> Result<Resolved, Vec<FieldError>> {
     let address = object.spec.prometheus.as_ref().map(|p| p.address.as_str());
     let allowed = observer.check(address);
@@ -37,9 +43,16 @@ pub fn resolve(
         problems.extend(allowed.iter().cloned());
         problems
     })?;
+    let mut policy = policy;
+    let raised_from = (policy.interval < floor).then_some(policy.interval);
+    policy.interval = policy.interval.max(floor);
     let mut problems = allowed;
     match QueryPlan::for_policy(object, &policy) {
-        Ok(plan) if problems.is_empty() => Ok(Resolved { policy, plan }),
+        Ok(plan) if problems.is_empty() => Ok(Resolved {
+            policy,
+            plan,
+            raised_from,
+        }),
         Ok(_) => Err(problems),
         Err(e) => {
             problems.extend(e.0);
@@ -60,9 +73,19 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Cache {
     entries: Mutex<HashMap<ObjectRef<ScalingPolicy>, Entry>>,
+    /// The shortest interval a policy is evaluated at (`--min-interval`).
+    floor: SignedDuration,
 }
 
 impl Cache {
+    /// A cache raising every interval to at least `floor`.
+    pub fn new(floor: SignedDuration) -> Self {
+        Self {
+            entries: Mutex::default(),
+            floor,
+        }
+    }
+
     /// The resolution of `object`'s current generation: cached when its uid, generation and the
     /// configuration epoch are those it was resolved with, resolved (and cached) otherwise.
     pub fn resolve(&self, object: &ScalingPolicy, observer: &dyn Observe) -> Resolution {
@@ -80,7 +103,7 @@ impl Cache {
                 return entry.resolution.clone();
             }
         }
-        let resolution = match resolve(object, observer) {
+        let resolution = match resolve(object, observer, self.floor) {
             Ok(resolved) => Ok(Arc::new(resolved)),
             Err(problems) => Err(Arc::from(problems)),
         };
@@ -95,6 +118,12 @@ impl Cache {
             },
         );
         resolution
+    }
+
+    /// The shortest interval a policy is evaluated at, and the shortest time between two
+    /// evaluations of one policy.
+    pub fn floor(&self) -> Duration {
+        self.floor.unsigned_abs()
     }
 
     /// Forgets a deleted policy.

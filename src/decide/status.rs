@@ -26,6 +26,8 @@ pub fn next_status(
         last_scale_time: state.last_scale_time.map(Time),
         last_scale_direction: state.last_scale_direction,
         last_evaluation_time: state.last_evaluation_time.map(Time),
+        // The controller's to say (it knows how long the evaluation waited).
+        queued_seconds: previous.queued_seconds,
         evaluating_since: state.evaluating_since.map(Time),
         metrics: decision.metrics.iter().map(metric_status).collect(),
         last_decision: Some(DecisionRecord {

@@ -71,6 +71,7 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     reconcile_duration: Histogram,
     watch_errors: Counter,
+    queue_wait: Histogram,
     watch_failing: Gauge,
     decisions: Family<ActionLabels, Counter>,
     scale_actions: Family<DirectionLabels, Counter>,
@@ -105,6 +106,7 @@ impl Metrics {
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             watch_errors: Counter::default(),
+            queue_wait: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             watch_failing: Gauge::default(),
             decisions: Family::default(),
             scale_actions: Family::default(),
@@ -119,6 +121,11 @@ impl Metrics {
             written: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
+        registry.register(
+            "queue_wait_seconds",
+            "Time one evaluation waited for reconcile and query slots (namespaces are served in turn)",
+            m.queue_wait.clone(),
+        );
         registry.register(
             "policy_watch_errors",
             "Failed lists and watches of ScalingPolicies (retried with backoff)",
@@ -206,6 +213,11 @@ impl Metrics {
         self.watch_errors.inc();
         self.watch_failing
             .set(i64::try_from(failing.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// One evaluation waited this long for reconcile and query slots.
+    pub fn queued(&self, waited: Duration) {
+        self.queue_wait.observe(waited.as_secs_f64());
     }
 
     /// The ScalingPolicy watch works again.
