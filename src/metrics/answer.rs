@@ -454,8 +454,11 @@ pub fn age(answer: &Answer) -> Result<Option<Duration>, Failure> {
     match answer {
         Answer::Nothing => Ok(None),
         Answer::Number(seconds) if seconds.is_finite() => {
-            // A sample stamped in the future (clock skew) is as fresh as can be.
-            Ok(Some(Duration::from_secs_f64(seconds.max(0.0))))
+            // A sample stamped in the future (clock skew) is as fresh as can be; an age beyond
+            // any duration (1e20 s: a server's nonsense) is the longest one, and so stale.
+            Ok(Some(
+                Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX),
+            ))
         }
         other => Err(Failure::unavailable(format!(
             "cannot measure the age of the samples: the age query answered {other:?}"
@@ -844,6 +847,25 @@ mod tests {
                 limit: Duration::from_secs(62)
             })
         );
+    }
+
+    #[test]
+    fn an_age_beyond_any_duration_is_stale_not_a_panic() {
+        // Found by tests/fuzz_answers.rs: Duration::from_secs_f64 panicked on 1.8e308.
+        for seconds in [1e20, f64::MAX] {
+            assert_eq!(
+                judge(
+                    SourceKind::Query,
+                    Ok(Answer::Number(1.0)),
+                    Some(Ok(Answer::Number(seconds))),
+                    Duration::from_secs(62)
+                ),
+                Err(Failure::Stale {
+                    age: Some(Duration::MAX),
+                    limit: Duration::from_secs(62)
+                })
+            );
+        }
     }
 
     #[test]

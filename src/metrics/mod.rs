@@ -30,7 +30,7 @@
 //! - a query without selectors (`vector(1)`) has no age and is never stale.
 
 pub mod access;
-mod answer;
+pub mod answer;
 pub mod endpoint;
 mod error;
 pub mod limits;
