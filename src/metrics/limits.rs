@@ -19,13 +19,10 @@ pub const DEFAULT_MAX_ANSWER_BYTES: usize = MIB;
 /// still fit in a few GiB, not in the chart's memory limit: raise that too).
 pub const MAX_ANSWER_BYTES_RANGE: (usize, usize) = (4 * KIB, 64 * MIB);
 
-/// Default `--prometheus-max-series`: 100. Every value query must answer one series; up to the
-/// cap the message gives the exact count (which tells a missing `sum()` over a few pods from a
-/// selector matching everything), beyond it parsing stops.
+/// Default `--prometheus-max-series` (which accepts 1 to 100,000): 100. Every value query must
+/// answer one series; up to the cap the message gives the exact count (which tells a missing
+/// `sum()` over a few pods from a selector matching everything), beyond it parsing stops.
 pub const DEFAULT_MAX_SERIES: usize = 100;
-
-/// The range `--prometheus-max-series` accepts.
-pub const MAX_SERIES_RANGE: (usize, usize) = (1, 100_000);
 
 /// The longest failure message a metric keeps (status `metrics[].message`, the `MetricsAvailable`
 /// condition, events), in bytes: longer ones are cut at a character boundary and end in `…`.
