@@ -4,12 +4,21 @@
 //! body's size again (serde_json's scratch buffer for one string with escapes, or one byte per
 //! level of nesting while it skips a value), plus a small constant.
 //!
+//! And reading an answer that never ends, through the operator's HTTP client from a server on
+//! 127.0.0.1, costs at most the cap plus a small constant (the HTTP client's buffers).
+//!
 //! One test in its own binary: the allocator counts every thread, so nothing else may run.
+
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use scalewise::metrics::{classify, limits};
+use scalewise::metrics::{
+    AnswerLimits, Failure, Invalid, ServerConfig, SourceConfig, classify, limits,
+};
+use support::promdata::{self, Behaviour, FakeServer};
 
 /// The system allocator, counting the bytes allocated now and the peak since the last reset.
 struct Counting;
@@ -67,6 +76,61 @@ fn fill(start: &str, repeat: &str, end: &str) -> Vec<u8> {
 }
 
 #[test]
+fn answers_cost_at_most_the_cap_read_and_the_cap_again_parsed() {
+    an_answer_at_the_byte_cap_costs_at_most_its_size_again_parsed();
+    reading_an_answer_that_never_ends_costs_at_most_the_cap_and_a_constant();
+}
+
+fn reading_an_answer_that_never_ends_costs_at_most_the_cap_and_a_constant() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let endless = FakeServer::start(Behaviour::Endless {
+            start: r#"{"status":"success","data":{"resultType":"vector","result":["#.into(),
+            repeat: r#"{"metric":{"pod":"checkout-1"},"value":[1700000000,"1"]},"#.repeat(1000),
+            pause: Duration::ZERO,
+            for_at_most: Duration::from_secs(30),
+        })
+        .await;
+        let source = promdata::source_with(SourceConfig {
+            default: Some(ServerConfig {
+                url: endless.url.parse().unwrap(),
+                access: Default::default(),
+            }),
+            limits: AnswerLimits::default(),
+            ..SourceConfig::default()
+        });
+        let policy = promdata::policy(
+            "shop",
+            "15s",
+            "    - name: q\n      query: vector(1)\n      scaleOutAbove: 1\n",
+        );
+        // The first read sets up the connection pool; the second is measured.
+        promdata::read_with(&source, &policy, None).await;
+        let before = NOW.load(Ordering::SeqCst);
+        PEAK.store(before, Ordering::SeqCst);
+        let observed = promdata::read_with(&source, &policy, None).await;
+        let peak = PEAK.load(Ordering::SeqCst).saturating_sub(before);
+        assert_eq!(
+            observed[0].result,
+            Err(Failure::Invalid(Invalid::TooLarge { limit: CAP }))
+        );
+        println!(
+            "reading an endless answer capped at {}: {} allocated at most",
+            limits::size(CAP),
+            limits::size(peak)
+        );
+        // The cap, the HTTP client's read buffer (408 KiB at most) and the chunk being copied.
+        assert!(
+            peak <= CAP + 1024 * 1024,
+            "reading an endless answer allocated {} at once",
+            limits::size(peak)
+        );
+    });
+}
+
 fn an_answer_at_the_byte_cap_costs_at_most_its_size_again_parsed() {
     let vector = r#"{"status":"success","data":{"resultType":"vector","result":["#;
     let shapes: Vec<(&str, Vec<u8>)> = vec![
