@@ -127,16 +127,7 @@ impl MetricSource for PrometheusSource {
     ) -> Result<Vec<MetricObservation>, MetricsError> {
         let server = self.server_for(plan)?;
         let limit = self.config.staleness_limit(plan.interval);
-        // The credential files are read off the async runtime, within the request timeout (a
-        // hung filesystem fails the evaluation instead of holding it).
-        let headers = match tokio::time::timeout(self.config.timeout, server.access.read_headers())
-            .await
-            .unwrap_or_else(|_| {
-                Err(ConfigError::Credentials(format!(
-                    "the credential files could not be read within {} (the request timeout)",
-                    text::duration(self.config.timeout, Resolution::Fine)
-                )))
-            }) {
+        let headers = match read_headers(&server, self.config.timeout).await {
             Ok(h) => h,
             // Credentials that cannot be read now fail every metric of this evaluation.
             Err(e) => {
@@ -191,6 +182,19 @@ impl MetricSource for PrometheusSource {
             })
             .collect())
     }
+}
+
+/// The request headers of `server`, its credential files read off the async runtime within the
+/// request timeout: a hung filesystem fails the evaluation instead of holding it.
+async fn read_headers(server: &ServerConfig, timeout: Duration) -> Result<HeaderMap, ConfigError> {
+    tokio::time::timeout(timeout, server.access.read_headers())
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConfigError::Credentials(format!(
+                "the credential files could not be read within {} (the request timeout)",
+                text::duration(timeout, Resolution::Fine)
+            )))
+        })
 }
 
 /// Where and how one evaluation's queries are sent.
