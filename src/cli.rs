@@ -478,6 +478,28 @@ pub struct PrometheusArgs {
     )]
     pub staleness_limit: Option<std::time::Duration>,
 
+    /// The largest answer read from a server: reading stops there and the metric is invalid.
+    /// Bytes, or KiB or MiB (512KiB, 1MiB), from 4 KiB to 64 MiB.
+    #[arg(
+        long = "prometheus-max-answer-bytes",
+        value_name = "SIZE",
+        default_value = "1MiB",
+        env = "SCALEWISE_PROMETHEUS_MAX_ANSWER_BYTES",
+        value_parser = crate::metrics::limits::parse_size
+    )]
+    pub max_answer_bytes: usize,
+
+    /// The most series one answer may hold: parsing stops there and the metric is invalid
+    /// (a metric's query must yield one series anyway). From 1 to 100000.
+    #[arg(
+        long = "prometheus-max-series",
+        value_name = "N",
+        default_value_t = 100,
+        env = "SCALEWISE_PROMETHEUS_MAX_SERIES",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub max_series: u32,
+
     /// A URL prefix a policy's spec.prometheus.address may start with (same scheme, host and
     /// port; path at or below). Repeatable (comma-separated in the variable). None: policies
     /// cannot name a server. No credentials or headers are sent to these.

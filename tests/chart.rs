@@ -48,6 +48,8 @@ prometheus:
   headers: ["X-Scope-OrgID: team-a"]
   timeout: 10s
   stalenessLimit: 2m
+  maxAnswerBytes: 512KiB
+  maxSeries: 10
   allowedUrls: ["http://thanos-query.monitoring:9090"]
   allowedConfigSecret: {name: scalewise-allowed, key: allowed.yaml}
 logFormat: text
@@ -458,6 +460,16 @@ fn wrong_values_are_refused_with_a_message_naming_the_value() {
             ],
         ),
         (
+            "a size the operator cannot read",
+            &[url, image, "prometheus.maxAnswerBytes=1 MB"],
+            &["prometheus.maxAnswerBytes: Does not match pattern"],
+        ),
+        (
+            "no series allowed",
+            &[url, image, "prometheus.maxSeries=0"],
+            &["prometheus.maxSeries: Must be greater than or equal to 1"],
+        ),
+        (
             "a URL without a scheme",
             &[image, "prometheus.url=prometheus:9090"],
             &["prometheus.url: Does not match pattern"],
@@ -640,6 +652,8 @@ fn every_value_reaches_the_operator_as_a_flag_it_accepts() {
     );
     assert_eq!(p.timeout.as_secs(), 10);
     assert_eq!(p.staleness_limit.map(|d| d.as_secs()), Some(120));
+    assert_eq!(p.max_answer_bytes, 512 * 1024);
+    assert_eq!(p.max_series, 10);
     assert_eq!(p.headers, ["X-Scope-OrgID: team-a"]);
     assert_eq!(p.allowed_urls, ["http://thanos-query.monitoring:9090"]);
 

@@ -5,7 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use scalewise::metrics::{Failure, Invalid, MetricObservation, ServerConfig, SourceConfig};
+use scalewise::metrics::{
+    AnswerLimits, Failure, Invalid, MetricObservation, ServerConfig, SourceConfig,
+};
 use support::metrics::{PromApi, TimestampMs, now_ms};
 use support::promdata::{self, Behaviour, FakeServer, PrivatePrometheus, counter, gauge};
 use support::unique_name;
@@ -370,5 +372,172 @@ async fn the_queries_of_one_evaluation_run_concurrently() {
     assert_eq!(
         observed.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
         ["a", "b", "c"]
+    );
+}
+
+/// A source reading from `url` with a request timeout and answer limits of its own.
+fn limited_source(
+    url: &str,
+    timeout: Duration,
+    limits: AnswerLimits,
+) -> scalewise::metrics::PrometheusSource {
+    promdata::source_with(SourceConfig {
+        default: Some(ServerConfig {
+            url: url.parse().unwrap(),
+            access: Default::default(),
+        }),
+        timeout,
+        limits,
+        ..SourceConfig::default()
+    })
+}
+
+/// The start of an instant-vector answer, and one more series of it.
+const VECTOR_START: &str = r#"{"status":"success","data":{"resultType":"vector","result":["#;
+const ONE_SERIES: &str = r#"{"metric":{"pod":"checkout-1"},"value":[1700000000,"1"]},"#;
+
+#[tokio::test]
+async fn an_answer_that_never_ends_is_invalid_at_the_byte_cap_within_the_timeout() {
+    let endless = FakeServer::start(Behaviour::Endless {
+        start: VECTOR_START.into(),
+        repeat: ONE_SERIES.repeat(100),
+        pause: Duration::ZERO,
+        for_at_most: Duration::from_secs(30),
+    })
+    .await;
+    let timeout = Duration::from_secs(5);
+    let source = limited_source(&endless.url, timeout, AnswerLimits::default());
+    let started = Instant::now();
+    let observed = promdata::read_with(&source, &query_policy("vector(1)"), None).await;
+    let took = started.elapsed();
+    assert_eq!(
+        observed[0].result,
+        Err(Failure::Invalid(Invalid::TooLarge { limit: 1024 * 1024 }))
+    );
+    let message = observed[0].result.as_ref().unwrap_err().to_string();
+    assert!(
+        message.starts_with("the answer exceeds 1 MiB (--prometheus-max-answer-bytes)"),
+        "{message}"
+    );
+    assert!(took < timeout, "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_answer_that_trickles_forever_is_unavailable_at_the_timeout() {
+    let trickle = FakeServer::start(Behaviour::Endless {
+        start: VECTOR_START.into(),
+        repeat: ONE_SERIES.into(),
+        pause: Duration::from_millis(50),
+        for_at_most: Duration::from_secs(30),
+    })
+    .await;
+    let source = limited_source(
+        &trickle.url,
+        Duration::from_secs(1),
+        AnswerLimits::default(),
+    );
+    let started = Instant::now();
+    let observed = promdata::read_with(&source, &query_policy("vector(1)"), None).await;
+    let took = started.elapsed();
+    assert_eq!(
+        unavailable_message(&observed[0]),
+        format!(
+            "the answer from {}/ did not end within 1s (the request timeout)",
+            trickle.url
+        )
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_declaring_more_than_the_cap_is_invalid_before_it_is_read() {
+    let big = FakeServer::start(Behaviour::Respond {
+        status: 200,
+        content_type: "application/json",
+        body: format!("{VECTOR_START}{}]}}}}", ONE_SERIES.repeat(200)),
+        headers: Vec::new(),
+    })
+    .await;
+    let source = limited_source(
+        &big.url,
+        Duration::from_secs(5),
+        AnswerLimits {
+            max_bytes: 4096,
+            ..AnswerLimits::default()
+        },
+    );
+    let observed = promdata::read_with(&source, &query_policy("vector(1)"), None).await;
+    assert_eq!(
+        observed[0].result,
+        Err(Failure::Invalid(Invalid::TooLarge { limit: 4096 }))
+    );
+    assert!(
+        observed[0]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("the answer exceeds 4 KiB (--prometheus-max-answer-bytes)")
+    );
+}
+
+#[tokio::test]
+async fn more_series_than_the_cap_are_invalid_naming_the_limit() {
+    let api = promdata::prometheus();
+    let test = unique_name("many");
+    let t0 = now_ms();
+    push_two_queues(&api, &test, t0).await;
+    let source = limited_source(
+        &api.url,
+        Duration::from_secs(5),
+        AnswerLimits {
+            max_series: 1,
+            ..AnswerLimits::default()
+        },
+    );
+    let observed = promdata::read_with(
+        &source,
+        &query_policy(&format!("queue_depth{{test=\"{test}\"}}")),
+        Some(t0),
+    )
+    .await;
+    assert_eq!(
+        observed[0].result,
+        Err(Failure::Invalid(Invalid::TooManySeries { limit: 1 }))
+    );
+    assert!(
+        observed[0]
+            .result
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .starts_with("the answer holds more than 1 series (--prometheus-max-series)")
+    );
+}
+
+#[tokio::test]
+async fn a_huge_error_from_the_server_is_cut_in_the_message() {
+    let verbose = FakeServer::start(Behaviour::Respond {
+        status: 422,
+        content_type: "application/json",
+        body: format!(
+            r#"{{"status":"error","errorType":"execution","error":"{}"}}"#,
+            "expanding series: ".repeat(6000)
+        ),
+        headers: Vec::new(),
+    })
+    .await;
+    let observed = promdata::read(&verbose.url, &query_policy("vector(1)"), None).await;
+    let message = unavailable_message(&observed[0]);
+    assert!(
+        message.len() <= scalewise::metrics::limits::MAX_MESSAGE_BYTES
+            && message.starts_with(
+                "the server refused the query (HTTP 422, execution): expanding series"
+            )
+            && message.ends_with('…'),
+        "{message}"
     );
 }

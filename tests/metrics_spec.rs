@@ -5,7 +5,7 @@ use clap::Parser;
 use scalewise::api::{FieldError, Policy, ScalingPolicySpec, validate};
 use scalewise::cli::{Cli, Command};
 use scalewise::commands::query::source_config;
-use scalewise::metrics::QueryPlan;
+use scalewise::metrics::{AnswerLimits, QueryPlan};
 
 fn spec(metrics: &str, extra: &str) -> ScalingPolicySpec {
     let yaml = format!(
@@ -225,4 +225,58 @@ fn basic_auth_needs_both_files_and_excludes_a_bearer_token() {
     ]
     .concat();
     assert!(Cli::try_parse_from(both).is_err());
+}
+
+#[test]
+fn the_answer_limits_default_to_1_mib_and_100_series_and_are_bounded() {
+    let base = ["scalewise", "query", "--policy", "p.yaml"];
+    let limits = |extra: &[&str]| {
+        let cli = Cli::try_parse_from([&base[..], extra].concat()).map_err(|e| e.to_string())?;
+        let Command::Query { prometheus, .. } = &cli.command else {
+            panic!("not the query command");
+        };
+        Ok::<_, String>(source_config(prometheus).unwrap().limits)
+    };
+    assert_eq!(limits(&[]), Ok(AnswerLimits::default()));
+    assert_eq!(
+        AnswerLimits::default(),
+        AnswerLimits {
+            max_bytes: 1024 * 1024,
+            max_series: 100
+        }
+    );
+    assert_eq!(
+        limits(&[
+            "--prometheus-max-answer-bytes",
+            "256KiB",
+            "--prometheus-max-series",
+            "5"
+        ]),
+        Ok(AnswerLimits {
+            max_bytes: 256 * 1024,
+            max_series: 5
+        })
+    );
+    assert_eq!(
+        limits(&["--prometheus-max-answer-bytes", "2097152"]).map(|l| l.max_bytes),
+        Ok(2 * 1024 * 1024)
+    );
+    for (flag, value, says) in [
+        (
+            "--prometheus-max-answer-bytes",
+            "1GiB",
+            "is not a size: write bytes (1048576) or KiB or MiB (512KiB, 1MiB)",
+        ),
+        (
+            "--prometheus-max-answer-bytes",
+            "128MiB",
+            "is out of range: from 4 KiB to 64 MiB",
+        ),
+        ("--prometheus-max-answer-bytes", "1KiB", "is out of range"),
+        ("--prometheus-max-series", "0", "is not in 1..=100000"),
+        ("--prometheus-max-series", "100001", "is not in 1..=100000"),
+    ] {
+        let e = limits(&[flag, value]).unwrap_err();
+        assert!(e.contains(flag) && e.contains(says), "{flag} {value}: {e}");
+    }
 }

@@ -2,7 +2,9 @@
 //! `simulate` alike.
 
 use crate::cli::PrometheusArgs;
-use crate::metrics::{Access, BasicAuthFiles, ConfigError, ServerConfig, SourceConfig};
+use crate::metrics::{
+    Access, AnswerLimits, BasicAuthFiles, ConfigError, ServerConfig, SourceConfig,
+};
 use crate::metrics::{access, endpoint};
 
 /// The metrics settings of the command line. The controller builds its settings the same way.
@@ -60,5 +62,9 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
         allowed,
         timeout: args.timeout,
         staleness_limit: args.staleness_limit,
+        limits: AnswerLimits {
+            max_bytes: args.max_answer_bytes,
+            max_series: usize::try_from(args.max_series).unwrap_or(usize::MAX),
+        },
     })
 }

@@ -2,6 +2,7 @@
 //! headers. Credentials and headers are sent only where they were configured (see
 //! [`super::endpoint`]).
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -58,8 +59,30 @@ pub(super) fn check_header(
     Ok((n, v))
 }
 
+/// The longest credential file read: no token or password is this long, and a wrong path (a
+/// log, a device) must not fill the operator's memory.
+const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
 impl Access {
-    /// The request headers: credentials (files read now) and extra headers.
+    /// The request headers, as [`Access::headers`] builds them, with the credential files read on
+    /// tokio's blocking pool: an evaluation reads them every time (tokens rotate), and a slow
+    /// filesystem must not stall the async runtime's workers. Without credential files nothing
+    /// is read and nothing is spawned.
+    pub async fn read_headers(&self) -> Result<HeaderMap, ConfigError> {
+        if self.bearer_token_file.is_none() && self.basic_auth.is_none() {
+            return self.headers();
+        }
+        let access = self.clone();
+        tokio::task::spawn_blocking(move || access.headers())
+            .await
+            .map_err(|e| {
+                ConfigError::Credentials(format!("reading the credential files failed: {e}"))
+            })?
+    }
+
+    /// The request headers: credentials (files read now, blocking) and extra headers. For
+    /// start-up checks and callers outside the async runtime; evaluations use
+    /// [`Access::read_headers`].
     pub fn headers(&self) -> Result<HeaderMap, ConfigError> {
         let mut map = HeaderMap::new();
         for (name, value) in &self.headers {
@@ -98,13 +121,24 @@ impl Access {
     }
 }
 
-/// A secret from a file, without the trailing newline editors add.
+/// A secret from a file (at most [`MAX_SECRET_BYTES`]), without the trailing newline editors
+/// add.
 fn read_secret(what: &'static str, path: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+    let error = |source| ConfigError::ReadFile {
         what,
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SECRET_BYTES + 1).read_to_string(&mut text))
+        .map_err(error)?;
+    if text.len() as u64 > MAX_SECRET_BYTES {
+        return Err(error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "longer than 64 KiB, which no credential is",
+        )));
+    }
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -160,6 +194,46 @@ mod tests {
                 .to_string()
                 .starts_with("cannot read bearer token file")
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn evaluations_read_the_same_headers_off_the_runtime_with_the_same_errors() {
+        let dir =
+            std::env::temp_dir().join(format!("scalewise-creds-async-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), "s3cret\n").unwrap();
+        let bearer = Access {
+            bearer_token_file: Some(dir.join("token")),
+            headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
+            ..Access::default()
+        };
+        assert_eq!(
+            bearer.read_headers().await.unwrap(),
+            bearer.headers().unwrap()
+        );
+        let missing = Access {
+            bearer_token_file: Some(dir.join("nope")),
+            ..Access::default()
+        };
+        assert_eq!(
+            missing.read_headers().await.unwrap_err().to_string(),
+            missing.headers().unwrap_err().to_string()
+        );
+        std::fs::write(dir.join("huge"), vec![b'x'; 64 * 1024 + 1]).unwrap();
+        let huge = Access {
+            bearer_token_file: Some(dir.join("huge")),
+            ..Access::default()
+        };
+        assert_eq!(
+            huge.read_headers().await.unwrap_err().to_string(),
+            format!(
+                "cannot read bearer token file {}: longer than 64 KiB, which no credential is",
+                dir.join("huge").display()
+            )
+        );
+        let plain = Access::default();
+        assert!(plain.read_headers().await.unwrap().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

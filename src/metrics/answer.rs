@@ -1,15 +1,18 @@
 //! Classifying what a server answered: a number, or exactly why there is none. Pure functions, so
 //! every case is tested without a server.
 
+use std::cell::Cell;
+use std::fmt;
 use std::time::Duration;
 
-use prometheus_http_query::response::{Data, PromqlResult};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use super::limits::{MAX_MESSAGE_BYTES, truncate};
 use super::observation::{Failure, Invalid, Sample};
 use super::plan::SourceKind;
 
-/// How much of an unexpected body a message quotes.
+/// How much of an unexpected body a message quotes, in characters.
 const BODY_EXCERPT: usize = 200;
 
 /// What an instant query answered.
@@ -21,71 +24,407 @@ pub enum Answer {
     Number(f64),
     /// Several series.
     Series(usize),
-    /// A string or a range vector.
+    /// A string, a range vector or a native histogram.
     Other(String),
 }
 
-/// The envelope of every Prometheus HTTP API answer.
+/// The envelope of every Prometheus HTTP API answer (`data` is read by a second pass, [`Body`]).
+/// Its strings are kept only up to the length of a message.
 #[derive(Deserialize)]
 struct Envelope {
-    status: String,
-    #[serde(default)]
-    data: Option<serde_json::Value>,
+    status: Short,
     #[serde(default, rename = "errorType")]
-    error_type: Option<String>,
+    error_type: Option<Short>,
     #[serde(default)]
-    error: Option<String>,
+    error: Option<Short>,
 }
 
 /// Reads an HTTP answer of `/api/v1/query`: the HTTP status, its `Content-Type` and the body.
-/// Everything but a well-formed success is [`Failure::Unavailable`], with a message saying which.
-pub fn classify(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Answer, Failure> {
+/// Everything but a well-formed success is [`Failure::Unavailable`], with a message saying which;
+/// an answer of more than `max_series` series is [`Invalid::TooManySeries`].
+///
+/// The answer is parsed without building a value per series or a tree of the JSON: what it costs
+/// beyond the body is one message-sized string per field kept and serde_json's scratch buffer
+/// (at most the length of the body's longest string, or one byte per level of nesting).
+pub fn classify(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    max_series: usize,
+) -> Result<Answer, Failure> {
     let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
     let Some(envelope) = envelope else {
         let what = if (200..300).contains(&status) {
             format!(
                 "malformed answer (HTTP {status}, {}): not a Prometheus API response",
-                content_type.unwrap_or("no content type")
+                content_type.map_or_else(|| "no content type".to_owned(), short)
             )
         } else {
             format!("HTTP {status} {}", reason(status))
         };
-        return Err(Failure::Unavailable(format!("{what}: {}", excerpt(body))));
+        return Err(Failure::unavailable(format!("{what}: {}", excerpt(body))));
     };
-    if envelope.status != "success" {
-        return Err(Failure::Unavailable(format!(
+    if envelope.status.0 != "success" {
+        return Err(Failure::unavailable(format!(
             "the server refused the query (HTTP {status}, {}): {}",
-            envelope.error_type.as_deref().unwrap_or("error"),
-            envelope.error.as_deref().unwrap_or("no message")
+            envelope
+                .error_type
+                .as_ref()
+                .map_or("error", |s| s.0.as_str()),
+            envelope
+                .error
+                .as_ref()
+                .map_or("no message", |s| s.0.as_str())
         )));
     }
     if !(200..300).contains(&status) {
-        return Err(Failure::Unavailable(format!(
+        return Err(Failure::unavailable(format!(
             "HTTP {status} {}: {}",
             reason(status),
             excerpt(body)
         )));
     }
-    let data = envelope.data.unwrap_or(serde_json::Value::Null);
-    match data.get("resultType").and_then(serde_json::Value::as_str) {
-        Some("string") => return Ok(Answer::Other("string".into())),
-        Some("matrix") => return Ok(Answer::Other("range vector".into())),
-        _ => {}
+    let exceeded = Cell::new(false);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Body {
+        max_series,
+        exceeded: &exceeded,
     }
-    let result: PromqlResult = serde_json::from_value(data).map_err(|e| {
-        Failure::Unavailable(format!(
-            "malformed answer (HTTP {status}): the data is not an instant vector or scalar: {e}"
+    .deserialize(&mut de)
+    .and_then(|data| de.end().map(|()| data));
+    if exceeded.get() {
+        return Err(Failure::Invalid(Invalid::TooManySeries {
+            limit: max_series,
+        }));
+    }
+    let malformed = |why: &dyn fmt::Display| {
+        Failure::unavailable(format!(
+            "malformed answer (HTTP {status}): the data is not an instant vector or scalar: {why}"
         ))
-    })?;
-    Ok(match result.data() {
-        Data::Scalar(sample) => Answer::Number(sample.value()),
-        Data::Vector(v) => match v.as_slice() {
-            [] => Answer::Nothing,
-            [one] => Answer::Number(one.sample().value()),
-            many => Answer::Series(many.len()),
+    };
+    let data = match parsed {
+        Ok(Some(data)) => data,
+        Ok(None) => return Err(malformed(&"no data")),
+        Err(e) => return Err(malformed(&e)),
+    };
+    match data.result_type.as_ref().map(|s| s.0.as_str()) {
+        Some("string") => Ok(Answer::Other("string".into())),
+        Some("matrix") => Ok(Answer::Other("range vector".into())),
+        Some("scalar") => match (data.result, data.items.as_slice()) {
+            (Some(n), [Item::Number, Item::Value(v)]) if n.len == 2 => Ok(Answer::Number(*v)),
+            _ => Err(malformed(&"a scalar is [time, \"value\"]")),
         },
-        Data::Matrix(_) => Answer::Other("range vector".into()),
-    })
+        Some("vector") => {
+            let Some(result) = data.result else {
+                return Err(malformed(&"no result"));
+            };
+            if result.series != result.len {
+                return Err(malformed(&"a vector holds series objects only"));
+            }
+            match (result.series, data.items.first()) {
+                (0, _) => Ok(Answer::Nothing),
+                (1, Some(Item::Series(Some(v)))) => Ok(Answer::Number(*v)),
+                (1, Some(Item::Histogram)) => Ok(Answer::Other("native histogram".into())),
+                (1, _) => Err(malformed(&"the series has no value")),
+                (n, _) => Ok(Answer::Series(n)),
+            }
+        }
+        Some(other) => Err(malformed(&format_args!("resultType {:?}", short(other)))),
+        None => Err(malformed(&"no resultType")),
+    }
+}
+
+/// A string of the answer, kept only up to the length of a message (a server's error text may
+/// be as long as the body).
+struct Short(String);
+
+impl<'de> Deserialize<'de> for Short {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ShortVisitor;
+        impl Visitor<'_> for ShortVisitor {
+            type Value = Short;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Short, E> {
+                Ok(Short(short(v)))
+            }
+        }
+        deserializer.deserialize_str(ShortVisitor)
+    }
+}
+
+/// `text` cut to a message's length (copying only what is kept).
+fn short(text: &str) -> String {
+    let mut end = text.len().min(MAX_MESSAGE_BYTES + 4);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    truncate(text[..end].to_owned(), MAX_MESSAGE_BYTES)
+}
+
+/// A sample's value: a float in a JSON string (`"75.5"`, `"NaN"`, `"+Inf"`), parsed where it
+/// lies.
+struct Value(f64);
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl Visitor<'_> for ValueVisitor {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a float value inside a quoted JSON string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+                v.parse()
+                    .map(Value)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(&short(v)), &self))
+            }
+        }
+        deserializer.deserialize_str(ValueVisitor)
+    }
+}
+
+/// The top level of a success: only `data` is read.
+struct Body<'a> {
+    max_series: usize,
+    exceeded: &'a Cell<bool>,
+}
+
+/// `data` of an instant query: its type, what its result holds, and the first items of the
+/// result (a series' value, or a scalar's time and value).
+struct Data {
+    result_type: Option<Short>,
+    result: Option<Counted>,
+    items: Vec<Item>,
+}
+
+/// What a result array held.
+#[derive(Clone, Copy)]
+struct Counted {
+    /// Its elements.
+    len: usize,
+    /// Its elements that are series (objects).
+    series: usize,
+}
+
+/// One element of a result array, as far as it matters.
+enum Item {
+    /// A series with its instant value (none for a range vector's series).
+    Series(Option<f64>),
+    /// A series holding a native histogram instead of a value.
+    Histogram,
+    /// A number: a scalar's or a string's time.
+    Number,
+    /// A string that is a float: a scalar's value.
+    Value(f64),
+    /// Anything else.
+    Other,
+}
+
+/// How many leading items of a result are kept: a scalar is `[time, "value"]`.
+const KEPT_ITEMS: usize = 2;
+
+impl<'de> DeserializeSeed<'de> for Body<'_> {
+    type Value = Option<Data>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Body<'_> {
+    type Value = Option<Data>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Prometheus API response")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut data = None;
+        while let Some(key) = map.next_key::<Short>()? {
+            if key.0 == "data" && data.is_none() {
+                data = Some(map.next_value_seed(DataSeed {
+                    max_series: self.max_series,
+                    exceeded: self.exceeded,
+                })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(data)
+    }
+}
+
+struct DataSeed<'a> {
+    max_series: usize,
+    exceeded: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+    type Value = Data;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Data, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_> {
+    type Value = Data;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with resultType and result")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
+        let mut data = Data {
+            result_type: None,
+            result: None,
+            items: Vec::new(),
+        };
+        while let Some(key) = map.next_key::<Short>()? {
+            match key.0.as_str() {
+                "resultType" if data.result_type.is_none() => {
+                    data.result_type = Some(map.next_value()?);
+                }
+                "result" if data.result.is_none() => {
+                    let (counted, items) = map.next_value_seed(ResultSeed {
+                        max_series: self.max_series,
+                        exceeded: self.exceeded,
+                    })?;
+                    data.result = Some(counted);
+                    data.items = items;
+                }
+                "resultType" | "result" => {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate field `{}`",
+                        key.0
+                    )));
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// The result array, counted while it is read: the series beyond `max_series` stop the parse
+/// (and set `exceeded`); only the first [`KEPT_ITEMS`] items are kept.
+struct ResultSeed<'a> {
+    max_series: usize,
+    exceeded: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
+    type Value = (Counted, Vec<Item>);
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ResultSeed<'_> {
+    type Value = (Counted, Vec<Item>);
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut counted = Counted { len: 0, series: 0 };
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Item>()? {
+            counted.len = counted.len.saturating_add(1);
+            if matches!(item, Item::Series(_) | Item::Histogram) {
+                counted.series = counted.series.saturating_add(1);
+                if counted.series > self.max_series {
+                    self.exceeded.set(true);
+                    return Err(de::Error::custom("too many series"));
+                }
+            }
+            if items.len() < KEPT_ITEMS {
+                items.push(item);
+            }
+        }
+        Ok((counted, items))
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a series, a time or a value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+        let mut value = None;
+        let mut histogram = false;
+        while let Some(key) = map.next_key::<Short>()? {
+            match key.0.as_str() {
+                "value" if value.is_none() => {
+                    let (_time, v): (f64, Value) = map.next_value()?;
+                    value = Some(v.0);
+                }
+                "histogram" => {
+                    map.next_value::<IgnoredAny>()?;
+                    histogram = true;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match value {
+            None if histogram => Item::Histogram,
+            value => Item::Series(value),
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Item::Other)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Item, E> {
+        Ok(Item::Number)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Item, E> {
+        Ok(Item::Number)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Item, E> {
+        Ok(Item::Number)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+        Ok(v.parse().map_or(Item::Other, Item::Value))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Item, E> {
+        Ok(Item::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
+        Ok(Item::Other)
+    }
 }
 
 /// The value of a metric from the answer of its value query.
@@ -115,10 +454,13 @@ pub fn age(answer: &Answer) -> Result<Option<Duration>, Failure> {
     match answer {
         Answer::Nothing => Ok(None),
         Answer::Number(seconds) if seconds.is_finite() => {
-            // A sample stamped in the future (clock skew) is as fresh as can be.
-            Ok(Some(Duration::from_secs_f64(seconds.max(0.0))))
+            // A sample stamped in the future (clock skew) is as fresh as can be; an age beyond
+            // any duration (1e20 s: a server's nonsense) is the longest one, and so stale.
+            Ok(Some(
+                Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX),
+            ))
         }
-        other => Err(Failure::Unavailable(format!(
+        other => Err(Failure::unavailable(format!(
             "cannot measure the age of the samples: the age query answered {other:?}"
         ))),
     }
@@ -141,7 +483,7 @@ pub fn judge(
     };
     let age_answer = age_answer.map_err(|f| match f {
         Failure::Unavailable(m) => {
-            Failure::Unavailable(format!("cannot measure the age of the samples: {m}"))
+            Failure::unavailable(format!("cannot measure the age of the samples: {m}"))
         }
         other => other,
     })?;
@@ -168,15 +510,18 @@ fn reason(status: u16) -> &'static str {
         .unwrap_or("")
 }
 
-/// The start of a body, on one line, for messages.
+/// The start of a body, on one line, for messages. Only the body's first bytes are looked at
+/// (enough for [`BODY_EXCERPT`] characters of four bytes with some whitespace), so that a huge
+/// body is never copied.
 fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    let head = body.get(..BODY_EXCERPT * 8).unwrap_or(body);
+    let text = String::from_utf8_lossy(head);
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.is_empty() {
+    if line.is_empty() && head.len() == body.len() {
         return "empty body".into();
     }
     let mut cut: String = line.chars().take(BODY_EXCERPT).collect();
-    if cut.len() < line.len() {
+    if cut.len() < line.len() || head.len() < body.len() {
         cut.push_str("...");
     }
     format!("{cut:?}")
@@ -187,9 +532,10 @@ mod tests {
     use super::*;
 
     const JSON: Option<&str> = Some("application/json");
+    const SERIES: usize = crate::metrics::limits::DEFAULT_MAX_SERIES;
 
     fn ok(body: &str) -> Result<Answer, Failure> {
-        classify(200, JSON, body.as_bytes())
+        classify(200, JSON, body.as_bytes(), SERIES)
     }
 
     fn vector(values: &[&str]) -> String {
@@ -286,7 +632,7 @@ mod tests {
     fn a_promql_error_is_unavailable_with_the_servers_message() {
         let body = r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error"}"#;
         assert_eq!(
-            classify(400, JSON, body.as_bytes()),
+            classify(400, JSON, body.as_bytes(), SERIES),
             Err(Failure::Unavailable(
                 r#"the server refused the query (HTTP 400, bad_data): invalid parameter "query": 1:5: parse error"#
                     .into()
@@ -297,7 +643,7 @@ mod tests {
     #[test]
     fn an_http_error_without_json_is_unavailable_with_status_and_body() {
         assert_eq!(
-            classify(500, Some("text/plain"), b"upstream exploded\n"),
+            classify(500, Some("text/plain"), b"upstream exploded\n", SERIES),
             Err(Failure::Unavailable(
                 r#"HTTP 500 Internal Server Error: "upstream exploded""#.into()
             ))
@@ -307,7 +653,7 @@ mod tests {
     #[test]
     fn an_error_status_with_a_success_body_is_still_unavailable() {
         assert_eq!(
-            classify(502, JSON, vector(&["1"]).as_bytes()),
+            classify(502, JSON, vector(&["1"]).as_bytes(), SERIES),
             Err(Failure::Unavailable(format!(
                 "HTTP 502 Bad Gateway: {:?}",
                 vector(&["1"])
@@ -318,7 +664,7 @@ mod tests {
     #[test]
     fn a_malformed_body_is_unavailable_and_says_so() {
         assert_eq!(
-            classify(200, Some("text/html"), b"<html>login</html>"),
+            classify(200, Some("text/html"), b"<html>login</html>", SERIES),
             Err(Failure::Unavailable(
                 r#"malformed answer (HTTP 200, text/html): not a Prometheus API response: "<html>login</html>""#
                     .into()
@@ -328,6 +674,7 @@ mod tests {
             200,
             JSON,
             br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}"#,
+            SERIES,
         ) else {
             panic!("a value that is not a number must be unavailable");
         };
@@ -338,12 +685,136 @@ mod tests {
             "{message}"
         );
         assert_eq!(
-            classify(200, JSON, b""),
+            classify(200, JSON, b"", SERIES),
             Err(Failure::Unavailable(
                 "malformed answer (HTTP 200, application/json): not a Prometheus API response: empty body"
                     .into()
             ))
         );
+    }
+
+    #[test]
+    fn more_series_than_the_cap_are_invalid_naming_the_limit() {
+        let values: Vec<String> = (0..101).map(|i| i.to_string()).collect();
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        let body = vector(&values);
+        assert_eq!(
+            classify(200, JSON, body.as_bytes(), 100),
+            Err(Failure::Invalid(Invalid::TooManySeries { limit: 100 }))
+        );
+        assert_eq!(
+            classify(200, JSON, body.as_bytes(), 101),
+            Ok(Answer::Series(101))
+        );
+        assert_eq!(
+            Failure::Invalid(Invalid::TooManySeries { limit: 100 }).to_string(),
+            "the answer holds more than 100 series (--prometheus-max-series); the query must yield exactly one number (aggregate it, such as with sum())"
+        );
+    }
+
+    #[test]
+    fn the_fields_of_an_answer_may_come_in_any_order() {
+        assert_eq!(
+            ok(
+                r#"{"data":{"result":[{"value":[1,"7"],"metric":{"a":"b"}}],"resultType":"vector"},"warnings":["w"],"status":"success"}"#
+            ),
+            Ok(Answer::Number(7.0))
+        );
+        assert_eq!(
+            ok(r#"{"status":"success","data":{"result":[1700000000,"3"],"resultType":"scalar"}}"#),
+            Ok(Answer::Number(3.0))
+        );
+    }
+
+    #[test]
+    fn a_native_histogram_is_not_a_number() {
+        let answer = ok(
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{"count":"2","sum":"3","buckets":[]}]}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            value(&answer, SourceKind::Query),
+            Err(Failure::Invalid(Invalid::NotANumber(
+                "native histogram".into()
+            )))
+        );
+    }
+
+    #[test]
+    fn data_that_is_not_an_instant_vector_or_scalar_is_malformed() {
+        for body in [
+            r#"{"status":"success"}"#,
+            r#"{"status":"success","data":{"resultType":"vector"}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[1,"2"]}}"#,
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1]}}"#,
+            r#"{"status":"success","data":{"resultType":"tensor","result":[]}}"#,
+            r#"{"status":"success","data":{"result":[]}}"#,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}"#,
+        ] {
+            let Err(Failure::Unavailable(message)) = ok(body) else {
+                panic!("{body} must be unavailable");
+            };
+            assert!(
+                message.starts_with(
+                    "malformed answer (HTTP 200): the data is not an instant vector or scalar: "
+                ),
+                "{body}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_inside_an_answer_neither_overflows_nor_passes() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        // Ignored parts (labels) may nest: serde_json skips them without recursion.
+        let labels = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{"a":{deep}}},"value":[1,"5"]}}]}}}}"#
+        );
+        assert_eq!(ok(&labels), Ok(Answer::Number(5.0)));
+        // Where a value belongs, nesting is malformed.
+        let value = format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":{deep}}}]}}}}"#
+        );
+        assert!(matches!(ok(&value), Err(Failure::Unavailable(_))));
+        assert!(matches!(ok(&deep), Err(Failure::Unavailable(_))));
+    }
+
+    #[test]
+    fn a_huge_error_body_is_cut_to_the_message_limit() {
+        let message = "x".repeat(100_000);
+        let body = format!(r#"{{"status":"error","errorType":"execution","error":"{message}"}}"#);
+        let Err(Failure::Unavailable(text)) = classify(422, JSON, body.as_bytes(), SERIES) else {
+            panic!("an error answer must be unavailable");
+        };
+        assert!(text.len() <= MAX_MESSAGE_BYTES, "{}", text.len());
+        assert!(
+            text.starts_with("the server refused the query (HTTP 422, execution): xxx")
+                && text.ends_with('…'),
+            "{text}"
+        );
+        let Err(Failure::Unavailable(text)) = classify(
+            502,
+            Some("text/html"),
+            "<p>bad gateway</p>\n".repeat(5000).as_bytes(),
+            SERIES,
+        ) else {
+            panic!("an error page must be unavailable");
+        };
+        assert!(text.len() <= MAX_MESSAGE_BYTES, "{}", text.len());
+        assert!(text.ends_with(r#"...""#), "{text}");
+        // Whatever a failure says, what reaches the status is cut too.
+        let o = super::super::observation::MetricObservation {
+            name: "q".into(),
+            query: "q".into(),
+            age_query: None,
+            result: Err(Failure::Unavailable("é".repeat(100_000))),
+        };
+        let crate::decide::Reading::Failed { message, .. } =
+            crate::decide::Observation::from(o).reading
+        else {
+            panic!("a failure must stay a failure");
+        };
+        assert!(message.len() <= MAX_MESSAGE_BYTES && message.ends_with('…'));
     }
 
     #[test]
@@ -376,6 +847,25 @@ mod tests {
                 limit: Duration::from_secs(62)
             })
         );
+    }
+
+    #[test]
+    fn an_age_beyond_any_duration_is_stale_not_a_panic() {
+        // Found by tests/fuzz_answers.rs: Duration::from_secs_f64 panicked on 1.8e308.
+        for seconds in [1e20, f64::MAX] {
+            assert_eq!(
+                judge(
+                    SourceKind::Query,
+                    Ok(Answer::Number(1.0)),
+                    Some(Ok(Answer::Number(seconds))),
+                    Duration::from_secs(62)
+                ),
+                Err(Failure::Stale {
+                    age: Some(Duration::MAX),
+                    limit: Duration::from_secs(62)
+                })
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use url::Url;
 
 use super::access::{Access, BasicAuthFiles, check_header};
 use super::error::{ConfigError, MetricsError};
+use super::limits::AnswerLimits;
 use super::plan::QueryPlan;
 use crate::api::address::{Writer, check_address};
 
@@ -45,6 +46,9 @@ pub struct SourceConfig {
     pub timeout: Duration,
     /// The staleness limit; `None`: twice the policy's interval plus one minute.
     pub staleness_limit: Option<Duration>,
+    /// The size and series caps of every answer (`--prometheus-max-answer-bytes`,
+    /// `--prometheus-max-series`).
+    pub limits: AnswerLimits,
 }
 
 impl Default for SourceConfig {
@@ -54,6 +58,7 @@ impl Default for SourceConfig {
             allowed: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             staleness_limit: None,
+            limits: AnswerLimits::default(),
         }
     }
 }

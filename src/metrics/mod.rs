@@ -30,9 +30,10 @@
 //! - a query without selectors (`vector(1)`) has no age and is never stale.
 
 pub mod access;
-mod answer;
+pub mod answer;
 pub mod endpoint;
 mod error;
+pub mod limits;
 mod observation;
 pub mod plan;
 pub mod prometheus;
@@ -44,6 +45,7 @@ pub use access::{Access, BasicAuthFiles};
 pub use answer::{Answer, classify};
 pub use endpoint::{ServerConfig, SourceConfig};
 pub use error::{ConfigError, MetricsError};
+pub use limits::AnswerLimits;
 pub use observation::{Failure, Invalid, MetricObservation, Sample};
 pub use plan::{MetricQuery, QueryPlan, SourceKind};
 pub use prometheus::PrometheusSource;

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use super::limits::{self, truncate_message};
 use super::plan::SourceKind;
 use crate::api::FailureKind;
 use crate::text::{self, Resolution};
@@ -61,9 +62,27 @@ pub enum Invalid {
     Series(usize),
     /// A string or range-vector answer.
     NotANumber(String),
+    /// The answer's body passed `--prometheus-max-answer-bytes` (the limit, in bytes); reading
+    /// stopped there.
+    TooLarge {
+        limit: usize,
+    },
+    /// The answer held more series than `--prometheus-max-series` (the limit); parsing stopped
+    /// there.
+    TooManySeries {
+        limit: usize,
+    },
 }
 
 impl Failure {
+    /// [`Failure::Unavailable`] with `message` cut to
+    /// [`MAX_MESSAGE_BYTES`](limits::MAX_MESSAGE_BYTES): every message the metrics layer makes
+    /// from a server's words (error bodies, PromQL errors) goes through here, so that status and
+    /// events never carry a whole body.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable(truncate_message(message.into()))
+    }
+
     /// The failure kind the decision engine and status use.
     pub fn kind(&self) -> FailureKind {
         match self {
@@ -114,6 +133,15 @@ impl fmt::Display for Invalid {
                 "the query returned {n} series; it must yield exactly one number (aggregate it, such as with sum())"
             ),
             Self::NotANumber(kind) => write!(f, "the query returned a {kind}, not one number"),
+            Self::TooLarge { limit } => write!(
+                f,
+                "the answer exceeds {} (--prometheus-max-answer-bytes); a query for one number answers a few hundred bytes",
+                limits::size(*limit)
+            ),
+            Self::TooManySeries { limit } => write!(
+                f,
+                "the answer holds more than {limit} series (--prometheus-max-series); the query must yield exactly one number (aggregate it, such as with sum())"
+            ),
         }
     }
 }
@@ -135,7 +163,10 @@ impl From<MetricObservation> for crate::decide::Observation {
     fn from(o: MetricObservation) -> Self {
         let reading = match &o.result {
             Ok(sample) => crate::decide::Reading::Value(sample.value),
-            Err(failure) => crate::decide::Reading::failed(failure.kind(), failure.to_string()),
+            Err(failure) => crate::decide::Reading::failed(
+                failure.kind(),
+                truncate_message(failure.to_string()),
+            ),
         };
         crate::decide::Observation {
             name: o.name,

@@ -12,7 +12,8 @@ use tokio::task::JoinSet;
 use super::answer::{self, Answer};
 use super::endpoint::{ServerConfig, SourceConfig};
 use super::error::{ConfigError, MetricsError};
-use super::observation::{Failure, MetricObservation, Sample};
+use super::limits::{AnswerLimits, CappedBody, TooLarge};
+use super::observation::{Failure, Invalid, MetricObservation, Sample};
 use super::plan::{MetricQuery, QueryPlan};
 use super::source::MetricSource;
 use super::tls;
@@ -107,7 +108,11 @@ impl PrometheusSource {
                 .iter()
                 .map(|m| Observation {
                     query: Some(m.promql.clone()),
-                    ..Observation::failed(&m.name, FailureKind::Unavailable, e.to_string())
+                    ..Observation::failed(
+                        &m.name,
+                        FailureKind::Unavailable,
+                        super::limits::truncate_message(e.to_string()),
+                    )
                 })
                 .collect(),
         }
@@ -122,11 +127,11 @@ impl MetricSource for PrometheusSource {
     ) -> Result<Vec<MetricObservation>, MetricsError> {
         let server = self.server_for(plan)?;
         let limit = self.config.staleness_limit(plan.interval);
-        let headers = match server.access.headers() {
+        let headers = match read_headers(&server, self.config.timeout).await {
             Ok(h) => h,
             // Credentials that cannot be read now fail every metric of this evaluation.
             Err(e) => {
-                let failure = Failure::Unavailable(e.to_string());
+                let failure = Failure::unavailable(e.to_string());
                 return Ok(plan
                     .metrics
                     .iter()
@@ -144,6 +149,7 @@ impl MetricSource for PrometheusSource {
             headers,
             base: server.url.to_string(),
             timeout: self.config.timeout,
+            limits: self.config.limits,
             at,
             permits: self.permits.clone(),
             telemetry: self.telemetry.clone(),
@@ -170,14 +176,25 @@ impl MetricSource for PrometheusSource {
                 r.unwrap_or_else(|| {
                     observation(
                         m,
-                        Err(Failure::Unavailable(
-                            "the query task ended abnormally".into(),
-                        )),
+                        Err(Failure::unavailable("the query task ended abnormally")),
                     )
                 })
             })
             .collect())
     }
+}
+
+/// The request headers of `server`, its credential files read off the async runtime within the
+/// request timeout: a hung filesystem fails the evaluation instead of holding it.
+async fn read_headers(server: &ServerConfig, timeout: Duration) -> Result<HeaderMap, ConfigError> {
+    tokio::time::timeout(timeout, server.access.read_headers())
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConfigError::Credentials(format!(
+                "the credential files could not be read within {} (the request timeout)",
+                text::duration(timeout, Resolution::Fine)
+            )))
+        })
 }
 
 /// Where and how one evaluation's queries are sent.
@@ -188,6 +205,7 @@ struct Target {
     /// The server's URL, for messages.
     base: String,
     timeout: Duration,
+    limits: AnswerLimits,
     at: Option<Timestamp>,
     permits: Option<Arc<Semaphore>>,
     telemetry: Option<Arc<crate::telemetry::Metrics>>,
@@ -266,12 +284,12 @@ async fn send(target: &Target, promql: &str) -> Result<Answer, Sent> {
                 Sent::Closed(transport_failure(target, source))
             }
             Some(source) => Sent::Failed(transport_failure(target, source)),
-            None => Sent::Failed(Failure::Unavailable(format!(
+            None => Sent::Failed(Failure::unavailable(format!(
                 "request to {}: {client}",
                 target.base
             ))),
         },
-        other => Sent::Failed(Failure::Unavailable(format!(
+        other => Sent::Failed(Failure::unavailable(format!(
             "request to {}: {other}",
             target.base
         ))),
@@ -282,17 +300,58 @@ async fn send(target: &Target, promql: &str) -> Result<Answer, Sent> {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = response
-        .bytes()
+    let body = read_body(target, response).await.map_err(Sent::Failed)?;
+    answer::classify(
+        status,
+        content_type.as_deref(),
+        body.as_slice(),
+        target.limits.max_series,
+    )
+    .map_err(Sent::Failed)
+}
+
+/// Reads an answer's body chunk by chunk, stopping as soon as it passes
+/// `--prometheus-max-answer-bytes` (or at once when its `Content-Length` does): the body never
+/// holds more than the cap, plus the one chunk in hand. The client's request timeout still runs
+/// while the body is read, so an answer that never ends fails at the cap or at the timeout,
+/// whichever comes first; returning drops the response and closes its connection.
+async fn read_body(
+    target: &Target,
+    mut response: reqwest::Response,
+) -> Result<CappedBody, Failure> {
+    let too_large = |TooLarge(limit)| Failure::Invalid(Invalid::TooLarge { limit });
+    let mut body =
+        CappedBody::new(target.limits.max_bytes, response.content_length()).map_err(too_large)?;
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| Sent::Failed(transport_failure(target, &e)))?;
-    answer::classify(status, content_type.as_deref(), &body).map_err(Sent::Failed)
+        .map_err(|e| body_failure(target, &e))?
+    {
+        body.push(&chunk).map_err(too_large)?;
+    }
+    Ok(body)
+}
+
+/// A message for an answer whose body could not be read to its end.
+fn body_failure(target: &Target, e: &reqwest::Error) -> Failure {
+    let base = &target.base;
+    Failure::unavailable(if e.is_timeout() {
+        format!(
+            "the answer from {base} did not end within {} (the request timeout)",
+            text::duration(target.timeout, Resolution::Fine)
+        )
+    } else {
+        format!(
+            "reading the answer from {base} failed: {}",
+            text::error_chain(e, Causes::BelowTop)
+        )
+    })
 }
 
 /// A message for a request that got no answer: timeout, connection error, or other.
 fn transport_failure(target: &Target, e: &reqwest::Error) -> Failure {
     let base = &target.base;
-    Failure::Unavailable(if e.is_timeout() {
+    Failure::unavailable(if e.is_timeout() {
         format!(
             "no answer from {base} within {} (the request timeout)",
             text::duration(target.timeout, Resolution::Fine)

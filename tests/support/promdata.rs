@@ -180,6 +180,15 @@ pub enum Behaviour {
     },
     /// Accepts the connection, reads the request and never answers.
     Hang,
+    /// Answers 200 `application/json` with a body that never ends (no `Content-Length`): `start`,
+    /// then `repeat` again and again, pausing `pause` after each write, until the client closes
+    /// the connection or `for_at_most` has passed (so that a test that fails still ends).
+    Endless {
+        start: String,
+        repeat: String,
+        pause: Duration,
+        for_at_most: Duration,
+    },
     /// Forwards the request (method GET, same path and query, no headers) to this base URL and
     /// returns its answer.
     Proxy(String),
@@ -269,6 +278,30 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, requests: Arc<Mutex<
             // Keep the connection open until the client gives up.
             let _ = stream.read(&mut buf).await;
             tokio::time::sleep(Duration::from_secs(60)).await;
+            return;
+        }
+        Behaviour::Endless {
+            start,
+            repeat,
+            pause,
+            for_at_most,
+        } => {
+            let began = Instant::now();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{start}"
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            while began.elapsed() < for_at_most {
+                if stream.write_all(repeat.as_bytes()).await.is_err() {
+                    return;
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            let _ = stream.shutdown().await;
             return;
         }
         Behaviour::Respond {
