@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::answer::{self, Answer};
@@ -19,6 +18,7 @@ use super::source::MetricSource;
 use super::tls;
 use crate::api::{FailureKind, FieldError};
 use crate::decide::Observation;
+use crate::fair::FairSlots;
 use crate::text::{self, Causes, Resolution};
 
 /// Reads metrics from servers speaking the Prometheus HTTP API. One per process: it holds the one
@@ -28,7 +28,7 @@ use crate::text::{self, Causes, Resolution};
 pub struct PrometheusSource {
     http: reqwest::Client,
     /// Bounds the requests in flight across every policy (`--max-concurrent-queries`).
-    permits: Option<Arc<Semaphore>>,
+    permits: Option<Arc<FairSlots>>,
     /// Where query durations and failures are counted (the controller's own metrics).
     telemetry: Option<Arc<crate::telemetry::Metrics>>,
     config: SourceConfig,
@@ -61,7 +61,7 @@ impl PrometheusSource {
 
     /// At most `n` requests in flight at once, across every policy this source serves.
     pub fn with_query_limit(mut self, n: usize) -> Self {
-        self.permits = Some(Arc::new(Semaphore::new(n.max(1))));
+        self.permits = Some(Arc::new(FairSlots::new(n)));
         self
     }
 
@@ -152,6 +152,7 @@ impl MetricSource for PrometheusSource {
             limits: self.config.limits,
             at,
             permits: self.permits.clone(),
+            namespace: plan.namespace.clone(),
             telemetry: self.telemetry.clone(),
         };
         let mut tasks = JoinSet::new();
@@ -207,7 +208,9 @@ struct Target {
     timeout: Duration,
     limits: AnswerLimits,
     at: Option<Timestamp>,
-    permits: Option<Arc<Semaphore>>,
+    permits: Option<Arc<FairSlots>>,
+    /// The policy's namespace: query slots are shared by namespaces in turn.
+    namespace: String,
     telemetry: Option<Arc<crate::telemetry::Metrics>>,
 }
 
@@ -245,9 +248,10 @@ async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObs
 /// connection the server had closed (it restarted, or dropped an idle connection) is sent once
 /// more on a new one: the query is idempotent.
 async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure> {
-    // The semaphore is never closed; without a permit the query still runs.
+    // Namespaces are served in turn, each within its share: a server that hangs holds at most
+    // its own namespace's slots.
     let _permit = match &target.permits {
-        Some(permits) => permits.acquire().await.ok(),
+        Some(permits) => Some(permits.acquire(&target.namespace).await),
         None => None,
     };
     match send(target, promql).await {
