@@ -746,3 +746,113 @@ async fn namespaced_chart_rbac_lets_the_operator_scale_its_namespaces_only() {
         .await
     );
 }
+
+/// A `scalewise run` authenticated as a ServiceAccount that may do nothing: its policy watch can
+/// never list. `/healthz` says so after `--list-failure-timeout`, and SIGTERM still ends it.
+#[tokio::test]
+async fn an_operator_that_cannot_list_its_policies_is_unhealthy_and_still_stops_on_sigterm() {
+    let env = TestEnv::new("cannot-list").await;
+    install_crd(&env.client).await;
+    let sa = "nothing-allowed";
+    Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(sa.into()),
+                    ..ObjectMeta::default()
+                },
+                ..ServiceAccount::default()
+            },
+        )
+        .await
+        .expect("create the ServiceAccount");
+    let kubeconfig = service_account_kubeconfig(&env, sa).await;
+    let port = free_port();
+    let log =
+        std::env::temp_dir().join(format!("scalewise-rbac-{}-cannot-list.log", env.namespace));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scalewise"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SCALEWISE_") || key == "KUBECONFIG" {
+            command.env_remove(key);
+        }
+    }
+    let child = command
+        .args([
+            "run",
+            "--leader-election",
+            "false",
+            "--namespace",
+            &env.namespace,
+        ])
+        .args([
+            "--prometheus-url",
+            &required_env("SCALEWISE_PROMETHEUS_URL"),
+        ])
+        .args(["--list-failure-timeout", "3s", "--shutdown-timeout", "2s"])
+        .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("log file"))
+        .spawn()
+        .expect("scalewise run starts");
+    let mut op = Operator {
+        child,
+        port,
+        log: log.clone(),
+    };
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut unhealthy = None;
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) =
+            support::http::request(hyper::Method::GET, &url, &[], bytes::Bytes::new()).await
+            && r.status.as_u16() == 503
+        {
+            unhealthy = Some(r.text());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let body = unhealthy.unwrap_or_else(|| panic!("/healthz never failed; log:\n{}", op.logs()));
+    assert!(body.contains("failed to list for"), "{body}");
+    // The metric tells how long, refreshed every 5 s.
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut failing = false;
+    while !failing && std::time::Instant::now() < deadline {
+        let metrics =
+            support::http::request(hyper::Method::GET, &metrics_url, &[], bytes::Bytes::new())
+                .await
+                .map(|r| r.text())
+                .unwrap_or_default();
+        failing = metrics.lines().any(|l| {
+            l.strip_prefix("scalewise_policy_watch_failing_seconds ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|v| v > 0.0)
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(failing, "scalewise_policy_watch_failing_seconds stayed 0");
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &op.child.id().to_string()])
+        .status();
+    let stopped = std::time::Instant::now();
+    let mut code = None;
+    while stopped.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(status)) = op.child.try_wait() {
+            code = Some(status.code());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        code.is_some(),
+        "still running 30 s after SIGTERM; log:\n{}",
+        op.logs()
+    );
+    // Every line of the log is bounded, and none holds an API body.
+    assert!(op.logs().lines().all(|l| l.len() < 4096), "{}", op.logs());
+}

@@ -62,6 +62,16 @@ impl Health {
         Duration::from_secs(u64::try_from(now.saturating_sub(since)).unwrap_or(0))
     }
 
+    /// How long the policy watch has failed without a success (zero while it works).
+    pub fn watch_failing_for(&self) -> Duration {
+        match self.watch_failing_since.load(Ordering::SeqCst) {
+            0 => Duration::ZERO,
+            since => {
+                Duration::from_secs(u64::try_from(now_secs().saturating_sub(since)).unwrap_or(0))
+            }
+        }
+    }
+
     /// The policy watch delivered an event: it works.
     pub fn watch_ok(&self) {
         self.watch_failing_since.store(0, Ordering::SeqCst);

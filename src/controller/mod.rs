@@ -289,10 +289,12 @@ impl Runner {
         // that a reconcile that never returns still counts as a stall.
         let workload = {
             let (health, readers, caches) = (health.clone(), readers.clone(), caches.clone());
+            let metrics = metrics.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     tick.tick().await;
+                    metrics.watch_failing(health.watch_failing_for());
                     let policies: usize = readers.iter().map(|s| s.state().len()).sum();
                     let longest = caches
                         .iter()

@@ -211,6 +211,11 @@ impl Metrics {
     /// A list or watch of ScalingPolicies failed; it has failed for `failing` without a success.
     pub fn watch_failed(&self, failing: Duration) {
         self.watch_errors.inc();
+        self.watch_failing(failing);
+    }
+
+    /// How long the ScalingPolicy watch has failed without a success (zero while it works).
+    pub fn watch_failing(&self, failing: Duration) {
         self.watch_failing
             .set(i64::try_from(failing.as_secs()).unwrap_or(i64::MAX));
     }
