@@ -153,7 +153,89 @@ fn every_rejected_case_is_refused_with_its_field_path() {
         (
             "interval below 1s",
             |v| v["spec"]["interval"] = json!("0s"),
-            "spec.interval: must be at least 1s, got 0s",
+            "spec.interval: must be between 1s and 1h, got 0s",
+        ),
+        (
+            "interval above 1h",
+            |v| v["spec"]["interval"] = json!("1h1s"),
+            "spec.interval: must be between 1s and 1h, got 1h1s",
+        ),
+        (
+            "cooldown above 24h",
+            |v| v["spec"]["behavior"]["scaleIn"]["cooldown"] = json!("25h"),
+            "spec.behavior.scaleIn.cooldown: must be between 0s and 24h, got 25h",
+        ),
+        (
+            "stabilization window above 1h",
+            |v| v["spec"]["behavior"]["scaleIn"]["stabilizationWindow"] = json!("61m"),
+            "spec.behavior.scaleIn.stabilizationWindow: must be between 0s and 1h, got 61m",
+        ),
+        (
+            "rate period above 30m",
+            |v| v["spec"]["behavior"]["scaleOut"]["policies"][0]["period"] = json!("31m"),
+            "spec.behavior.scaleOut.policies[0].period: must be between 1s and 30m, got 31m",
+        ),
+        (
+            "metric window above 1h",
+            |v| v["spec"]["metrics"][0]["window"] = json!("2h"),
+            "spec.metrics[0].window: must be between 1s and 1h, got 2h",
+        ),
+        (
+            "a duration text longer than 32 characters",
+            |v| v["spec"]["interval"] = json!(format!("{}1s", "0".repeat(40))),
+            "spec.interval: must be at most 32 characters long, got 42",
+        ),
+        (
+            "eleven rate policies",
+            |v| {
+                let one = json!({"type": "Pods", "value": 1, "period": "15s"});
+                v["spec"]["behavior"]["scaleOut"]["policies"] = json!(vec![one; 11]);
+            },
+            "spec.behavior.scaleOut.policies: must list at most 10 rate policies, got 11",
+        ),
+        (
+            "a target name that is not a DNS subdomain",
+            |v| v["spec"]["targetRef"]["name"] = json!("Check_Out"),
+            "spec.targetRef.name: \"Check_Out\" is not a Deployment name",
+        ),
+        (
+            "a target name longer than 253 characters",
+            |v| v["spec"]["targetRef"]["name"] = json!("a".repeat(254)),
+            "spec.targetRef.name: must be at most 253 characters long, got 254",
+        ),
+        (
+            "a selector longer than 4096 characters",
+            |v| {
+                v["spec"]["metrics"][1]["latency"]["selector"] =
+                    json!(format!("service=~\"{}\"", "a".repeat(4096)))
+            },
+            "spec.metrics[1].latency.selector: must be at most 4096 characters long, got 4107",
+        ),
+        (
+            "a histogram name longer than 256 characters",
+            |v| v["spec"]["metrics"][1]["latency"]["histogram"] = json!("h".repeat(257)),
+            "spec.metrics[1].latency.histogram: must be at most 256 characters long, got 257",
+        ),
+        (
+            "a query nested 65 brackets deep",
+            |v| {
+                v["spec"]["metrics"][3]["query"] =
+                    json!(format!("{}up{}", "sum(".repeat(65), ")".repeat(65)))
+            },
+            "spec.metrics[3].query: must nest brackets at most 64 deep, got 65",
+        ),
+        (
+            "a server address longer than 2048 characters",
+            |v| {
+                v["spec"]["prometheus"] =
+                    json!({"address": format!("https://prom.example/{}", "p".repeat(2048))})
+            },
+            "spec.prometheus.address: must be at most 2048 characters long, got 2069",
+        ),
+        (
+            "a step beyond int32",
+            |v| v["spec"]["behavior"]["scaleOut"]["step"] = json!(2_147_483_648_i64),
+            "spec.behavior.scaleOut.step: must be at most 2147483647 (an int32), got 2147483648",
         ),
         (
             "step of 0",

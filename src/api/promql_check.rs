@@ -3,6 +3,9 @@
 //! metrics plan parses each metric's complete PromQL once more with the policy's own values).
 
 use super::checker::Checker;
+use super::limits::{
+    MAX_PROMETHEUS_NAME_LENGTH, MAX_QUERY_NESTING, MAX_SELECTOR_LENGTH, bracket_depth,
+};
 use super::spec::MetricSpec;
 
 /// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -19,9 +22,23 @@ fn with_example_placeholders(text: &str) -> String {
     super::spec::placeholder::expand(text, "default", "web", "1m")
 }
 
+/// Refuses PromQL nested deeper than [`MAX_QUERY_NESTING`], before the parser (which recurses)
+/// sees it.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let depth = bracket_depth(text);
+    if depth > MAX_QUERY_NESTING {
+        Err(format!(
+            "must nest brackets at most {MAX_QUERY_NESTING} deep, got {depth}"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Parses a PromQL label matcher list written without braces, such as `service="checkout"`.
 /// An empty list is fine.
 pub fn check_matcher_list(text: &str) -> Result<(), String> {
+    check_nesting(text)?;
     let expanded = with_example_placeholders(text);
     if expanded.trim().is_empty() {
         return Ok(());
@@ -38,12 +55,18 @@ pub fn check_matcher_list(text: &str) -> Result<(), String> {
 }
 
 fn check_matchers(c: &mut Checker, path: &str, text: &str) {
+    if !c.length_within(path, text, MAX_SELECTOR_LENGTH) {
+        return;
+    }
     if let Err(message) = check_matcher_list(text) {
         c.error(path, message);
     }
 }
 
 fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
+    if !c.length_within(path, name, MAX_PROMETHEUS_NAME_LENGTH) {
+        return;
+    }
     let expanded = with_example_placeholders(name);
     if !is_metric_name(&expanded) {
         c.error(
@@ -53,9 +76,14 @@ fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
     }
 }
 
-/// A `query` must parse as PromQL and yield an instant vector or a scalar.
+/// A `query` must parse as PromQL and yield an instant vector or a scalar. The caller has checked
+/// its length; its nesting is checked here, before parsing.
 pub(super) fn check_query(c: &mut Checker, path: &str, query: &str) {
     use promql_parser::parser::{self, value::ValueType};
+    if let Err(message) = check_nesting(query) {
+        c.error(path, message);
+        return;
+    }
     match parser::parse(&with_example_placeholders(query)) {
         Ok(expr) => match expr.value_type() {
             ValueType::Vector | ValueType::Scalar => {}
