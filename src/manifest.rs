@@ -26,6 +26,8 @@ pub enum ManifestError {
 pub struct Document {
     /// 1-based position in the file.
     pub index: usize,
+    /// The 0-based position in the document's `items` when the object came from a `List`.
+    pub item: Option<usize>,
     pub value: Value,
 }
 
@@ -50,6 +52,67 @@ impl Document {
                 .is_some_and(|v| v.starts_with("scalewise.dev/"))
     }
 
+    /// Where the object is in its file: `document 2`, or `document 2 items[0]` in a `List`.
+    pub fn position(&self) -> String {
+        match self.item {
+            Some(i) => format!("document {} items[{i}]", self.index),
+            None => format!("document {}", self.index),
+        }
+    }
+
+    /// Whether this document is a list of objects: `kind: List` (as `kubectl get -o yaml`
+    /// prints) or a typed list such as `ScalingPolicyList`, with an `items` array.
+    pub fn is_list(&self) -> bool {
+        self.item.is_none()
+            && self.kind().is_some_and(|k| k.ends_with("List"))
+            && self.value.get("items").is_some_and(Value::is_array)
+    }
+
+    /// The objects the document holds: each item of a list, or the document itself. Items of a
+    /// typed list (`ScalingPolicyList`, as the API serves it) carry no apiVersion and kind;
+    /// they get the list's.
+    pub fn objects(self) -> Vec<Document> {
+        if !self.is_list() {
+            return vec![self];
+        }
+        let item_kind = self
+            .kind()
+            .and_then(|k| k.strip_suffix("List"))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        let api_version = self.api_version().map(str::to_owned);
+        let index = self.index;
+        let Value::Object(mut map) = self.value else {
+            return Vec::new();
+        };
+        let Some(Value::Array(items)) = map.remove("items") else {
+            return Vec::new();
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut value)| {
+                if let Value::Object(object) = &mut value {
+                    if let Some(kind) = &item_kind
+                        && !object.contains_key("kind")
+                    {
+                        object.insert("kind".into(), Value::String(kind.clone()));
+                        if let Some(version) = &api_version {
+                            object
+                                .entry("apiVersion")
+                                .or_insert_with(|| Value::String(version.clone()));
+                        }
+                    }
+                }
+                Document {
+                    index,
+                    item: Some(i),
+                    value,
+                }
+            })
+            .collect()
+    }
+
     /// `namespace/name` as far as the document tells (just `name` without a namespace).
     pub fn display_name(&self) -> String {
         let name = self.str_at("/metadata/name").unwrap_or("<unnamed>");
@@ -71,6 +134,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
         if !value.is_null() {
             documents.push(Document {
                 index: i + 1,
+                item: None,
                 value,
             });
         }

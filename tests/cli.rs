@@ -371,6 +371,85 @@ spec:
 }
 
 #[test]
+fn check_reads_a_kubectl_list_from_standard_input_and_reports_each_item_by_namespace_and_name() {
+    // What `kubectl get sp -A -o yaml` prints: a v1 List whose items carry server-side metadata
+    // and a status; one policy is valid, the other was stored before the CRD had its limits.
+    let text = r#"
+apiVersion: v1
+items:
+- apiVersion: scalewise.dev/v1alpha1
+  kind: ScalingPolicy
+  metadata:
+    creationTimestamp: "2026-01-01T00:00:00Z"
+    generation: 1
+    name: good
+    namespace: team-a
+    resourceVersion: "1234"
+    uid: 0c6f2a8e-0000-4000-8000-000000000001
+  spec:
+    targetRef: {apiVersion: apps/v1, kind: Deployment, name: good}
+    minReplicas: 1
+    maxReplicas: 3
+    metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+  status:
+    observedGeneration: 1
+    currentReplicas: 2
+- apiVersion: scalewise.dev/v1alpha1
+  kind: ScalingPolicy
+  metadata:
+    name: hostile
+    namespace: team-b
+  spec:
+    targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+    minReplicas: 1
+    maxReplicas: 3
+    interval: 100000000h
+    metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+kind: List
+metadata:
+  resourceVersion: ""
+"#;
+    let out = scalewise_stdin(&["check", "-f", "-"], text);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "-: team-b/hostile: spec.interval: must be between 1s and 1h, got 100000000h\n"
+    );
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn check_reads_the_items_of_a_typed_list_and_notes_other_kinds_by_position() {
+    // A ScalingPolicyList as the API serves it: items without apiVersion and kind.
+    let text = r#"
+apiVersion: scalewise.dev/v1alpha1
+kind: ScalingPolicyList
+items:
+- metadata: {name: big, namespace: shop}
+  spec:
+    targetRef: {apiVersion: apps/v1, kind: Deployment, name: big}
+    minReplicas: 1
+    maxReplicas: 2147483648
+    metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}
+"#;
+    let out = scalewise_stdin(&["check", "-f", "-"], text);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "-: shop/big: spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648\n"
+    );
+    assert_eq!(
+        stderr(&out),
+        "-: document 2 items[0] (v1/ConfigMap) skipped: not a ScalingPolicy\n"
+    );
+}
+
+#[test]
 fn check_names_a_yaml_syntax_error() {
     let out = scalewise_stdin(&["check", "-f", "-"], "spec: [unclosed");
     assert_eq!(out.status.code(), Some(1));
