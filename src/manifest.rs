@@ -161,18 +161,21 @@ pub fn read_policy(document: &Document) -> Result<ScalingPolicy, Vec<FieldError>
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
     let deserializer = serde_ignored::Deserializer::new(document.value.clone(), &mut record);
     let parsed: Result<ScalingPolicy, _> = serde_path_to_error::deserialize(deserializer);
-    let schema = crate::api::crd::schema();
-    for path in unknown {
-        // The status is the operator's to write; a manifest may carry one from `kubectl get -o yaml`.
-        // apiVersion and kind are checked above (kube reads them outside serde's view).
-        if path == "status" || path.starts_with("status.") || path == "apiVersion" || path == "kind"
-        {
-            continue;
+    // The status is the operator's to write; a manifest may carry one from `kubectl get -o yaml`.
+    // apiVersion and kind are checked above (kube reads them outside serde's view).
+    unknown.retain(|path| {
+        !(path == "status" || path.starts_with("status.") || path == "apiVersion" || path == "kind")
+    });
+    // The schema, for "did you mean", only when there is an unknown field to name: generating
+    // it costs more than reading the policy.
+    if !unknown.is_empty() {
+        let schema = crate::api::crd::schema();
+        for path in unknown {
+            errors.push(FieldError {
+                message: unknown_field_message(&schema, &path),
+                path,
+            });
         }
-        errors.push(FieldError {
-            message: unknown_field_message(&schema, &path),
-            path,
-        });
     }
     match parsed {
         Ok(policy) => {
@@ -206,8 +209,19 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         Path::Map { parent, key } => {
             let parent = ignored_path(parent);
-            if parent.is_empty() {
+            // A key that is not a plain name (empty, or holding dots or brackets) is quoted, so
+            // that the path still names it.
+            let plain = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            let key = if plain {
                 key.clone()
+            } else {
+                format!("{key:?}")
+            };
+            if parent.is_empty() {
+                key
             } else {
                 format!("{parent}.{key}")
             }
@@ -289,6 +303,21 @@ impl fmt::Display for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by tests/fuzz_manifest.rs: the document `?` (a null key) was reported with an
+    /// empty path.
+    #[test]
+    fn an_unknown_key_that_is_not_a_plain_name_is_quoted_in_its_path() {
+        let errors = read_policy(&parse_documents("?").unwrap()[0]).unwrap_err();
+        assert!(errors.iter().any(|e| e.path == "\"\""), "{errors:?}");
+        assert!(errors.iter().all(|e| !e.path.is_empty()), "{errors:?}");
+        let docs = parse_documents("spec: {\"a.b\": 1}").unwrap();
+        let errors = read_policy(&docs[0]).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path == "spec.\"a.b\""),
+            "{errors:?}"
+        );
+    }
 
     #[test]
     fn edit_distance_counts_single_edits() {
