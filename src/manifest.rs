@@ -92,16 +92,15 @@ impl Document {
             .into_iter()
             .enumerate()
             .map(|(i, mut value)| {
-                if let Value::Object(object) = &mut value {
-                    if let Some(kind) = &item_kind
-                        && !object.contains_key("kind")
-                    {
-                        object.insert("kind".into(), Value::String(kind.clone()));
-                        if let Some(version) = &api_version {
-                            object
-                                .entry("apiVersion")
-                                .or_insert_with(|| Value::String(version.clone()));
-                        }
+                if let Value::Object(object) = &mut value
+                    && let Some(kind) = &item_kind
+                    && !object.contains_key("kind")
+                {
+                    object.insert("kind".into(), Value::String(kind.clone()));
+                    if let Some(version) = &api_version {
+                        object
+                            .entry("apiVersion")
+                            .or_insert_with(|| Value::String(version.clone()));
                     }
                 }
                 Document {
