@@ -225,6 +225,11 @@ fn every_rejected_case_is_refused_with_its_field_path() {
             "spec.metrics[3].query: must nest brackets at most 64 deep, got 65",
         ),
         (
+            "a query that placeholders make longer than twice its limit",
+            |v| v["spec"]["metrics"][3]["query"] = json!(format!("up{}", " + {target}".repeat(70))),
+            "spec.metrics[3].query: must be at most 16384 characters long with its placeholders replaced by their longest values (a 63-character namespace, a 253-character target), got 17922",
+        ),
+        (
             "a server address longer than 2048 characters",
             |v| {
                 v["spec"]["prometheus"] =

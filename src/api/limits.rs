@@ -69,6 +69,11 @@ pub const MAX_API_VERSION_LENGTH: usize = 317;
 /// The longest `targetRef.kind`.
 pub const MAX_KIND_LENGTH: usize = 63;
 
+/// How much longer than its own limit a PromQL text may grow once its placeholders are replaced
+/// by their longest values (`promql_check::expanded_length`): the query sent to Prometheus and recorded in
+/// status stays within twice the written limit, however many `{target}`s a text holds.
+pub const MAX_EXPANSION_FACTOR: usize = 2;
+
 /// A DNS subdomain (RFC 1123) as Kubernetes names objects: lower-case letters, digits, `-` and
 /// `.`, each dot-separated label starting and ending with a letter or digit.
 pub const DNS_SUBDOMAIN_PATTERN: &str =

@@ -13,7 +13,7 @@ pub use super::address::parse_server_address;
 use super::checker::Checker;
 pub use super::checker::{FieldError, ValidationErrors};
 use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
-use super::promql_check::{check_promql_parts, check_query};
+use super::promql_check::{self, check_promql_parts, check_query};
 use super::spec::{
     Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
     DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN,
@@ -310,7 +310,7 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
             c.error(at("requestRate.counter"), "must name a counter");
         }
         if let Some(query) = &m.query {
-            if !c.length_within(&at("query"), query, MAX_QUERY_LENGTH) {
+            if !promql_check::length_within(c, &at("query"), query, MAX_QUERY_LENGTH) {
                 // Reported with the limit; not parsed.
             } else if query.trim().is_empty() {
                 c.error(at("query"), "must be a PromQL expression");
