@@ -144,6 +144,13 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
 /// Reads a ScalingPolicy document, returning every problem: an unsupported apiVersion, each
 /// unknown field, a field of the wrong type, and every validation rule it breaks.
 pub fn read_policy(document: &Document) -> Result<ScalingPolicy, Vec<FieldError>> {
+    // serde reads a struct from a sequence too, field by field, and would name `[0]`.
+    if !document.value.is_object() {
+        return Err(vec![FieldError {
+            path: "(document)".into(),
+            message: "must be an object with apiVersion, kind, metadata and spec".into(),
+        }]);
+    }
     let mut errors = Vec::new();
     if document.api_version() != Some(API_VERSION) {
         errors.push(FieldError {
@@ -316,6 +323,15 @@ mod tests {
             errors.iter().any(|e| e.path == "spec.\"a.b\""),
             "{errors:?}"
         );
+    }
+
+    /// Found by tests/fuzz_manifest.rs: a document that is a sequence was read field by field
+    /// and its problems named `[0]`.
+    #[test]
+    fn a_document_that_is_not_an_object_is_refused_as_a_whole() {
+        let errors = read_policy(&parse_documents("[{}, {}]").unwrap()[0]).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "(document)");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use super::limits::{
     MAX_EXPANSION_FACTOR, MAX_PROMETHEUS_NAME_LENGTH, MAX_QUERY_NESTING, MAX_SELECTOR_LENGTH,
     MAX_TARGET_NAME_LENGTH, bracket_depth,
 };
+use super::spec::MetricSpec;
 use super::spec::placeholder::{NAMESPACE, TARGET, WINDOW};
 
 /// The length of PromQL text, in characters, once each placeholder is replaced by its longest
@@ -47,7 +48,6 @@ pub(super) fn length_within(c: &mut Checker, path: &str, text: &str, max: usize)
     }
     true
 }
-use super::spec::MetricSpec;
 
 /// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn is_metric_name(name: &str) -> bool {
