@@ -319,11 +319,11 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     #[test]
     fn any_promql_text_is_checked_on_a_small_stack_and_reported_on_the_query(
-        query in promql_soup(1500),
+        query in promql_soup(1000),
     ) {
         for e in query_errors(query) {
             prop_assert_eq!(e.path, "spec.metrics[0].query");
