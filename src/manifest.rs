@@ -26,6 +26,8 @@ pub enum ManifestError {
 pub struct Document {
     /// 1-based position in the file.
     pub index: usize,
+    /// The 0-based position in the document's `items` when the object came from a `List`.
+    pub item: Option<usize>,
     pub value: Value,
 }
 
@@ -50,6 +52,66 @@ impl Document {
                 .is_some_and(|v| v.starts_with("scalewise.dev/"))
     }
 
+    /// Where the object is in its file: `document 2`, or `document 2 items[0]` in a `List`.
+    pub fn position(&self) -> String {
+        match self.item {
+            Some(i) => format!("document {} items[{i}]", self.index),
+            None => format!("document {}", self.index),
+        }
+    }
+
+    /// Whether this document is a list of objects: `kind: List` (as `kubectl get -o yaml`
+    /// prints) or a typed list such as `ScalingPolicyList`, with an `items` array.
+    pub fn is_list(&self) -> bool {
+        self.item.is_none()
+            && self.kind().is_some_and(|k| k.ends_with("List"))
+            && self.value.get("items").is_some_and(Value::is_array)
+    }
+
+    /// The objects the document holds: each item of a list, or the document itself. Items of a
+    /// typed list (`ScalingPolicyList`, as the API serves it) carry no apiVersion and kind;
+    /// they get the list's.
+    pub fn objects(self) -> Vec<Document> {
+        if !self.is_list() {
+            return vec![self];
+        }
+        let item_kind = self
+            .kind()
+            .and_then(|k| k.strip_suffix("List"))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned);
+        let api_version = self.api_version().map(str::to_owned);
+        let index = self.index;
+        let Value::Object(mut map) = self.value else {
+            return Vec::new();
+        };
+        let Some(Value::Array(items)) = map.remove("items") else {
+            return Vec::new();
+        };
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut value)| {
+                if let Value::Object(object) = &mut value
+                    && let Some(kind) = &item_kind
+                    && !object.contains_key("kind")
+                {
+                    object.insert("kind".into(), Value::String(kind.clone()));
+                    if let Some(version) = &api_version {
+                        object
+                            .entry("apiVersion")
+                            .or_insert_with(|| Value::String(version.clone()));
+                    }
+                }
+                Document {
+                    index,
+                    item: Some(i),
+                    value,
+                }
+            })
+            .collect()
+    }
+
     /// `namespace/name` as far as the document tells (just `name` without a namespace).
     pub fn display_name(&self) -> String {
         let name = self.str_at("/metadata/name").unwrap_or("<unnamed>");
@@ -71,6 +133,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
         if !value.is_null() {
             documents.push(Document {
                 index: i + 1,
+                item: None,
                 value,
             });
         }
@@ -81,6 +144,13 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, ManifestError> {
 /// Reads a ScalingPolicy document, returning every problem: an unsupported apiVersion, each
 /// unknown field, a field of the wrong type, and every validation rule it breaks.
 pub fn read_policy(document: &Document) -> Result<ScalingPolicy, Vec<FieldError>> {
+    // serde reads a struct from a sequence too, field by field, and would name `[0]`.
+    if !document.value.is_object() {
+        return Err(vec![FieldError {
+            path: "(document)".into(),
+            message: "must be an object with apiVersion, kind, metadata and spec".into(),
+        }]);
+    }
     let mut errors = Vec::new();
     if document.api_version() != Some(API_VERSION) {
         errors.push(FieldError {
@@ -97,18 +167,21 @@ pub fn read_policy(document: &Document) -> Result<ScalingPolicy, Vec<FieldError>
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
     let deserializer = serde_ignored::Deserializer::new(document.value.clone(), &mut record);
     let parsed: Result<ScalingPolicy, _> = serde_path_to_error::deserialize(deserializer);
-    let schema = crate::api::crd::schema();
-    for path in unknown {
-        // The status is the operator's to write; a manifest may carry one from `kubectl get -o yaml`.
-        // apiVersion and kind are checked above (kube reads them outside serde's view).
-        if path == "status" || path.starts_with("status.") || path == "apiVersion" || path == "kind"
-        {
-            continue;
+    // The status is the operator's to write; a manifest may carry one from `kubectl get -o yaml`.
+    // apiVersion and kind are checked above (kube reads them outside serde's view).
+    unknown.retain(|path| {
+        !(path == "status" || path.starts_with("status.") || path == "apiVersion" || path == "kind")
+    });
+    // The schema, for "did you mean", only when there is an unknown field to name: generating
+    // it costs more than reading the policy.
+    if !unknown.is_empty() {
+        let schema = crate::api::crd::schema();
+        for path in unknown {
+            errors.push(FieldError {
+                message: unknown_field_message(&schema, &path),
+                path,
+            });
         }
-        errors.push(FieldError {
-            message: unknown_field_message(&schema, &path),
-            path,
-        });
     }
     match parsed {
         Ok(policy) => {
@@ -142,8 +215,19 @@ fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
         Path::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
         Path::Map { parent, key } => {
             let parent = ignored_path(parent);
-            if parent.is_empty() {
+            // A key that is not a plain name (empty, or holding dots or brackets) is quoted, so
+            // that the path still names it.
+            let plain = !key.is_empty()
+                && key
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '-');
+            let key = if plain {
                 key.clone()
+            } else {
+                format!("{key:?}")
+            };
+            if parent.is_empty() {
+                key
             } else {
                 format!("{parent}.{key}")
             }
@@ -225,6 +309,30 @@ impl fmt::Display for Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by tests/fuzz_manifest.rs: the document `?` (a null key) was reported with an
+    /// empty path.
+    #[test]
+    fn an_unknown_key_that_is_not_a_plain_name_is_quoted_in_its_path() {
+        let errors = read_policy(&parse_documents("?").unwrap()[0]).unwrap_err();
+        assert!(errors.iter().any(|e| e.path == "\"\""), "{errors:?}");
+        assert!(errors.iter().all(|e| !e.path.is_empty()), "{errors:?}");
+        let docs = parse_documents("spec: {\"a.b\": 1}").unwrap();
+        let errors = read_policy(&docs[0]).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path == "spec.\"a.b\""),
+            "{errors:?}"
+        );
+    }
+
+    /// Found by tests/fuzz_manifest.rs: a document that is a sequence was read field by field
+    /// and its problems named `[0]`.
+    #[test]
+    fn a_document_that_is_not_an_object_is_refused_as_a_whole() {
+        let errors = read_policy(&parse_documents("[{}, {}]").unwrap()[0]).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].path, "(document)");
+    }
 
     #[test]
     fn edit_distance_counts_single_edits() {

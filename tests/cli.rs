@@ -153,7 +153,94 @@ fn every_rejected_case_is_refused_with_its_field_path() {
         (
             "interval below 1s",
             |v| v["spec"]["interval"] = json!("0s"),
-            "spec.interval: must be at least 1s, got 0s",
+            "spec.interval: must be between 1s and 1h, got 0s",
+        ),
+        (
+            "interval above 1h",
+            |v| v["spec"]["interval"] = json!("1h1s"),
+            "spec.interval: must be between 1s and 1h, got 1h1s",
+        ),
+        (
+            "cooldown above 24h",
+            |v| v["spec"]["behavior"]["scaleIn"]["cooldown"] = json!("25h"),
+            "spec.behavior.scaleIn.cooldown: must be between 0s and 24h, got 25h",
+        ),
+        (
+            "stabilization window above 1h",
+            |v| v["spec"]["behavior"]["scaleIn"]["stabilizationWindow"] = json!("61m"),
+            "spec.behavior.scaleIn.stabilizationWindow: must be between 0s and 1h, got 61m",
+        ),
+        (
+            "rate period above 30m",
+            |v| v["spec"]["behavior"]["scaleOut"]["policies"][0]["period"] = json!("31m"),
+            "spec.behavior.scaleOut.policies[0].period: must be between 1s and 30m, got 31m",
+        ),
+        (
+            "metric window above 1h",
+            |v| v["spec"]["metrics"][0]["window"] = json!("2h"),
+            "spec.metrics[0].window: must be between 1s and 1h, got 2h",
+        ),
+        (
+            "a duration text longer than 32 characters",
+            |v| v["spec"]["interval"] = json!(format!("{}1s", "0".repeat(40))),
+            "spec.interval: must be at most 32 characters long, got 42",
+        ),
+        (
+            "eleven rate policies",
+            |v| {
+                let one = json!({"type": "Pods", "value": 1, "period": "15s"});
+                v["spec"]["behavior"]["scaleOut"]["policies"] = json!(vec![one; 11]);
+            },
+            "spec.behavior.scaleOut.policies: must list at most 10 rate policies, got 11",
+        ),
+        (
+            "a target name that is not a DNS subdomain",
+            |v| v["spec"]["targetRef"]["name"] = json!("Check_Out"),
+            "spec.targetRef.name: \"Check_Out\" is not a Deployment name",
+        ),
+        (
+            "a target name longer than 253 characters",
+            |v| v["spec"]["targetRef"]["name"] = json!("a".repeat(254)),
+            "spec.targetRef.name: must be at most 253 characters long, got 254",
+        ),
+        (
+            "a selector longer than 4096 characters",
+            |v| {
+                v["spec"]["metrics"][1]["latency"]["selector"] =
+                    json!(format!("service=~\"{}\"", "a".repeat(4096)))
+            },
+            "spec.metrics[1].latency.selector: must be at most 4096 characters long, got 4107",
+        ),
+        (
+            "a histogram name longer than 256 characters",
+            |v| v["spec"]["metrics"][1]["latency"]["histogram"] = json!("h".repeat(257)),
+            "spec.metrics[1].latency.histogram: must be at most 256 characters long, got 257",
+        ),
+        (
+            "a query nested 65 brackets deep",
+            |v| {
+                v["spec"]["metrics"][3]["query"] =
+                    json!(format!("{}up{}", "sum(".repeat(65), ")".repeat(65)))
+            },
+            "spec.metrics[3].query: must nest brackets at most 64 deep, got 65",
+        ),
+        (
+            "a query that placeholders make longer than twice its limit",
+            |v| v["spec"]["metrics"][3]["query"] = json!(format!("up{}", " + {target}".repeat(70))),
+            "spec.metrics[3].query: must be at most 16384 characters long with its placeholders replaced by their longest values (a 63-character namespace, a 253-character target), got 17922",
+        ),
+        (
+            "a server address longer than 2048 characters",
+            |v| {
+                v["spec"]["prometheus"] =
+                    json!({"address": format!("https://prom.example/{}", "p".repeat(2048))})
+            },
+            "spec.prometheus.address: must be at most 2048 characters long, got 2069",
+        ),
+        (
+            "a step beyond int32",
+            |v| v["spec"]["behavior"]["scaleOut"]["step"] = json!(2_147_483_648_i64),
+            "spec.behavior.scaleOut.step: must be at most 2147483647 (an int32), got 2147483648",
         ),
         (
             "step of 0",
@@ -285,6 +372,85 @@ spec:
         stderr(&out).contains("-: document 1 (v1/Service) skipped: not a ScalingPolicy"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn check_reads_a_kubectl_list_from_standard_input_and_reports_each_item_by_namespace_and_name() {
+    // What `kubectl get sp -A -o yaml` prints: a v1 List whose items carry server-side metadata
+    // and a status; one policy is valid, the other was stored before the CRD had its limits.
+    let text = r#"
+apiVersion: v1
+items:
+- apiVersion: scalewise.dev/v1alpha1
+  kind: ScalingPolicy
+  metadata:
+    creationTimestamp: "2026-01-01T00:00:00Z"
+    generation: 1
+    name: good
+    namespace: team-a
+    resourceVersion: "1234"
+    uid: 0c6f2a8e-0000-4000-8000-000000000001
+  spec:
+    targetRef: {apiVersion: apps/v1, kind: Deployment, name: good}
+    minReplicas: 1
+    maxReplicas: 3
+    metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+  status:
+    observedGeneration: 1
+    currentReplicas: 2
+- apiVersion: scalewise.dev/v1alpha1
+  kind: ScalingPolicy
+  metadata:
+    name: hostile
+    namespace: team-b
+  spec:
+    targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+    minReplicas: 1
+    maxReplicas: 3
+    interval: 100000000h
+    metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+kind: List
+metadata:
+  resourceVersion: ""
+"#;
+    let out = scalewise_stdin(&["check", "-f", "-"], text);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "-: team-b/hostile: spec.interval: must be between 1s and 1h, got 100000000h\n"
+    );
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn check_reads_the_items_of_a_typed_list_and_notes_other_kinds_by_position() {
+    // A ScalingPolicyList as the API serves it: items without apiVersion and kind.
+    let text = r#"
+apiVersion: scalewise.dev/v1alpha1
+kind: ScalingPolicyList
+items:
+- metadata: {name: big, namespace: shop}
+  spec:
+    targetRef: {apiVersion: apps/v1, kind: Deployment, name: big}
+    minReplicas: 1
+    maxReplicas: 2147483648
+    metrics: [{name: rps, requestRate: {counter: http_requests_total}, target: 50}]
+---
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: ConfigMap, metadata: {name: c}}
+"#;
+    let out = scalewise_stdin(&["check", "-f", "-"], text);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "-: shop/big: spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648\n"
+    );
+    assert_eq!(
+        stderr(&out),
+        "-: document 2 items[0] (v1/ConfigMap) skipped: not a ScalingPolicy\n"
     );
 }
 

@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 use jiff::SignedDuration;
 
 use super::duration::DurationString;
+use super::limits::MAX_DURATION_LENGTH;
 
 /// One problem in a spec, with the path of the field it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +52,34 @@ impl Checker {
         });
     }
 
+    /// Checks that `text` has at most `max` characters (as the schema's `maxLength` counts), and
+    /// says so with the limit when it has more. Callers check nothing else in a text that is too
+    /// long, and never quote it.
+    pub(super) fn length_within(&mut self, path: &str, text: &str, max: usize) -> bool {
+        // A text of at most `max` bytes has at most `max` characters: count only longer ones.
+        if text.len() <= max {
+            return true;
+        }
+        let length = text.chars().count();
+        if length <= max {
+            return true;
+        }
+        self.error(
+            path,
+            format!("must be at most {max} characters long, got {length}"),
+        );
+        false
+    }
+
+    /// Checks that a list has at most `max` items, naming the limit and what it holds.
+    pub(super) fn items_within(&mut self, path: &str, len: usize, max: usize, what: &str) -> bool {
+        if len <= max {
+            return true;
+        }
+        self.error(path, format!("must list at most {max} {what}, got {len}"));
+        false
+    }
+
     /// Parses a duration, or the default when absent.
     pub(super) fn duration(
         &mut self,
@@ -59,6 +88,9 @@ impl Checker {
         default: &str,
     ) -> SignedDuration {
         let text = value.map(DurationString::as_str).unwrap_or(default);
+        if !self.length_within(path, text, MAX_DURATION_LENGTH) {
+            return SignedDuration::ZERO;
+        }
         match DurationString::new(text).parse() {
             Ok(d) => SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX),
             Err(e) => {

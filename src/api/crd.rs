@@ -50,6 +50,49 @@ fn drop_null_enum_members(node: &mut Value) {
 mod tests {
     use super::*;
 
+    /// Every field a user writes is bounded in the schema (idiom 15), which also bounds the cost
+    /// of every CEL rule an API server estimates: no string without `maxLength` (or an enum), no
+    /// list without `maxItems`, no integer without `maximum`.
+    #[test]
+    fn every_spec_field_has_an_upper_limit_in_the_schema() {
+        fn walk(node: &Value, path: &str, unbounded: &mut Vec<String>) {
+            let types: Vec<&str> = match &node["type"] {
+                Value::String(t) => vec![t.as_str()],
+                Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let has = |key: &str| node.get(key).is_some();
+            for t in types {
+                let missing = match t {
+                    "string" if !has("enum") => (!has("maxLength")).then_some("maxLength"),
+                    "array" => (!has("maxItems")).then_some("maxItems"),
+                    "integer" => (!has("maximum")).then_some("maximum"),
+                    _ => None,
+                };
+                if let Some(key) = missing {
+                    unbounded.push(format!("{path}: no {key}"));
+                }
+            }
+            if let Some(properties) = node["properties"].as_object() {
+                for (name, child) in properties {
+                    walk(child, &format!("{path}.{name}"), unbounded);
+                }
+            }
+            if node.get("items").is_some() {
+                walk(&node["items"], &format!("{path}[]"), unbounded);
+            }
+        }
+        let schema = schema();
+        let mut unbounded = Vec::new();
+        walk(&schema["properties"]["spec"], "spec", &mut unbounded);
+        assert!(unbounded.is_empty(), "unbounded fields: {unbounded:#?}");
+        // The one CEL rule sits on spec itself, outside any list.
+        assert_eq!(
+            schema["properties"]["spec"]["x-kubernetes-validations"][0]["rule"],
+            "self.minReplicas <= self.maxReplicas"
+        );
+    }
+
     #[test]
     fn no_enum_lists_null() {
         fn walk(node: &Value, path: &str, found: &mut Vec<String>) {

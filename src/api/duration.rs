@@ -72,6 +72,7 @@ impl JsonSchema for DurationString {
         json_schema!({
             "type": "string",
             "minLength": 1,
+            "maxLength": super::limits::MAX_DURATION_LENGTH,
             "pattern": DURATION_PATTERN,
         })
     }

@@ -6,6 +6,7 @@ mod checker;
 pub mod conditions;
 pub mod crd;
 pub mod duration;
+pub mod limits;
 pub mod policy;
 mod promql_check;
 pub mod reason;

@@ -3,7 +3,51 @@
 //! metrics plan parses each metric's complete PromQL once more with the policy's own values).
 
 use super::checker::Checker;
+use super::limits::{
+    MAX_EXPANSION_FACTOR, MAX_PROMETHEUS_NAME_LENGTH, MAX_QUERY_NESTING, MAX_SELECTOR_LENGTH,
+    MAX_TARGET_NAME_LENGTH, bracket_depth,
+};
 use super::spec::MetricSpec;
+use super::spec::placeholder::{NAMESPACE, TARGET, WINDOW};
+
+/// The length of PromQL text, in characters, once each placeholder is replaced by its longest
+/// value: `{namespace}` by 63 characters (a namespace is a DNS label), `{target}` by 253 (a
+/// Deployment's name) and `{window}` by 9 (`23h59m59s`; a window is at most 1h).
+pub fn expanded_length(text: &str) -> usize {
+    let written = text.chars().count();
+    [
+        (NAMESPACE, 63),
+        (TARGET, MAX_TARGET_NAME_LENGTH),
+        (WINDOW, 9),
+    ]
+    .iter()
+    .fold(written, |length, (placeholder, longest)| {
+        let count = text.matches(placeholder).count();
+        length
+            .saturating_sub(count.saturating_mul(placeholder.len()))
+            .saturating_add(count.saturating_mul(*longest))
+    })
+}
+
+/// Checks the length of PromQL text as written (`max`, the schema's `maxLength`) and once its
+/// placeholders are replaced by their longest values (`max` times [`MAX_EXPANSION_FACTOR`]).
+pub(super) fn length_within(c: &mut Checker, path: &str, text: &str, max: usize) -> bool {
+    if !c.length_within(path, text, max) {
+        return false;
+    }
+    let limit = max.saturating_mul(MAX_EXPANSION_FACTOR);
+    let expanded = expanded_length(text);
+    if expanded > limit {
+        c.error(
+            path,
+            format!(
+                "must be at most {limit} characters long with its placeholders replaced by their longest values (a 63-character namespace, a 253-character target), got {expanded}"
+            ),
+        );
+        return false;
+    }
+    true
+}
 
 /// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 pub fn is_metric_name(name: &str) -> bool {
@@ -19,9 +63,23 @@ fn with_example_placeholders(text: &str) -> String {
     super::spec::placeholder::expand(text, "default", "web", "1m")
 }
 
+/// Refuses PromQL nested deeper than [`MAX_QUERY_NESTING`], before the parser (which recurses)
+/// sees it.
+fn check_nesting(text: &str) -> Result<(), String> {
+    let depth = bracket_depth(text);
+    if depth > MAX_QUERY_NESTING {
+        Err(format!(
+            "must nest brackets at most {MAX_QUERY_NESTING} deep, got {depth}"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Parses a PromQL label matcher list written without braces, such as `service="checkout"`.
 /// An empty list is fine.
 pub fn check_matcher_list(text: &str) -> Result<(), String> {
+    check_nesting(text)?;
     let expanded = with_example_placeholders(text);
     if expanded.trim().is_empty() {
         return Ok(());
@@ -38,12 +96,18 @@ pub fn check_matcher_list(text: &str) -> Result<(), String> {
 }
 
 fn check_matchers(c: &mut Checker, path: &str, text: &str) {
+    if !length_within(c, path, text, MAX_SELECTOR_LENGTH) {
+        return;
+    }
     if let Err(message) = check_matcher_list(text) {
         c.error(path, message);
     }
 }
 
 fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
+    if !length_within(c, path, name, MAX_PROMETHEUS_NAME_LENGTH) {
+        return;
+    }
     let expanded = with_example_placeholders(name);
     if !is_metric_name(&expanded) {
         c.error(
@@ -53,9 +117,14 @@ fn check_metric_name(c: &mut Checker, path: &str, name: &str) {
     }
 }
 
-/// A `query` must parse as PromQL and yield an instant vector or a scalar.
+/// A `query` must parse as PromQL and yield an instant vector or a scalar. The caller has checked
+/// its length; its nesting is checked here, before parsing.
 pub(super) fn check_query(c: &mut Checker, path: &str, query: &str) {
     use promql_parser::parser::{self, value::ValueType};
+    if let Err(message) = check_nesting(query) {
+        c.error(path, message);
+        return;
+    }
     match parser::parse(&with_example_placeholders(query)) {
         Ok(expr) => match expr.value_type() {
             ValueType::Vector | ValueType::Scalar => {}
@@ -124,5 +193,18 @@ pub(super) fn check_promql_parts(c: &mut Checker, i: usize, m: &MetricSpec) {
         if let Some(selector) = &requests.selector {
             check_matchers(c, &at("requestRate.selector"), selector);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expanded_length_counts_each_placeholder_at_its_longest() {
+        assert_eq!(expanded_length("up"), 2);
+        assert_eq!(expanded_length("{namespace}"), 63);
+        assert_eq!(expanded_length("a{target}b{target}"), 2 + 2 * 253);
+        assert_eq!(expanded_length("rate(x[{window}])"), 17 - 8 + 9);
     }
 }

@@ -5,6 +5,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::duration::DurationString;
+use super::limits::{
+    DNS_SUBDOMAIN_PATTERN, MAX_ADDRESS_LENGTH, MAX_API_VERSION_LENGTH, MAX_INT32, MAX_KIND_LENGTH,
+    MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_PROMETHEUS_NAME_LENGTH, MAX_QUERY_LENGTH,
+    MAX_RATE_POLICIES, MAX_SELECTOR_LENGTH, MAX_TARGET_NAME_LENGTH,
+};
 use super::status::ScalingPolicyStatus;
 
 /// Default evaluation interval.
@@ -86,16 +91,19 @@ pub struct ScalingPolicySpec {
     /// its replica count is read and written through the `/scale` subresource.
     pub target_ref: TargetRef,
 
-    /// The fewest replicas the policy scales to (at least 0). A target below it is raised at once.
-    #[schemars(range(min = 0))]
+    /// The fewest replicas the policy scales to (0 to 2147483647). A target below it is raised
+    /// at once.
+    #[schemars(range(min = 0, max = MAX_INT32))]
+    #[serde(deserialize_with = "int32::required")]
     pub min_replicas: i32,
 
-    /// The most replicas the policy scales to (at least 1, and at least minReplicas). A target
-    /// above it is lowered at once.
-    #[schemars(range(min = 1))]
+    /// The most replicas the policy scales to (1 to 2147483647, and at least minReplicas). A
+    /// target above it is lowered at once.
+    #[schemars(range(min = 1, max = MAX_INT32))]
+    #[serde(deserialize_with = "int32::required")]
     pub max_replicas: i32,
 
-    /// How often the policy is evaluated, as `[Nh][Nm][Ns]`, at least 1s. Default: 15s.
+    /// How often the policy is evaluated, as `[Nh][Nm][Ns]`, from 1s to 1h. Default: 15s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<DurationString>,
 
@@ -105,10 +113,10 @@ pub struct ScalingPolicySpec {
     #[schemars(range(min = 0.0, max = 1.0))]
     pub tolerance: Option<f64>,
 
-    /// The metrics that drive the policy (at least one, unique names). The policy proposes the
-    /// largest replica count any metric proposes: it scales out when any metric asks, and scales in
-    /// only when every metric with a say asks.
-    #[schemars(length(min = 1))]
+    /// The metrics that drive the policy (1 to 20, unique names). The policy proposes the largest
+    /// replica count any metric proposes: it scales out when any metric asks, and scales in only
+    /// when every metric with a say asks.
+    #[schemars(length(min = 1, max = MAX_METRICS))]
     pub metrics: Vec<MetricSpec>,
 
     /// Read this policy's metrics from another server than the controller-wide Prometheus
@@ -141,10 +149,16 @@ pub struct ScalingPolicySpec {
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
     /// API version of the target: `apps/v1`.
+    #[schemars(length(max = MAX_API_VERSION_LENGTH))]
     pub api_version: String,
     /// Kind of the target: `Deployment`.
+    #[schemars(length(max = MAX_KIND_LENGTH))]
     pub kind: String,
-    /// Name of the target in the policy's namespace.
+    /// Name of the target in the policy's namespace (a DNS subdomain, at most 253 characters).
+    #[schemars(
+        length(min = 1, max = MAX_TARGET_NAME_LENGTH),
+        regex(pattern = DNS_SUBDOMAIN_PATTERN)
+    )]
     pub name: String,
 }
 
@@ -157,7 +171,7 @@ pub struct TargetRef {
 pub struct MetricSpec {
     /// A name unique within the policy, used in status, events and the operator's metrics.
     #[schemars(
-        length(min = 1, max = 63),
+        length(min = 1, max = MAX_METRIC_NAME_LENGTH),
         regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
     )]
     pub name: String,
@@ -184,8 +198,10 @@ pub struct MetricSpec {
 
     /// Any PromQL expression that yields exactly one number (a scalar, or an instant vector of
     /// one series). `{namespace}`, `{target}` and `{window}` are replaced by the policy's
-    /// namespace, the target Deployment's name and the metric's window.
+    /// namespace, the target Deployment's name and the metric's window. At most 8192 characters
+    /// and 64 levels of brackets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_QUERY_LENGTH))]
     pub query: Option<String>,
 
     /// Threshold: propose scaleOut.step more replicas while the value is above this.
@@ -208,7 +224,7 @@ pub struct MetricSpec {
     pub target_per_replica: Option<f64>,
 
     /// The window of rate() and similar range functions in this metric's query, as
-    /// `[Nh][Nm][Ns]`. Default: 2m.
+    /// `[Nh][Nm][Ns]`, from 1s to 1h. Default: 2m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<DurationString>,
 }
@@ -225,29 +241,34 @@ pub struct ResourceMetric {
     /// and the requests series. Default: `namespace="{namespace}",
     /// pod=~"{target}-[a-z0-9]+-[a-z0-9]+"` (the pods a Deployment's ReplicaSets name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub pod_selector: Option<String>,
 
     /// The usage metric. Default: cAdvisor's `container_cpu_usage_seconds_total` (a counter of
     /// CPU seconds, read through rate() over the window) for cpu, and
     /// `container_memory_working_set_bytes` (a gauge) for memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_PROMETHEUS_NAME_LENGTH))]
     pub usage_metric: Option<String>,
 
     /// Label matchers (without braces) added to the usage series. Default:
     /// `container!="", container!="POD"` (leaves out cAdvisor's pod-level and pause-container
     /// series). An empty string adds none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub usage_selector: Option<String>,
 
     /// The requests metric, a gauge in cores (cpu) or bytes (memory). Default:
     /// kube-state-metrics' `kube_pod_container_resource_requests`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_PROMETHEUS_NAME_LENGTH))]
     pub requests_metric: Option<String>,
 
     /// Label matchers (without braces) added to the requests series. Default:
     /// `resource="cpu", unit="core"` for cpu and `resource="memory", unit="byte"` for memory.
     /// An empty string adds none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub requests_selector: Option<String>,
 }
 
@@ -260,7 +281,7 @@ pub struct PrometheusServer {
     /// with one of the prefixes the operator allows (`--allowed-prometheus-url`), or the policy
     /// is invalid; credentials and extra headers are sent only where the operator configured
     /// them for that prefix.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_ADDRESS_LENGTH))]
     pub address: String,
 }
 
@@ -287,7 +308,7 @@ pub mod placeholder {
 #[serde(rename_all = "camelCase")]
 pub struct LatencyMetric {
     /// The histogram's base name, without `_bucket`: `http_request_duration_seconds`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_PROMETHEUS_NAME_LENGTH))]
     pub histogram: String,
     /// The quantile, strictly between 0 and 1: 0.95 for p95.
     #[schemars(range(min = 0.0, max = 1.0))]
@@ -295,6 +316,7 @@ pub struct LatencyMetric {
     /// A PromQL label matcher list (without braces) selecting the service's series:
     /// `service="checkout"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub selector: Option<String>,
 }
 
@@ -303,14 +325,15 @@ pub struct LatencyMetric {
 #[serde(rename_all = "camelCase")]
 pub struct ErrorRateMetric {
     /// The request counter: `http_requests_total`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_PROMETHEUS_NAME_LENGTH))]
     pub counter: String,
     /// Label matchers (without braces) that pick the errors among the counter's series:
     /// `code=~"5.."`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_SELECTOR_LENGTH))]
     pub error_selector: String,
     /// Label matchers (without braces) selecting the service's series: `service="checkout"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub selector: Option<String>,
 }
 
@@ -319,10 +342,11 @@ pub struct ErrorRateMetric {
 #[serde(rename_all = "camelCase")]
 pub struct RequestRateMetric {
     /// The request counter: `http_requests_total`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_PROMETHEUS_NAME_LENGTH))]
     pub counter: String,
     /// Label matchers (without braces) selecting the service's series: `service="checkout"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub selector: Option<String>,
 }
 
@@ -346,23 +370,28 @@ pub struct Behavior {
 pub struct ScalingRules {
     /// Replicas one threshold metric adds (scaleOut) or removes (scaleIn) per decision. At
     /// least 1. Default: 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int32::optional"
+    )]
+    #[schemars(range(min = 1, max = MAX_INT32))]
     pub step: Option<i32>,
     /// After any scaling action (in either direction), no action in this direction until this
-    /// long has passed. Defaults: scaleOut 0s, scaleIn 300s.
+    /// long has passed, at most 24h. Defaults: scaleOut 0s, scaleIn 300s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<DurationString>,
     /// As in the HorizontalPodAutoscaler: scale-in goes only as low as the highest proposal of
     /// this window, and scale-out only as high as the lowest proposal of this window. No scale-in
-    /// happens until the policy has been evaluating for a whole scale-in window. Defaults:
-    /// scaleOut 0s, scaleIn 300s.
+    /// happens until the policy has been evaluating for a whole scale-in window. At most 1h.
+    /// Defaults: scaleOut 0s, scaleIn 300s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stabilization_window: Option<DurationString>,
     /// Rate limits, as in the HorizontalPodAutoscaler's behavior: each allows at most `value`
     /// pods or percent of the replicas at the start of `period`. When absent: scaleOut Percent
-    /// 100 and Pods 4 per 15s; scaleIn Percent 100 per 15s.
+    /// 100 and Pods 4 per 15s; scaleIn Percent 100 per 15s. At most 10.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_RATE_POLICIES))]
     pub policies: Option<Vec<RatePolicy>>,
     /// Which rate policy applies when there are several: Max (the one allowing the largest
     /// change), Min (the smallest change) or Disabled (no scaling in this direction at all).
@@ -378,8 +407,9 @@ pub struct RatePolicy {
     /// `Pods` (a number of replicas) or `Percent` (of the replicas at the start of the period).
     #[serde(rename = "type")]
     pub type_: RatePolicyType,
-    /// How many pods or percent per period. At least 1.
-    #[schemars(range(min = 1))]
+    /// How many pods or percent per period, 1 to 2147483647.
+    #[schemars(range(min = 1, max = MAX_INT32))]
+    #[serde(deserialize_with = "int32::required")]
     pub value: i32,
     /// The period the limit applies to, as `[Nh][Nm][Ns]`, at least 1s and at most 30m.
     pub period: DurationString,
@@ -410,13 +440,21 @@ pub struct OnMetricFailure {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<FailureAction>,
     /// Replicas for the Fallback action, within [minReplicas, maxReplicas]. Required with Fallback.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int32::optional"
+    )]
+    #[schemars(range(min = 0, max = MAX_INT32))]
     pub fallback_replicas: Option<i32>,
     /// How many consecutive evaluations with every metric failed before the action applies. At
     /// least 1. Default: 3.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int32::optional"
+    )]
+    #[schemars(range(min = 1, max = MAX_INT32))]
     pub after: Option<i32>,
 }
 
@@ -426,4 +464,69 @@ pub enum FailureAction {
     #[default]
     Hold,
     Fallback,
+}
+
+/// Integers of the spec read as int32 with a message naming the limit: `maxReplicas: 2147483648`
+/// (which an API server stores, since it does not enforce `format: int32`) is reported as
+/// `must be at most 2147483647 (an int32), got 2147483648`.
+mod int32 {
+    use std::fmt;
+
+    use serde::Deserializer;
+    use serde::de::{Error, Visitor};
+
+    struct Int32;
+
+    impl Visitor<'_> for Int32 {
+        type Value = i32;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("i32")
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<i32, E> {
+            i32::try_from(v).map_err(|_| {
+                if v > 0 {
+                    E::custom(format!("must be at most {} (an int32), got {v}", i32::MAX))
+                } else {
+                    E::custom(format!("must be at least {} (an int32), got {v}", i32::MIN))
+                }
+            })
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<i32, E> {
+            i32::try_from(v)
+                .map_err(|_| E::custom(format!("must be at most {} (an int32), got {v}", i32::MAX)))
+        }
+    }
+
+    pub(super) fn required<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+        d.deserialize_i32(Int32)
+    }
+
+    struct OptionalInt32;
+
+    impl<'de> Visitor<'de> for OptionalInt32 {
+        type Value = Option<i32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("i32")
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Option<i32>, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Option<i32>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<i32>, D::Error> {
+            required(d).map(Some)
+        }
+    }
+
+    pub(super) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+        d.deserialize_option(OptionalInt32)
+    }
 }

@@ -13,7 +13,7 @@ pub use super::address::parse_server_address;
 use super::checker::Checker;
 pub use super::checker::{FieldError, ValidationErrors};
 use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
-use super::promql_check::{check_promql_parts, check_query};
+use super::promql_check::{self, check_promql_parts, check_query};
 use super::spec::{
     Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
     DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN,
@@ -21,12 +21,12 @@ use super::spec::{
     RatePolicyType, ScalingPolicySpec, ScalingRules,
 };
 
-/// The longest stabilization window (as in the HorizontalPodAutoscaler).
-pub const MAX_STABILIZATION_WINDOW: SignedDuration = SignedDuration::from_secs(3600);
-/// The longest rate-policy period (as in the HorizontalPodAutoscaler).
-pub const MAX_RATE_PERIOD: SignedDuration = SignedDuration::from_secs(1800);
-/// The shortest evaluation interval.
-pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
+use super::limits::{
+    MAX_ADDRESS_LENGTH, MAX_API_VERSION_LENGTH, MAX_COOLDOWN, MAX_INTERVAL, MAX_KIND_LENGTH,
+    MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_QUERY_LENGTH, MAX_RATE_POLICIES,
+    MAX_TARGET_NAME_LENGTH, MAX_WINDOW, MIN_WINDOW, is_dns_subdomain,
+};
+pub use super::limits::{MAX_RATE_PERIOD, MAX_STABILIZATION_WINDOW, MIN_INTERVAL};
 
 impl Policy {
     /// Validates `spec` and applies its defaults. Returns every problem found, each with its path.
@@ -34,13 +34,20 @@ impl Policy {
         let mut c = Checker::default();
 
         let target = &spec.target_ref;
-        if target.api_version != "apps/v1" {
+        if c.length_within(
+            "spec.targetRef.apiVersion",
+            &target.api_version,
+            MAX_API_VERSION_LENGTH,
+        ) && target.api_version != "apps/v1"
+        {
             c.error(
                 "spec.targetRef.apiVersion",
                 format!("must be apps/v1, got {:?}", target.api_version),
             );
         }
-        if target.kind != "Deployment" {
+        if c.length_within("spec.targetRef.kind", &target.kind, MAX_KIND_LENGTH)
+            && target.kind != "Deployment"
+        {
             c.error(
                 "spec.targetRef.kind",
                 format!(
@@ -51,6 +58,16 @@ impl Policy {
         }
         if target.name.is_empty() {
             c.error("spec.targetRef.name", "must name the Deployment to scale");
+        } else if c.length_within("spec.targetRef.name", &target.name, MAX_TARGET_NAME_LENGTH)
+            && !is_dns_subdomain(&target.name)
+        {
+            c.error(
+                "spec.targetRef.name",
+                format!(
+                    "{:?} is not a Deployment name: a DNS subdomain of lower-case letters, digits, '-' and '.'",
+                    target.name
+                ),
+            );
         }
 
         if spec.min_replicas < 0 {
@@ -79,7 +96,7 @@ impl Policy {
             "spec.interval",
             spec.interval.as_ref(),
             DEFAULT_INTERVAL,
-            MIN_INTERVAL..=SignedDuration::MAX,
+            MIN_INTERVAL..=MAX_INTERVAL,
         );
 
         let tolerance = spec.tolerance.unwrap_or(DEFAULT_TOLERANCE);
@@ -93,6 +110,11 @@ impl Policy {
         let metrics = resolve_metrics(&mut c, &spec.metrics);
 
         if let Some(server) = &spec.prometheus
+            && c.length_within(
+                "spec.prometheus.address",
+                &server.address,
+                MAX_ADDRESS_LENGTH,
+            )
             && let Err(message) = parse_server_address(&server.address)
         {
             c.error("spec.prometheus.address", message);
@@ -206,7 +228,7 @@ fn valid_metric_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     let edge = |b: &u8| b.is_ascii_alphanumeric();
     !bytes.is_empty()
-        && bytes.len() <= 63
+        && bytes.len() <= MAX_METRIC_NAME_LENGTH
         && bytes.first().is_some_and(edge)
         && bytes.last().is_some_and(edge)
         && bytes
@@ -218,11 +240,17 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
     if metrics.is_empty() {
         c.error("spec.metrics", "must list at least one metric");
     }
+    // Each metric is checked (its PromQL parsed) only when the list is within its limit.
+    if !c.items_within("spec.metrics", metrics.len(), MAX_METRICS, "metrics") {
+        return Vec::new();
+    }
     let mut seen = HashSet::new();
     let mut rules = Vec::with_capacity(metrics.len());
     for (i, m) in metrics.iter().enumerate() {
         let at = |field: &str| format!("spec.metrics[{i}].{field}");
-        if !valid_metric_name(&m.name) {
+        if !c.length_within(&at("name"), &m.name, MAX_METRIC_NAME_LENGTH) {
+            // Reported with the limit; the name is not quoted.
+        } else if !valid_metric_name(&m.name) {
             c.error(
                 at("name"),
                 format!(
@@ -282,7 +310,9 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
             c.error(at("requestRate.counter"), "must name a counter");
         }
         if let Some(query) = &m.query {
-            if query.trim().is_empty() {
+            if !promql_check::length_within(c, &at("query"), query, MAX_QUERY_LENGTH) {
+                // Reported with the limit; not parsed.
+            } else if query.trim().is_empty() {
                 c.error(at("query"), "must be a PromQL expression");
             } else {
                 check_query(c, &at("query"), query);
@@ -293,7 +323,7 @@ fn resolve_metrics(c: &mut Checker, metrics: &[MetricSpec]) -> Vec<MetricRule> {
             &at("window"),
             m.window.as_ref(),
             DEFAULT_METRIC_WINDOW,
-            MIN_INTERVAL..=SignedDuration::MAX,
+            MIN_WINDOW..=MAX_WINDOW,
         );
 
         if let (Some(rule), Some(source)) = (resolve_rule(c, i, m), source) {
@@ -391,10 +421,11 @@ fn resolve_direction(
             format!("must be at least 1, got {step}"),
         );
     }
-    let cooldown = c.duration(
+    let cooldown = c.duration_within(
         &format!("{path}.cooldown"),
         rules.cooldown.as_ref(),
         default_cooldown,
+        SignedDuration::ZERO..=MAX_COOLDOWN,
     );
     let stabilization_window = c.duration_within(
         &format!("{path}.stabilizationWindow"),
@@ -409,6 +440,16 @@ fn resolve_direction(
                 format!("{path}.policies"),
                 "must list at least one policy; leave the field out for the defaults",
             );
+            Vec::new()
+        }
+        Some(list)
+            if !c.items_within(
+                &format!("{path}.policies"),
+                list.len(),
+                MAX_RATE_POLICIES,
+                "rate policies",
+            ) =>
+        {
             Vec::new()
         }
         Some(list) => list

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use super::{CommandError, Outcome, read_documents};
 use crate::manifest::{Problem, read_policy};
 
-/// Checks every ScalingPolicy in `files`. Prints one line per problem to `out`
-/// (`FILE: namespace/name: field.path: message`) and notes about skipped documents to `notes`.
+/// Checks every ScalingPolicy in `files`, and each one in a `List` (`kubectl get sp -A -o yaml`).
+/// Prints one line per problem to `out` (`FILE: namespace/name: field.path: message`) and notes
+/// about skipped documents to `notes`.
 pub fn run(
     files: &[PathBuf],
     out: &mut impl Write,
@@ -17,7 +18,11 @@ pub fn run(
     let mut checked = 0usize;
     for path in files {
         let (file, documents) = read_documents(path)?;
-        for document in &documents {
+        for document in documents
+            .into_iter()
+            .flat_map(crate::manifest::Document::objects)
+        {
+            let document = &document;
             if !document.is_scaling_policy() {
                 let what = format!(
                     "{}/{}",
@@ -26,8 +31,8 @@ pub fn run(
                 );
                 writeln!(
                     notes,
-                    "{file}: document {} ({what}) skipped: not a ScalingPolicy",
-                    document.index
+                    "{file}: {} ({what}) skipped: not a ScalingPolicy",
+                    document.position()
                 )?;
                 continue;
             }
