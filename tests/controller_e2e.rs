@@ -1182,7 +1182,8 @@ async fn a_policy_the_types_cannot_hold_is_reported_on_itself_and_the_others_kee
     })
     .await;
     assert!(
-        message.starts_with("spec.maxReplicas: invalid value: integer `2147483648`"),
+        message
+            .starts_with("spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648"),
         "{message}"
     );
     let note = wait_event(&env, "huge", "InvalidObject").await;

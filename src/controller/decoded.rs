@@ -25,7 +25,7 @@ pub struct Decoded(pub Result<ScalingPolicy, Undecodable>);
 #[derive(Clone, Debug, PartialEq)]
 pub struct Undecodable {
     pub metadata: ObjectMeta,
-    /// Such as `spec.maxReplicas: invalid value: integer `2147483648`, expected i32`.
+    /// Such as `spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648`.
     pub error: String,
     /// The status, when it decodes on its own (the problem is elsewhere): what scalewise
     /// remembers of the policy (its last scale, its cooldowns) is kept.
@@ -160,8 +160,9 @@ mod tests {
         };
         assert_eq!(bad.metadata.name.as_deref(), Some("huge"));
         assert!(
-            bad.error
-                .starts_with("spec.maxReplicas: invalid value: integer `2147483648`"),
+            bad.error.starts_with(
+                "spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648"
+            ),
             "{}",
             bad.error
         );

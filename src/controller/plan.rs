@@ -1168,7 +1168,7 @@ behavior:
         let previous = left_at(&object(), 4, at(0));
         let bad = Undecodable {
             metadata: object().metadata,
-            error: "spec.maxReplicas: invalid value: integer `2147483648`, expected i32".into(),
+            error: "spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648".into(),
             status: Some(previous.clone()),
         };
         let plan = undecodable(&bad, at(30));
@@ -1183,9 +1183,9 @@ behavior:
         assert_eq!(status.last_decision, previous.last_decision);
         assert_eq!(reasons(&plan), vec!["InvalidObject"]);
         assert!(
-            plan.events[0]
-                .note
-                .starts_with("spec.maxReplicas: invalid value: integer `2147483648`"),
+            plan.events[0].note.starts_with(
+                "spec.maxReplicas: must be at most 2147483647 (an int32), got 2147483648"
+            ),
             "{}",
             plan.events[0].note
         );
