@@ -161,3 +161,13 @@ CONTAINER_ENGINE ?= docker
 image: ## Build the container image: make image IMAGE=<registry>/scalewise:<tag> (needs docker or podman)
 	@[ -n "$(IMAGE)" ] || { echo "usage: make image IMAGE=<registry>/scalewise:<tag>" >&2; exit 2; }
 	$(CONTAINER_ENGINE) build -t "$(IMAGE)" .
+
+# The property tests that feed generated input (manifests, PromQL, Prometheus answers, engine and
+# plan arithmetic) to the code: `make test` runs each with its own case count (about 30 s in
+# all); `make fuzz` runs them optimised with FUZZ_SCALE times as many cases.
+FUZZ_SCALE ?= 100
+FUZZ_TESTS := --test fuzz_manifest --test fuzz_answers --test arithmetic_properties --test decide_properties
+
+.PHONY: fuzz
+fuzz: ## Run the property tests of parsing, PromQL checks, answer classification and the engine FUZZ_SCALE (100) times longer
+	SCALEWISE_FUZZ_SCALE=$(FUZZ_SCALE) $(CARGO) test --locked --release $(FUZZ_TESTS)

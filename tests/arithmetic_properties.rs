@@ -4,6 +4,8 @@
 //! can represent, any reading. Each case must return, and the next evaluation must be scheduled
 //! within the documented bounds.
 
+mod cases;
+
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -241,7 +243,7 @@ fn object() -> ScalingPolicy {
 const LONGEST_WAIT: Duration = MAX_REQUEUE.saturating_add(Duration::from_secs(2));
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(cases::scaled(2000)))]
 
     #[test]
     fn no_policy_status_reading_or_time_makes_the_engine_or_the_plan_panic(

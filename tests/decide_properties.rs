@@ -1,5 +1,7 @@
 //! Invariants of the decision engine, checked on random policies, histories and readings.
 
+mod cases;
+
 mod fixtures;
 
 use fixtures::*;
@@ -144,7 +146,7 @@ fn scenario() -> impl Strategy<Value = (Setup, ScalingPolicyStatus, i32, i64, Ve
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases::scaled(512), ..ProptestConfig::default() })]
 
     #[test]
     fn the_result_stays_within_min_and_max_unless_paused_or_at_zero(

@@ -6,6 +6,8 @@
 //! rather than a coverage-guided fuzzer, so that they run in every `cargo test`; the whole file
 //! takes a few seconds in a debug build.
 
+mod cases;
+
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -230,7 +232,7 @@ fn series(labels: &std::collections::BTreeMap<String, String>, value: &str) -> V
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases::scaled(256), ..ProptestConfig::default() })]
 
     #[test]
     fn any_bytes_never_panic(

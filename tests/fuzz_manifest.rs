@@ -2,6 +2,8 @@
 //! panics or overflows the stack, and every problem names its field. Property tests with large
 //! generated inputs, sized to run in a few seconds in a debug build.
 
+mod cases;
+
 use proptest::prelude::*;
 use scalewise::api::limits::{MAX_QUERY_LENGTH, MAX_QUERY_NESTING};
 use scalewise::api::{FieldError, ScalingPolicySpec, validate};
@@ -264,7 +266,7 @@ fn promql_soup(max_tokens: usize) -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases::scaled(256), ..ProptestConfig::default() })]
 
     #[test]
     fn any_text_read_as_a_manifest_never_panics_and_names_a_field(text in ".{0,2000}") {
@@ -319,7 +321,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases::scaled(40), ..ProptestConfig::default() })]
 
     #[test]
     fn any_promql_text_is_checked_on_a_small_stack_and_reported_on_the_query(
