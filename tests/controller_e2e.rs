@@ -1089,55 +1089,6 @@ async fn health_fails_when_the_controller_stops_making_progress() {
     assert!(stalled.1.contains("no reconcile for"), "{}", stalled.1);
 }
 
-/// Stores `value` as a ScalingPolicy the way an API server whose CRD has no bound on the field
-/// stores it: the CRD's `maximum` of `spec.maxReplicas` is lifted for the write (an object written
-/// before an upgrade added the bound), and put back by the next test that installs the CRD.
-async fn store_unbounded(env: &TestEnv, value: Value) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{ApiResource, DynamicObject};
-    let crds = Api::<CustomResourceDefinition>::all(env.client.clone());
-    let resource = ApiResource::erase::<ScalingPolicy>(&());
-    let policies: Api<DynamicObject> =
-        Api::namespaced_with(env.client.clone(), &env.namespace, &resource);
-    let object: DynamicObject = serde_json::from_value(value).expect("a ScalingPolicy object");
-    let mut last = String::new();
-    // Other tests re-install the CRD concurrently: lift the bound and write until both hold.
-    for _ in 0..20 {
-        let mut crd = serde_json::to_value(
-            crds.get("scalingpolicies.scalewise.dev")
-                .await
-                .expect("the CRD"),
-        )
-        .expect("CRD as JSON");
-        if let Some(max) = crd
-            .pointer_mut(
-                "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/maxReplicas",
-            )
-            .and_then(Value::as_object_mut)
-        {
-            max.remove("maximum");
-        }
-        let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("CRD");
-        if let Err(e) = crds
-            .replace(
-                "scalingpolicies.scalewise.dev",
-                &PostParams::default(),
-                &crd,
-            )
-            .await
-        {
-            last = e.to_string();
-            continue;
-        }
-        match policies.create(&PostParams::default(), &object).await {
-            Ok(_) => return,
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("could not store the unbounded policy: {last}");
-}
-
 #[tokio::test]
 async fn a_policy_the_types_cannot_hold_is_reported_on_itself_and_the_others_keep_scaling() {
     if support::e2e_cluster() {
@@ -1151,7 +1102,7 @@ async fn a_policy_the_types_cannot_hold_is_reported_on_itself_and_the_others_kee
     // its scope was reconciled any more.
     let mut huge = serde_json::to_value(policy(&env, "huge", "other", "", json!({}))).unwrap();
     huge["spec"]["maxReplicas"] = json!(2_147_483_648u64);
-    store_unbounded(&env, huge).await;
+    support::store_unbounded(&env, huge).await;
     create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
     let op = Operator::start(&env, "op", &["--leader-election", "false"]);
     let at_least = |n: i32| {

@@ -385,3 +385,52 @@ pub fn crd_resource(crd: &CustomResourceDefinition) -> ApiResource {
     let gvk = GroupVersionKind::gvk(&crd.spec.group, &version.name, &crd.spec.names.kind);
     ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural)
 }
+
+/// Stores `value` as a ScalingPolicy the way an API server whose CRD has no bound on the field
+/// stores it: the CRD's `maximum` of `spec.maxReplicas` is lifted for the write (an object written
+/// before an upgrade added the bound), and put back by the next test that installs the CRD.
+pub async fn store_unbounded(env: &TestEnv, value: serde_json::Value) {
+    use kube::api::DynamicObject;
+    use serde_json::Value;
+    let crds = Api::<CustomResourceDefinition>::all(env.client.clone());
+    let resource = ApiResource::erase::<scalewise::api::ScalingPolicy>(&());
+    let policies: Api<DynamicObject> =
+        Api::namespaced_with(env.client.clone(), &env.namespace, &resource);
+    let object: DynamicObject = serde_json::from_value(value).expect("a ScalingPolicy object");
+    let mut last = String::new();
+    // Other tests re-install the CRD concurrently: lift the bound and write until both hold.
+    for _ in 0..20 {
+        let mut crd = serde_json::to_value(
+            crds.get("scalingpolicies.scalewise.dev")
+                .await
+                .expect("the CRD"),
+        )
+        .expect("CRD as JSON");
+        if let Some(max) = crd
+            .pointer_mut(
+                "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/maxReplicas",
+            )
+            .and_then(Value::as_object_mut)
+        {
+            max.remove("maximum");
+        }
+        let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("CRD");
+        if let Err(e) = crds
+            .replace(
+                "scalingpolicies.scalewise.dev",
+                &PostParams::default(),
+                &crd,
+            )
+            .await
+        {
+            last = e.to_string();
+            continue;
+        }
+        match policies.create(&PostParams::default(), &object).await {
+            Ok(_) => return,
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("could not store the unbounded policy: {last}");
+}
