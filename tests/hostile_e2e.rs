@@ -56,6 +56,26 @@ fn manifest(env: &TestEnv, name: &str, target: &str, job: &str, extra: Value) ->
     })
 }
 
+/// A field path without list indexes, as the API server writes it: `spec.metrics.query`.
+fn unindexed(field: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in field.chars() {
+        match c {
+            '[' => inside = true,
+            ']' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The start of a long message, for an assertion's text.
+fn short(text: &str) -> &str {
+    text.get(..text.len().min(400)).unwrap_or(text)
+}
+
 /// Creates `object` as the API server takes it: Ok, or the server's refusal.
 async fn create(env: &TestEnv, object: &Value) -> Result<(), String> {
     let resource = ApiResource::erase::<ScalingPolicy>(&());
@@ -132,7 +152,7 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
         (
             "huge-query",
             json!({"metrics": [{"name": "q", "query": format!("sum(x{{l=\"{}\"}})", "a".repeat(200_000)), "scaleOutAbove": 1}]}),
-            "spec.metrics[0].query",
+            "spec.metrics.query",
         ),
         (
             "many-metrics",
@@ -152,7 +172,7 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
         )
         .await
         .expect_err("the API server refuses it");
-        assert!(error.contains(field), "{name}: {error}");
+        assert!(error.contains(field), "{name}: {}", short(&error));
     }
 
     // Refused by the API server or stored; either way the answer names the field. A stored one
@@ -191,10 +211,8 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
     for (name, extra, field) in cases {
         match create(&hostile, &manifest(&hostile, name, "victim", &job, extra)).await {
             Ok(()) => invalid.push((name, field)),
-            Err(e) => {
-                let bare = field.trim_start_matches("spec.");
-                assert!(e.contains(field) || e.contains(bare), "{name}: {e}");
-            }
+            // The API server names a field without list indexes.
+            Err(e) => assert!(e.contains(&unindexed(field)), "{name}: {}", short(&e)),
         }
     }
     // Valid but hostile: every series of the server, unicode in a label value, int32 bounds,
@@ -278,7 +296,7 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
             ("False", "InvalidSpec"),
             "{name}: {message}"
         );
-        assert!(message.contains(field), "{name}: {message}");
+        assert!(message.contains(field), "{name}: {}", short(&message));
     }
     if !e2e_cluster() {
         let (_, reason, message) = eventually("beyond-int32 to say why", WAIT, || async {
