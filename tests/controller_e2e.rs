@@ -1038,16 +1038,7 @@ async fn health_fails_when_the_controller_stops_making_progress() {
     create_deployment(&env, "web", 2).await;
     // A metrics server that accepts connections and never answers: with a long query timeout
     // and one reconcile at a time, the controller hangs on its first evaluation.
-    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let address = format!("http://{}", blackhole.local_addr().expect("address"));
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((stream, _)) = blackhole.accept().await {
-            open.push(stream);
-        }
-    });
+    let (address, held, _accepted) = support::http::blackhole().await;
     create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
@@ -1153,25 +1144,21 @@ async fn a_policy_the_types_cannot_hold_is_reported_on_itself_and_the_others_kee
 }
 
 #[tokio::test]
-async fn sigterm_ends_the_process_in_time_while_a_query_hangs() {
+async fn sigterm_ends_the_process_in_time_while_queries_hang_and_policies_queue() {
     // Before: a reconcile waiting on a query to a server that never answers (with a long query
     // timeout) kept the process alive after SIGTERM until the query timed out.
     let env = TestEnv::new("sigterm-hang").await;
     install_crd(&env.client).await;
     create_deployment(&env, "web", 2).await;
-    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("listen");
-    let address = format!("http://{}", blackhole.local_addr().expect("address"));
-    let (tx, mut accepted) = tokio::sync::mpsc::channel(16);
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((stream, _)) = blackhole.accept().await {
-            open.push(stream);
-            let _ = tx.try_send(());
-        }
-    });
-    create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
+    let (address, held, mut accepted) = support::http::blackhole().await;
+    // A few hundred policies: every reconcile and query slot busy, and a queue behind them.
+    for i in 0..200 {
+        create_policy(
+            &env,
+            &policy(&env, &format!("web-{i}"), "web", "", json!({})),
+        )
+        .await;
+    }
     let mut op = Operator::start_on(
         &env,
         "op",
@@ -1182,7 +1169,9 @@ async fn sigterm_ends_the_process_in_time_while_a_query_hangs() {
             "--prometheus-timeout",
             "10m",
             "--max-concurrent-reconciles",
-            "1",
+            "2",
+            "--max-concurrent-queries",
+            "2",
             "--shutdown-timeout",
             "2s",
         ],

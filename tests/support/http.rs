@@ -82,3 +82,26 @@ pub async fn post_ok(
     }
     Ok(resp.body)
 }
+
+/// A server on a free port of 127.0.0.1 that accepts connections and never answers (a
+/// Prometheus that hangs), with each accepted connection reported on the channel. Abort the task
+/// to stop it.
+pub async fn blackhole() -> (
+    String,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::Receiver<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen on 127.0.0.1");
+    let address = format!("http://{}", listener.local_addr().expect("an address"));
+    let (tx, accepted) = tokio::sync::mpsc::channel(16);
+    let task = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+            let _ = tx.try_send(());
+        }
+    });
+    (address, task, accepted)
+}
