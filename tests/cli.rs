@@ -186,12 +186,12 @@ fn every_rejected_case_is_refused_with_its_field_path() {
             "spec.interval: must be at most 32 characters long, got 42",
         ),
         (
-            "eleven rate policies",
+            "101 rate policies",
             |v| {
                 let one = json!({"type": "Pods", "value": 1, "period": "15s"});
-                v["spec"]["behavior"]["scaleOut"]["policies"] = json!(vec![one; 11]);
+                v["spec"]["behavior"]["scaleOut"]["policies"] = json!(vec![one; 101]);
             },
-            "spec.behavior.scaleOut.policies: must list at most 10 rate policies, got 11",
+            "spec.behavior.scaleOut.policies: must list at most 100 rate policies, got 101",
         ),
         (
             "a target name that is not a DNS subdomain",

@@ -43,7 +43,7 @@ pub const MAX_DURATION_LENGTH: usize = 32;
 pub const MAX_METRICS: usize = 20;
 /// The most rate policies per direction. The HPA sets no count, and a behavior seldom has more
 /// than two; this bounds the work of each decision and the status it keeps.
-pub const MAX_RATE_POLICIES: usize = 10;
+pub const MAX_RATE_POLICIES: usize = 100;
 
 /// The longest `query`, in characters: hand-written PromQL seldom passes 1,000. It bounds the
 /// parse (done before the first query) and the size of the status that records each query.

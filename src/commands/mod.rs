@@ -85,9 +85,9 @@ pub enum CommandError {
     },
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
-    /// Any other reason the input cannot be used, as a message (the simulator's).
+    /// The simulation cannot run (a trace, a model file, a plot, a backtest's range query).
     #[error("{0}")]
-    Invalid(String),
+    Simulate(#[source] crate::simulate::SimulateError),
     #[error("cannot write output: {0}")]
     Write(#[from] std::io::Error),
     #[error("cannot encode output: {0}")]

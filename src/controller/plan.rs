@@ -41,7 +41,8 @@ pub struct Note {
 }
 
 impl Note {
-    fn new(type_: EventType, reason: &'static str, action: &'static str, note: String) -> Self {
+    /// An event, its note cut to the API's limit.
+    pub fn new(type_: EventType, reason: &'static str, action: &'static str, note: String) -> Self {
         Self {
             type_,
             reason,

@@ -25,6 +25,7 @@ use super::stores::until_ready;
 use crate::api::reason;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 use crate::fair::Slot;
+use crate::text::shorten;
 
 /// Reconciles one policy; see the module documentation for the steps. A policy the types cannot
 /// hold is reported on itself and waits for a change. A panic inside the reconcile, should one
@@ -85,7 +86,8 @@ async fn report_undecodable(
 /// Warning event whose reason is the error's category.
 pub fn error_policy(object: Arc<Decoded>, error: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff(&object.key());
-    let chain = error.chain();
+    // An API error can quote a whole body: logs and events carry at most 1 KiB of it.
+    let chain = shorten(&error.chain(), 1024);
     warn!(
         namespace = object.namespace().unwrap_or_default(),
         name = object.name_any(),
@@ -94,12 +96,12 @@ pub fn error_policy(object: Arc<Decoded>, error: &Error, ctx: Arc<Context>) -> A
         "reconcile failed: {chain}"
     );
     if !matches!(error, Error::NotLeader) {
-        let note = Note {
-            type_: EventType::Warning,
-            reason: error.category(),
-            action: reason::action::RECONCILE,
-            note: format!("{chain}; retrying in {}s", delay.as_secs()),
-        };
+        let note = Note::new(
+            EventType::Warning,
+            error.category(),
+            reason::action::RECONCILE,
+            format!("{chain}; retrying in {}s", delay.as_secs()),
+        );
         let regarding = object.object_ref(&());
         tokio::spawn(async move {
             ctx.writer(&|| true).publish(&regarding, &note).await;

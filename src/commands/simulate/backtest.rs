@@ -47,19 +47,27 @@ pub(super) fn run(
     window.check().map_err(command_error)?;
     let initial = initial_replicas(args, &policy)?;
     let file = policy_path.display().to_string();
-    let plan = QueryPlan::for_policy(&object, &policy)
-        .map_err(|e| CommandError::Invalid(format!("{file}: {}: {e}", display_name(&object))))?;
+    let plan =
+        QueryPlan::for_policy(&object, &policy).map_err(|source| CommandError::InvalidPolicy {
+            file: file.clone(),
+            policy: display_name(&object),
+            source,
+        })?;
     let config = source_config(&args.prometheus).map_err(|e| usage(e.to_string()))?;
-    let source = PrometheusSource::new(config).map_err(|e| CommandError::Invalid(e.to_string()))?;
+    let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
     let server = source.server_for(&plan).map_err(|e| match e {
         MetricsError::NoServer => usage(e.to_string()),
-        other => CommandError::Invalid(format!("{file}: {}: {other}", display_name(&object))),
+        other => CommandError::PolicyMetrics {
+            file: file.clone(),
+            policy: display_name(&object),
+            source: other,
+        },
     })?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CommandError::Invalid(format!("cannot start the async runtime: {e}")))?;
+        .map_err(CommandError::Runtime)?;
     let bar = progress_bar(backtest::queries(&plan, window), "querying");
     let history = runtime
         .block_on(backtest::fetch(

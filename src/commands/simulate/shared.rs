@@ -20,7 +20,7 @@ pub(super) fn command_error(e: SimulateError) -> CommandError {
         SimulateError::Binding(_) | SimulateError::Parameter(_) | SimulateError::Baseline(_) => {
             CommandError::Usage(e.to_string())
         }
-        other => CommandError::Invalid(other.to_string()),
+        other => CommandError::Simulate(other),
     }
 }
 
