@@ -661,3 +661,54 @@ fn at_min_replicas_the_range_not_stabilization_is_named() {
     let limited = conditions::find_condition(&status.conditions, "ScalingLimited").unwrap();
     assert_eq!(limited.reason, "TooFewReplicas");
 }
+
+/// A status whose history holds these scale events (seconds before `at(60)`, from, to).
+fn with_events(events: &[(i64, i32, i32)]) -> ScalingPolicyStatus {
+    ScalingPolicyStatus {
+        scale_events: events
+            .iter()
+            .map(|&(ago, from, to)| ScaleEvent {
+                time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(60 - ago)),
+                from,
+                to,
+            })
+            .collect(),
+        ..ScalingPolicyStatus::default()
+    }
+}
+
+#[test]
+fn a_scale_out_period_starts_from_the_replicas_before_every_change_in_it_as_the_hpa() {
+    // 6 replicas after +4 and -2 in the last 60 s: the period started at 4, and 300% of 4 is 16
+    // (counting only the scale-out, it would start at 2 and allow 8).
+    let p = policy().target("cpu", 10.0).max(100).scale_out(|r| {
+        r.policies = Some(vec![RatePolicy {
+            type_: RatePolicyType::Percent,
+            value: 300,
+            period: "60s".into(),
+        }]);
+    });
+    let status = with_events(&[(50, 4, 8), (30, 8, 6)]);
+    let (d, _) = eval(&p, &status, &[value("cpu", 1000.0)], 6, at(60));
+    assert_eq!(d.desired_replicas, 16);
+}
+
+#[test]
+fn a_scale_in_period_starts_from_the_replicas_before_every_change_in_it_as_the_hpa() {
+    // 10 replicas after +2 and -4 in the last 60 s: the period started at 12, and 50% of 12 is 6
+    // (counting only the scale-in, it would start at 14 and allow 7).
+    let p = policy()
+        .band("cpu", 30.0, 70.0)
+        .in_step(100)
+        .min(1)
+        .scale_in(|r| {
+            r.policies = Some(vec![RatePolicy {
+                type_: RatePolicyType::Percent,
+                value: 50,
+                period: "60s".into(),
+            }]);
+        });
+    let status = with_events(&[(50, 12, 14), (30, 14, 10)]);
+    let (d, _) = eval(&p, &status, &[value("cpu", 0.0)], 10, at(60));
+    assert_eq!(d.desired_replicas, 6);
+}

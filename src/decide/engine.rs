@@ -487,20 +487,14 @@ fn rate_limit(
         .policies
         .iter()
         .map(|p| {
-            // Replicas this policy already moved in the current period, in this direction.
-            let moved: i64 = events
+            // As the HPA: the period started at the current count less what was added and plus
+            // what was removed in it, in either direction.
+            let net: i64 = events
                 .iter()
                 .filter(|(t, _, _)| now.duration_since(*t) < p.period)
                 .map(|&(_, from, to)| i64::from(to).saturating_sub(i64::from(from)))
-                .filter(|change| if out { *change > 0 } else { *change < 0 })
-                .map(i64::saturating_abs)
                 .fold(0, i64::saturating_add);
-            let current = i64::from(current);
-            let start = if out {
-                current.saturating_sub(moved)
-            } else {
-                current.saturating_add(moved)
-            };
+            let start = i64::from(current).saturating_sub(net);
             let value = i64::from(p.value);
             let bound = match (p.kind, out) {
                 (RatePolicyType::Pods, true) => start.saturating_add(value),

@@ -75,11 +75,13 @@ pub fn prune(policy: &Policy, state: &mut EngineState, now: Timestamp) {
         .recommendations
         .retain(|_| keep.next().unwrap_or(true));
 
-    let out_period = policy.scale_out.longest_period();
-    let in_period = policy.scale_in.longest_period();
-    state
-        .scale_events
-        .retain(|&(t, from, to)| inside(t, if to > from { out_period } else { in_period }));
+    // A rate period starts from the count before every change in it, in either direction (as
+    // the HPA computes it): each event is kept for the longest period of both directions.
+    let longest = policy
+        .scale_out
+        .longest_period()
+        .max(policy.scale_in.longest_period());
+    state.scale_events.retain(|&(t, _, _)| inside(t, longest));
 }
 
 #[cfg(test)]
