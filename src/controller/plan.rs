@@ -438,8 +438,9 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     let (trusted, reset) = trusted(persisted, now);
     let previous = &trusted;
     let expected = expected_replicas(previous);
-    // While paused, changing the replicas by hand is what pausing is for: no warning.
-    let external = expected.filter(|e| *e != current && !policy.paused);
+    // While paused, changing the replicas by hand is what pausing is for, and a dry-run policy
+    // only shadows whoever scales the target: no warning from either.
+    let external = expected.filter(|e| *e != current && !policy.paused && !policy.dry_run);
 
     let decision = if owners.is_empty() || policy.dry_run {
         decide(policy, previous, observations, current, now)
@@ -1310,5 +1311,29 @@ behavior:
             panic!()
         };
         assert!(wait >= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_dry_run_policy_shadowing_an_owner_raises_no_external_scale_for_its_changes() {
+        let object = object_with(SPEC, "dryRun: true\n");
+        let mut run = Run::new(&object, 5);
+        run.owners = vec!["HorizontalPodAutoscaler shop/web".into()];
+        run.previous = Run::new(&object, 3)
+            .evaluate(&cpu(50.0), at(0))
+            .status
+            .unwrap();
+        // The HPA moved the target from 3 to 5.
+        let plan = run.evaluate(&cpu(50.0), at(30));
+        assert!(
+            !reasons(&plan).contains(&"ExternalScale"),
+            "{:?}",
+            plan.events
+        );
+        let status = plan.status.unwrap();
+        assert!(find_condition(&status.conditions, condition::EXTERNAL_SCALE).is_none());
+        assert_eq!(
+            condition_of(&status, condition::ABLE_TO_SCALE),
+            ("True", "DryRunBesideOtherOwner")
+        );
     }
 }
