@@ -51,6 +51,10 @@ pub mod condition {
     pub const STATUS_RESET: &str = "StatusReset";
     /// StatusTrusted: the status holds what scalewise recorded.
     pub const STATUS_VALID: &str = "StatusValid";
+    /// ClockSkew: a recorded time lies ahead of this replica's clock.
+    pub const FUTURE_TIMESTAMPS: &str = "FutureTimestamps";
+    /// ClockSkew (False): no recorded time lies ahead.
+    pub const CLOCKS_AGREE: &str = "ClocksAgree";
     /// IntervalLimited: the spec's interval is below `--min-interval`.
     pub const BELOW_MIN_INTERVAL: &str = "BelowMinInterval";
     /// IntervalLimited (False): the spec's interval is used as written.

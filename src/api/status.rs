@@ -29,6 +29,9 @@ pub mod condition {
     /// The spec's interval is below the operator's `--min-interval`: the policy is evaluated at
     /// the floor (set only while, or once, that is so).
     pub const INTERVAL_LIMITED: &str = "IntervalLimited";
+    /// Times recorded in the status lie ahead of the evaluating replica's clock and were taken as
+    /// now (set only while, or once, that is so).
+    pub const CLOCK_SKEW: &str = "ClockSkew";
 }
 
 /// The observed state of a ScalingPolicy, written by the operator.

@@ -1,8 +1,9 @@
 //! The controller's health state: leadership, synced caches, a running loop that makes progress.
 //! Health state lives with the controller; telemetry only renders it.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::telemetry::Probes;
 
@@ -17,14 +18,15 @@ pub struct Health {
     synced: AtomicBool,
     /// The controller loop is running (it stops when its watch ends for good).
     running: AtomicBool,
-    /// Unix seconds of the last reconcile attempt.
+    /// Monotonic seconds of the last reconcile attempt.
     last_progress: AtomicI64,
     /// Policies in the cache, and the longest interval among them, in seconds.
     policies: AtomicI64,
     longest_interval: AtomicI64,
     /// How long a controller with policies may go without a reconcile before it is unhealthy.
     stall_after: Duration,
-    /// Unix seconds since the policy watch has failed without a success; 0 while it works.
+    /// Since when (monotonic seconds) the policy watch has failed without a success;
+    /// `NOT_FAILING` while it works.
     watch_failing_since: AtomicI64,
     /// How long the policy watch may fail before the controller is unhealthy.
     list_failure_after: Duration,
@@ -41,7 +43,7 @@ impl Health {
             policies: AtomicI64::new(0),
             longest_interval: AtomicI64::new(0),
             stall_after,
-            watch_failing_since: AtomicI64::new(0),
+            watch_failing_since: AtomicI64::new(NOT_FAILING),
             list_failure_after,
         }
     }
@@ -51,7 +53,7 @@ impl Health {
     pub fn watch_failed(&self) -> Duration {
         let now = now_secs();
         let since = match self.watch_failing_since.compare_exchange(
-            0,
+            NOT_FAILING,
             now,
             Ordering::SeqCst,
             Ordering::SeqCst,
@@ -65,7 +67,7 @@ impl Health {
     /// How long the policy watch has failed without a success (zero while it works).
     pub fn watch_failing_for(&self) -> Duration {
         match self.watch_failing_since.load(Ordering::SeqCst) {
-            0 => Duration::ZERO,
+            NOT_FAILING => Duration::ZERO,
             since => {
                 Duration::from_secs(u64::try_from(now_secs().saturating_sub(since)).unwrap_or(0))
             }
@@ -74,7 +76,8 @@ impl Health {
 
     /// The policy watch delivered an event: it works.
     pub fn watch_ok(&self) {
-        self.watch_failing_since.store(0, Ordering::SeqCst);
+        self.watch_failing_since
+            .store(NOT_FAILING, Ordering::SeqCst);
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -133,7 +136,7 @@ impl Health {
     /// recently enough.
     pub fn healthy(&self) -> Result<(), String> {
         let since = self.watch_failing_since.load(Ordering::SeqCst);
-        if self.is_leader() && since != 0 {
+        if self.is_leader() && since != NOT_FAILING {
             let failing = now_secs().saturating_sub(since);
             let limit = i64::try_from(self.list_failure_after.as_secs()).unwrap_or(i64::MAX);
             if failing > limit {
@@ -168,9 +171,16 @@ impl Health {
     }
 }
 
+/// Seconds on this process's monotonic clock: a step of the wall clock changes no stall or
+/// list-failure judgement.
 fn now_secs() -> i64 {
-    jiff::Timestamp::now().as_second()
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    i64::try_from(start.elapsed().as_secs()).unwrap_or(i64::MAX)
 }
+
+/// `watch_failing_since` while the watch works.
+const NOT_FAILING: i64 = i64::MIN;
 
 impl Probes for Health {
     fn liveness(&self) -> Result<(), String> {

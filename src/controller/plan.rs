@@ -278,16 +278,20 @@ pub fn not_due(
 ) -> Option<Duration> {
     let generation = object.metadata.generation;
     let interval = policy.interval.unsigned_abs();
-    if implausible(previous, now).is_none()
-        && let Some(last) = previous.last_evaluation_time.as_ref()
-    {
+    if implausible(previous, now).is_some() {
+        return None;
+    }
+    // A time recorded ahead of this clock counts as now: a wait is never longer than a floor or
+    // an interval.
+    let (clamped, _) = clamp_future(previous, now);
+    let previous = &clamped;
+    if let Some(last) = previous.last_evaluation_time.as_ref() {
         let since = now.duration_since(last.0);
         if since >= SignedDuration::ZERO && since.unsigned_abs() < floor {
             return Some(floor.saturating_sub(since.unsigned_abs()));
         }
     }
     if generation.is_none()
-        || implausible(previous, now).is_some()
         || generation != previous.observed_generation
         || expected_replicas(previous) != Some(current)
         || !ready_condition_is(previous, reason::condition::EVALUATED)
@@ -302,7 +306,7 @@ pub fn not_due(
         .unwrap_or(Timestamp::MAX);
     (now < due).then(|| {
         requeue(
-            now.duration_until(due).unsigned_abs(),
+            now.duration_until(due).unsigned_abs().min(interval),
             object,
             now,
             interval,
@@ -389,17 +393,73 @@ pub fn implausible(status: &ScalingPolicyStatus, now: Timestamp) -> Option<Strin
 fn trusted(
     previous: &ScalingPolicyStatus,
     now: Timestamp,
-) -> (ScalingPolicyStatus, Option<String>) {
+) -> (ScalingPolicyStatus, Option<String>, Option<String>) {
     match implausible(previous, now) {
-        None => (previous.clone(), None),
+        None => {
+            let (status, skew) = clamp_future(previous, now);
+            (status, None, skew)
+        }
         Some(why) => (
             ScalingPolicyStatus {
                 conditions: previous.conditions.clone(),
                 ..ScalingPolicyStatus::default()
             },
             Some(why),
+            None,
         ),
     }
+}
+
+/// How far ahead of this replica's clock a recorded time may be before it is taken as clock skew.
+pub const CLOCK_TOLERANCE: SignedDuration = SignedDuration::from_secs(5);
+
+/// The status with every time later than `now` (beyond [`CLOCK_TOLERANCE`]) moved to `now`, and
+/// which field was furthest ahead, if any: another replica's clock ran ahead, or this one
+/// stepped back. Moved to now, a cooldown runs from now (longer, never shorter) and a proposal
+/// stays in its window from now.
+fn clamp_future(
+    status: &ScalingPolicyStatus,
+    now: Timestamp,
+) -> (ScalingPolicyStatus, Option<String>) {
+    let latest = now
+        .saturating_add(CLOCK_TOLERANCE)
+        .unwrap_or(Timestamp::MAX);
+    let mut status = status.clone();
+    let mut ahead: Option<(&'static str, SignedDuration)> = None;
+    let mut clamp = |field: &'static str, t: &mut Time| {
+        if t.0 > latest {
+            let by = t.0.duration_since(now);
+            if ahead.is_none_or(|(_, most)| by > most) {
+                ahead = Some((field, by));
+            }
+            t.0 = now;
+        }
+    };
+    if let Some(t) = status.last_scale_time.as_mut() {
+        clamp("status.lastScaleTime", t);
+    }
+    if let Some(t) = status.last_evaluation_time.as_mut() {
+        clamp("status.lastEvaluationTime", t);
+    }
+    if let Some(t) = status.evaluating_since.as_mut() {
+        clamp("status.evaluatingSince", t);
+    }
+    if let Some(d) = status.last_decision.as_mut() {
+        clamp("status.lastDecision.time", &mut d.time);
+    }
+    for r in &mut status.recommendations {
+        clamp("status.recommendations", &mut r.time);
+    }
+    for e in &mut status.scale_events {
+        clamp("status.scaleEvents", &mut e.time);
+    }
+    let message = ahead.map(|(field, by)| {
+        format!(
+            "{field} was {} ahead of this replica's clock: treated as now",
+            crate::text::duration(by.unsigned_abs(), crate::text::Resolution::Seconds)
+        )
+    });
+    (status, message)
 }
 
 /// What one evaluation is made from.
@@ -435,7 +495,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     let policy = &resolved.policy;
     let generation = object.metadata.generation;
     let persisted = previous;
-    let (trusted, reset) = trusted(persisted, now);
+    let (trusted, reset, skew) = trusted(persisted, now);
     let previous = &trusted;
     let expected = expected_replicas(previous);
     // While paused, changing the replicas by hand is what pausing is for, and a dry-run policy
@@ -467,6 +527,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     note_interval(&mut status, resolved, &context);
     let mut events = evaluation_events(object, previous, &status, &decision, &context, applied);
     record_trust(&mut status, reset.as_deref(), &context, &mut events);
+    note_clock(&mut status, skew.as_deref(), &context);
     let interval = policy.interval.unsigned_abs();
     Plan {
         scale: applied.then_some(decision.desired_replicas),
@@ -629,6 +690,38 @@ fn note_interval(status: &mut ScalingPolicyStatus, resolved: &Resolved, context:
                 false,
                 reason::condition::INTERVAL_AS_WRITTEN,
                 "spec.interval is used as written",
+                context.generation,
+                &context.now,
+            )
+        }
+        None => {}
+    }
+}
+
+/// The `ClockSkew` condition: True while recorded times lie ahead of this replica's clock, False
+/// again once they no longer do.
+fn note_clock(status: &mut ScalingPolicyStatus, skew: Option<&str>, context: &Context<'_>) {
+    let conditions = &mut status.conditions;
+    match skew {
+        Some(message) => set_condition(
+            conditions,
+            condition::CLOCK_SKEW,
+            true,
+            reason::condition::FUTURE_TIMESTAMPS,
+            message,
+            context.generation,
+            &context.now,
+        ),
+        None if conditions
+            .iter()
+            .any(|c| c.type_ == condition::CLOCK_SKEW && c.status == "True") =>
+        {
+            set_condition(
+                conditions,
+                condition::CLOCK_SKEW,
+                false,
+                reason::condition::CLOCKS_AGREE,
+                "no recorded time lies ahead of this replica's clock",
                 context.generation,
                 &context.now,
             )
@@ -1335,5 +1428,43 @@ behavior:
             condition_of(&status, condition::ABLE_TO_SCALE),
             ("True", "DryRunBesideOtherOwner")
         );
+    }
+
+    #[test]
+    fn times_recorded_ahead_of_this_clock_are_taken_as_now_and_said_so() {
+        let object = object();
+        let policy = resolved(&object).policy;
+        // Another replica, its clock 30 s fast, evaluated and scaled "at" t=30.
+        let mut previous = left_at(&object, 2, at(30));
+        previous.last_scale_time = Some(stamp(at(30)));
+        // Without the clamp this replica would wait 30 s + the interval.
+        let wait = not_due(&object, &policy, &previous, 2, at(0), Duration::ZERO).unwrap();
+        assert!(wait <= Duration::from_millis(31_500), "{wait:?}");
+
+        let mut run = Run::new(&object, 2);
+        run.previous = previous;
+        let plan = run.evaluate(&cpu(50.0), at(0));
+        let status = plan.status.unwrap();
+        let c = find_condition(&status.conditions, condition::CLOCK_SKEW).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "FutureTimestamps")
+        );
+        assert!(
+            c.message
+                .ends_with("was 30s ahead of this replica's clock: treated as now"),
+            "{}",
+            c.message
+        );
+        assert!(status.last_evaluation_time.unwrap().0 <= at(0));
+    }
+
+    #[test]
+    fn a_few_seconds_of_skew_are_tolerated_silently() {
+        let object = object();
+        let mut run = Run::new(&object, 2);
+        run.previous = left_at(&object, 2, at(3));
+        let status = run.evaluate(&cpu(50.0), at(0)).status.unwrap();
+        assert!(find_condition(&status.conditions, condition::CLOCK_SKEW).is_none());
     }
 }
