@@ -712,3 +712,64 @@ fn a_scale_in_period_starts_from_the_replicas_before_every_change_in_it_as_the_h
     let (d, _) = eval(&p, &status, &[value("cpu", 0.0)], 10, at(60));
     assert_eq!(d.desired_replicas, 6);
 }
+
+#[test]
+fn a_target_metric_brings_a_target_back_from_zero() {
+    // A queue of 30 jobs at 0 replicas, 10 per replica: 3. A Target metric (such as requests
+    // per replica measured at an ingress) proposes as if one replica carried the whole value.
+    let per = policy().min(0).per_replica("jobs", 10.0).max(20);
+    let (d, _) = eval(&per, &Default::default(), &[value("jobs", 30.0)], 0, at(0));
+    assert_eq!(d.desired_replicas, 3);
+    let target = policy().min(0).target("rps", 50.0).max(20);
+    let (d, _) = eval(
+        &target,
+        &Default::default(),
+        &[value("rps", 120.0)],
+        0,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 3);
+    // Leaving zero takes at least the scale-out step (an activation, as KEDA's).
+    let stepped = target.clone().out_step(2);
+    let (d, _) = eval(
+        &stepped,
+        &Default::default(),
+        &[value("rps", 1.0)],
+        0,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 2);
+    // Nothing to do stays at zero.
+    let (d, _) = eval(&target, &Default::default(), &[value("rps", 0.0)], 0, at(0));
+    assert_eq!(d.desired_replicas, 0);
+}
+
+#[test]
+fn policies_that_could_never_leave_zero_are_refused() {
+    let cpu = policy().min(0).target("cpu", 50.0);
+    let mut spec = cpu.spec.clone();
+    spec.metrics[0].query = None;
+    spec.metrics[0].cpu = Some(ResourceMetric::default());
+    let errors = validate(&spec);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "spec.metrics[0].cpu" && e.message.contains("minReplicas is 0")),
+        "{errors:?}"
+    );
+
+    let percent_only = policy().min(0).target("rps", 50.0).scale_out(|r| {
+        r.policies = Some(vec![RatePolicy {
+            type_: RatePolicyType::Percent,
+            value: 100,
+            period: "15s".into(),
+        }]);
+    });
+    let errors = validate(&percent_only.spec);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "spec.behavior.scaleOut.policies" && e.message.contains("Pods")),
+        "{errors:?}"
+    );
+}

@@ -14,6 +14,7 @@ use super::checker::Checker;
 pub use super::checker::{FieldError, ValidationErrors};
 use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
 use super::promql_check::{self, check_promql_parts, check_query};
+use super::spec::SelectPolicy;
 use super::spec::{
     Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
     DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN,
@@ -141,6 +142,9 @@ impl Policy {
                 },
             ],
         );
+        if spec.min_replicas == 0 {
+            check_way_out_of_zero(&mut c, &spec.metrics, &scale_out);
+        }
         let scale_in = resolve_direction(
             &mut c,
             "spec.behavior.scaleIn",
@@ -199,6 +203,34 @@ impl Policy {
             dry_run: spec.dry_run.unwrap_or(false),
             paused: spec.paused.unwrap_or(false),
         })
+    }
+}
+
+/// With `minReplicas: 0`, what would keep a target at zero for good: a metric read from the
+/// target's pods (none run at zero), or scale-out rate policies that allow nothing from zero
+/// (a Percent of 0 is 0).
+fn check_way_out_of_zero(c: &mut Checker, metrics: &[MetricSpec], scale_out: &DirectionRules) {
+    for (i, m) in metrics.iter().enumerate() {
+        for (field, set) in [("cpu", m.cpu.is_some()), ("memory", m.memory.is_some())] {
+            if set {
+                c.error(
+                    format!("spec.metrics[{i}].{field}"),
+                    "reads the target's pods, and none run at zero replicas: as minReplicas is 0, the target could never scale up again once at zero; set minReplicas to 1, or use a metric measured outside the pods (a query, a requestRate at the ingress)",
+                );
+            }
+        }
+    }
+    let percent = |p: &RateLimit| p.kind == RatePolicyType::Percent;
+    let stuck = match scale_out.select {
+        SelectPolicy::Max => scale_out.policies.iter().all(percent),
+        SelectPolicy::Min => scale_out.policies.iter().any(percent),
+        SelectPolicy::Disabled => false,
+    };
+    if stuck && !scale_out.policies.is_empty() {
+        c.error(
+            "spec.behavior.scaleOut.policies",
+            "a Percent of 0 replicas is 0: with minReplicas 0, the target could never leave zero; add a Pods policy (with selectPolicy Max)",
+        );
     }
 }
 

@@ -357,6 +357,14 @@ pub(crate) fn proposal_for(policy: &Policy, rule: Rule, value: f64, current: i32
                 }
             }
         }
+        // Out of zero (minReplicas 0): a Target metric proposes as if one replica carried the
+        // whole value, and leaving zero takes at least the scale-out step (an activation).
+        Rule::Target(target) if current == 0 => {
+            Some(activation(policy, ceil_replicas(value / target)))
+        }
+        Rule::TargetPerReplica(per) if current == 0 => {
+            Some(activation(policy, ceil_replicas(value / per)))
+        }
         Rule::Target(_) | Rule::TargetPerReplica(_)
             if within_band(policy.tolerance, rule, value, current) =>
         {
@@ -364,6 +372,16 @@ pub(crate) fn proposal_for(policy: &Policy, rule: Rule, value: f64, current: i32
         }
         Rule::Target(target) => Some(ceil_replicas(f64::from(current) * (value / target))),
         Rule::TargetPerReplica(per) => Some(ceil_replicas(value / per)),
+    }
+}
+
+/// A proposal out of zero replicas: none while there is nothing to do, at least the scale-out
+/// step otherwise.
+fn activation(policy: &Policy, proposal: i32) -> i32 {
+    if proposal > 0 {
+        proposal.max(policy.scale_out.step)
+    } else {
+        0
     }
 }
 
