@@ -1,9 +1,12 @@
 //! The command line's Prometheus flags as the metrics reader's settings, for `query`, `run` and
 //! `simulate` alike.
 
+use super::CommandError;
+use crate::api::{Policy, ScalingPolicy};
 use crate::cli::PrometheusArgs;
 use crate::metrics::{
-    Access, AnswerLimits, BasicAuthFiles, ConfigError, ServerConfig, SourceConfig,
+    Access, AnswerLimits, BasicAuthFiles, ConfigError, MetricsError, PrometheusSource, QueryPlan,
+    ServerConfig, SourceConfig,
 };
 use crate::metrics::{access, endpoint};
 
@@ -67,4 +70,32 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
             max_series: usize::try_from(args.max_series).unwrap_or(usize::MAX),
         },
     })
+}
+
+/// What a command needs to read a policy's metrics: the plan of its queries, the reader built
+/// from `config`, and the server the policy reads from. Errors name the file and the policy
+/// (`name`); a missing server is a usage error.
+pub fn connect(
+    file: &str,
+    name: String,
+    object: &ScalingPolicy,
+    policy: &Policy,
+    config: SourceConfig,
+) -> Result<(QueryPlan, PrometheusSource, ServerConfig), CommandError> {
+    let plan =
+        QueryPlan::for_policy(object, policy).map_err(|source| CommandError::InvalidPolicy {
+            file: file.to_owned(),
+            policy: name.clone(),
+            source,
+        })?;
+    let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
+    let server = source.server_for(&plan).map_err(|e| match e {
+        MetricsError::NoServer => CommandError::Usage(e.to_string()),
+        other => CommandError::PolicyMetrics {
+            file: file.to_owned(),
+            policy: name,
+            source: other,
+        },
+    })?;
+    Ok((plan, source, server))
 }

@@ -14,7 +14,7 @@ use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
 use crate::cli::{OutputFormat, PrometheusArgs};
 use crate::decide::{Decision, Observation, decide};
 use crate::metrics::ConfigError;
-use crate::metrics::{MetricObservation, MetricSource, MetricsError, PrometheusSource, QueryPlan};
+use crate::metrics::{MetricObservation, MetricSource};
 use crate::text::{self, Precision, Resolution};
 
 /// The inputs of one `query` run.
@@ -80,21 +80,8 @@ pub async fn run_async(
         ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
         other => CommandError::Config(other),
     })?;
-    let plan =
-        QueryPlan::for_policy(&object, &policy).map_err(|source| CommandError::InvalidPolicy {
-            file: file.clone(),
-            policy: display_name(&object),
-            source,
-        })?;
-    let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
-    let server = source.server_for(&plan).map_err(|e| match e {
-        MetricsError::NoServer => CommandError::Usage(e.to_string()),
-        other => CommandError::PolicyMetrics {
-            file,
-            policy: display_name(&object),
-            source: other,
-        },
-    })?;
+    let (plan, source, server) =
+        super::prometheus::connect(&file, display_name(&object), &object, &policy, config)?;
     let observations = source
         .evaluate(&plan, None)
         .await

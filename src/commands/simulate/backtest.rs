@@ -16,9 +16,10 @@ use crate::api::duration::parse_duration;
 use crate::api::{Policy, Source};
 use crate::cli::SimulateArgs;
 use crate::commands::decide::load_policy;
-use crate::commands::query::{display_name, source_config};
+use crate::commands::prometheus::{connect, source_config};
+use crate::commands::query::display_name;
 use crate::commands::{CommandError, Outcome};
-use crate::metrics::{MetricsError, PrometheusSource, QueryPlan, SourceKind};
+use crate::metrics::SourceKind;
 use crate::simulate::backtest::{self, Window};
 use crate::simulate::bind;
 use crate::simulate::plot::{Figure, MetricPanel};
@@ -47,22 +48,8 @@ pub(super) fn run(
     window.check().map_err(command_error)?;
     let initial = initial_replicas(args, &policy)?;
     let file = policy_path.display().to_string();
-    let plan =
-        QueryPlan::for_policy(&object, &policy).map_err(|source| CommandError::InvalidPolicy {
-            file: file.clone(),
-            policy: display_name(&object),
-            source,
-        })?;
     let config = source_config(&args.prometheus).map_err(|e| usage(e.to_string()))?;
-    let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
-    let server = source.server_for(&plan).map_err(|e| match e {
-        MetricsError::NoServer => usage(e.to_string()),
-        other => CommandError::PolicyMetrics {
-            file: file.clone(),
-            policy: display_name(&object),
-            source: other,
-        },
-    })?;
+    let (plan, source, server) = connect(&file, display_name(&object), &object, &policy, config)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
