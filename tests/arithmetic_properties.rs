@@ -278,6 +278,7 @@ proptest! {
             resolved: &resolved,
             previous: &previous,
             current,
+            resource_version: None,
             owners: &[],
             observations: &observations,
             now,

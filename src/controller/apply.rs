@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::error::{Error, is_conflict};
 use super::events::Publisher;
-use super::plan::{Note, Plan};
+use super::plan::{Note, Plan, TargetRead};
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 
 /// The field manager of every write scalewise makes.
@@ -35,7 +35,13 @@ impl Writer<'_> {
         if let Some(replicas) = plan.scale {
             self.ensure_leader()?;
             let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
-            scale_to(&deployments, &object.spec.target_ref.name, replicas).await?;
+            scale_to(
+                &deployments,
+                &object.spec.target_ref.name,
+                replicas,
+                plan.read.as_ref(),
+            )
+            .await?;
         }
         if let Some(status) = &plan.status {
             self.ensure_leader()?;
@@ -103,12 +109,27 @@ impl Writer<'_> {
     }
 }
 
-/// Sets the target's replicas through /scale, retrying conflicts.
-async fn scale_to(deployments: &Api<Deployment>, target: &str, replicas: i32) -> Result<(), Error> {
-    let patch = json!({ "spec": { "replicas": replicas } });
+/// Sets the target's replicas through /scale, on condition that it still is as `read` (its
+/// resourceVersion): a scale made meanwhile by someone else is never overwritten. A conflict
+/// whose fresh read shows the replicas the decision was made from (another field of the
+/// Deployment changed) is sent again at the new resourceVersion without deciding again; changed
+/// replicas are a concurrent change, returned as such, so that the policy decides again from them.
+async fn scale_to(
+    deployments: &Api<Deployment>,
+    target: &str,
+    replicas: i32,
+    read: Option<&TargetRead>,
+) -> Result<(), Error> {
     let params = PatchParams::default();
+    let mut version = read.and_then(|r| r.resource_version.clone());
     let mut attempt: u32 = 0;
     loop {
+        let patch = match &version {
+            Some(v) => {
+                json!({ "metadata": { "resourceVersion": v }, "spec": { "replicas": replicas } })
+            }
+            None => json!({ "spec": { "replicas": replicas } }),
+        };
         match deployments
             .patch_scale(target, &params, &Patch::Merge(&patch))
             .await
@@ -116,6 +137,20 @@ async fn scale_to(deployments: &Api<Deployment>, target: &str, replicas: i32) ->
             Ok(_) => return Ok(()),
             Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
                 attempt = attempt.saturating_add(1);
+                let fresh = deployments
+                    .get_scale(target)
+                    .await
+                    .map_err(Error::ScaleRead)?;
+                let now = fresh.spec.and_then(|s| s.replicas).unwrap_or(0);
+                if let Some(read) = read
+                    && now != read.replicas
+                {
+                    return Err(Error::TargetChanged {
+                        decided_from: read.replicas,
+                        now,
+                    });
+                }
+                version = fresh.metadata.resource_version;
             }
             Err(e) => return Err(Error::ScaleWrite(e)),
         }
@@ -189,6 +224,10 @@ mod tests {
                 .collect(),
             next: Next::AwaitChange,
             outcome: Outcome::TargetMissing,
+            read: scale.map(|_| TargetRead {
+                replicas: 2,
+                resource_version: Some("7".into()),
+            }),
         }
     }
 
@@ -196,6 +235,8 @@ mod tests {
     enum Answer {
         Ok,
         Fail(u16),
+        /// A fresh read of /scale: these replicas at this resourceVersion.
+        Scale(i32, &'static str),
     }
 
     /// One request the apply step must make, in order.
@@ -220,6 +261,14 @@ mod tests {
     ) {
         let (code, body) = match answer {
             Answer::Ok => (StatusCode::OK, body.clone()),
+            Answer::Scale(replicas, version) => (
+                StatusCode::OK,
+                serde_json::json!({
+                    "apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": "web", "namespace": "shop", "resourceVersion": version},
+                    "spec": {"replicas": replicas},
+                }),
+            ),
             Answer::Fail(code) => (
                 StatusCode::from_u16(*code).unwrap(),
                 serde_json::json!({
@@ -305,7 +354,10 @@ mod tests {
         )
         .await;
         result.unwrap();
-        assert_eq!(bodies[0], serde_json::json!({"spec": {"replicas": 4}}));
+        assert_eq!(
+            bodies[0],
+            serde_json::json!({"metadata": {"resourceVersion": "7"}, "spec": {"replicas": 4}})
+        );
         assert_eq!(bodies[1]["apiVersion"], "scalewise.dev/v1alpha1");
         assert_eq!(bodies[1]["kind"], "ScalingPolicy");
         assert_eq!(bodies[1]["status"]["desiredReplicas"], 4);
@@ -361,6 +413,7 @@ mod tests {
             true,
             vec![
                 expect(Method::PATCH, SCALE, Answer::Fail(409)),
+                expect(Method::GET, SCALE, Answer::Scale(2, "8")),
                 expect(Method::PATCH, SCALE, Answer::Ok),
                 expect(Method::PATCH, STATUS, Answer::Fail(409)),
                 expect(Method::PATCH, STATUS, Answer::Fail(409)),
@@ -384,5 +437,60 @@ mod tests {
         assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
         let (result, _) = run(plan(None, true, 1), false, Vec::new()).await;
         assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_scale_is_conditional_on_the_resource_version_it_was_read_at() {
+        let (result, bodies) = run(
+            plan(Some(4), false, 0),
+            true,
+            vec![expect(Method::PATCH, SCALE, Answer::Ok)],
+        )
+        .await;
+        result.unwrap();
+        assert_eq!(bodies[0]["metadata"]["resourceVersion"], "7");
+    }
+
+    #[tokio::test]
+    async fn a_conflict_on_unchanged_replicas_is_sent_again_at_the_new_version() {
+        // Someone changed the Deployment, not its replicas (a controller-manager's update).
+        let (result, bodies) = run(
+            plan(Some(4), true, 0),
+            true,
+            vec![
+                expect(Method::PATCH, SCALE, Answer::Fail(409)),
+                expect(Method::GET, SCALE, Answer::Scale(2, "8")),
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+            ],
+        )
+        .await;
+        result.unwrap();
+        assert_eq!(bodies[2]["metadata"]["resourceVersion"], "8");
+        assert_eq!(bodies[2]["spec"]["replicas"], 4);
+    }
+
+    #[tokio::test]
+    async fn a_scale_made_meanwhile_by_someone_else_is_never_overwritten() {
+        // A `kubectl scale` to 5 landed between the read (2 replicas) and the write.
+        let (result, _) = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![
+                expect(Method::PATCH, SCALE, Answer::Fail(409)),
+                expect(Method::GET, SCALE, Answer::Scale(5, "8")),
+            ],
+        )
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(Error::TargetChanged {
+                    decided_from: 2,
+                    now: 5
+                })
+            ),
+            "{result:?}"
+        );
     }
 }

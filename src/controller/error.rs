@@ -17,6 +17,10 @@ pub enum Error {
     NotLeader,
     #[error("the reconcile panicked: {0}")]
     Panicked(String),
+    #[error(
+        "the target was scaled from {decided_from} to {now} by someone else while this policy decided; deciding again from {now}"
+    )]
+    TargetChanged { decided_from: i32, now: i32 },
 }
 
 impl Error {
@@ -30,6 +34,7 @@ impl Error {
             Self::Encode(_) => "EncodeFailed",
             Self::NotLeader => "NotLeader",
             Self::Panicked(_) => "ReconcilePanicked",
+            Self::TargetChanged { .. } => "TargetChanged",
         }
     }
 

@@ -86,6 +86,15 @@ pub struct Plan {
     pub events: Vec<Note>,
     pub next: Next,
     pub outcome: Outcome,
+    /// The target as the plan read it, which a scale is conditional on.
+    pub read: Option<TargetRead>,
+}
+
+/// The target's /scale as read: its replicas and the resourceVersion they were read at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRead {
+    pub replicas: i32,
+    pub resource_version: Option<String>,
 }
 
 /// The observed target.
@@ -259,6 +268,7 @@ fn not_evaluated_at(
         status: changed.then_some(status),
         next,
         outcome,
+        read: None,
     }
 }
 
@@ -472,6 +482,8 @@ pub struct Evaluation<'a> {
     pub queued: Duration,
     /// The target's replicas.
     pub current: i32,
+    /// The resourceVersion of the target's /scale they were read at.
+    pub resource_version: Option<String>,
     /// Other owners of the target, as `Kind namespace/name`.
     pub owners: &'a [String],
     pub observations: &'a [Observation],
@@ -487,6 +499,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         resolved,
         previous,
         current,
+        ref resource_version,
         owners,
         observations,
         now,
@@ -538,6 +551,10 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
             decision: Box::new(decision),
             applied,
         },
+        read: Some(TargetRead {
+            replicas: current,
+            resource_version: resource_version.clone(),
+        }),
     }
 }
 
@@ -962,6 +979,7 @@ behavior:
                 resolved: &resolved,
                 previous: &self.previous,
                 current: self.current,
+                resource_version: Some("7".into()),
                 owners: &self.owners,
                 observations,
                 now,
@@ -1384,6 +1402,7 @@ behavior:
             resolved: &resolved,
             previous: &ScalingPolicyStatus::default(),
             current: 2,
+            resource_version: None,
             owners: &[],
             observations: &cpu(50.0),
             now: at(0),

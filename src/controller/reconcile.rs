@@ -167,11 +167,14 @@ async fn gather_and_plan(
     };
 
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let target = match deployments.get_scale(&resolved.policy.target).await {
-        Ok(scale) => Target::Found {
-            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
-        },
-        Err(e) if is_not_found(&e) => Target::Missing,
+    let (target, resource_version) = match deployments.get_scale(&resolved.policy.target).await {
+        Ok(scale) => (
+            Target::Found {
+                replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+            },
+            scale.metadata.resource_version,
+        ),
+        Err(e) if is_not_found(&e) => (Target::Missing, None),
         Err(e) => return Err(Error::ScaleRead(e)),
     };
     let current = match target {
@@ -207,6 +210,7 @@ async fn gather_and_plan(
         resolved: &resolved,
         previous,
         current,
+        resource_version,
         owners: &owners,
         observations: &observations,
         now,
