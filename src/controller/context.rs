@@ -15,9 +15,12 @@ use super::events::Publisher;
 use super::health::Health;
 use super::observe::Observe;
 use super::resolved::Cache;
-use crate::api::ScalingPolicy;
+use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 use crate::fair::FairSlots;
 use crate::telemetry::Metrics;
+
+/// The last status written per policy, with the uid of the object it was written to.
+pub type Written = HashMap<ObjectRef<ScalingPolicy>, (Option<String>, ScalingPolicyStatus)>;
 
 /// Shared by every reconcile of one controller.
 pub struct Context {
@@ -33,6 +36,9 @@ pub struct Context {
     /// Bounds reconciles in flight across every watched namespace, shared fairly between
     /// namespaces.
     pub slots: Arc<FairSlots>,
+    /// The last status this replica wrote per policy (with the policy's uid), so that an
+    /// evaluation right after a write never starts from the older status the cache may still hold.
+    pub written: Arc<Mutex<Written>>,
     /// Consecutive failures per policy, for the exponential backoff; reset on success.
     pub failures: Mutex<HashMap<ObjectRef<ScalingPolicy>, u32>>,
     /// Whether writes are guarded by leadership.
@@ -60,6 +66,23 @@ impl Context {
             events: &self.events,
             may_write,
         }
+    }
+
+    /// The last status this replica wrote for `policy`, if it is the same object (same uid).
+    pub fn written(&self, policy: &ScalingPolicy) -> Option<ScalingPolicyStatus> {
+        use kube::ResourceExt;
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written
+            .get(&ObjectRef::from_obj(policy))
+            .filter(|(uid, _)| *uid == policy.uid())
+            .map(|(_, status)| status.clone())
+    }
+
+    /// Remembers the status just written for `policy`.
+    pub fn wrote(&self, policy: &ScalingPolicy, status: &ScalingPolicyStatus) {
+        use kube::ResourceExt;
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.insert(ObjectRef::from_obj(policy), (policy.uid(), status.clone()));
     }
 
     /// Forgets the failures of `policy` after a success.

@@ -371,6 +371,9 @@ async fn run_scope(
     stop: watch::Receiver<bool>,
 ) {
     let (forget, forget_resolved) = (scope.metrics.clone(), scope.resolved.clone());
+    // The last status written per policy: forgotten with the policy.
+    let written: Arc<std::sync::Mutex<context::Written>> = Arc::default();
+    let forget_written = written.clone();
     let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
     // Each policy is decoded on its own: one the types cannot hold is reported on itself, and
     // the list it came in is not a failed list. The operator's own status writes change no
@@ -400,6 +403,10 @@ async fn run_scope(
         if let Ok(watcher::Event::Delete(policy)) = event {
             forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
             forget_resolved.forget(&policy.key());
+            forget_written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&policy.key());
         }
     })
     .applied_objects()
@@ -432,6 +439,7 @@ async fn run_scope(
         policies: policies.clone(),
         hpas: hpas.clone(),
         slots: scope.slots.clone(),
+        written: written.clone(),
         failures: Default::default(),
         leader_election: scope.leader_election,
     });

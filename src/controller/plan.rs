@@ -558,6 +558,20 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     }
 }
 
+/// The status an evaluation starts from: the one the watch cache holds, unless this replica
+/// wrote a newer one (a later `lastEvaluationTime`) that the cache has not caught up with yet: an
+/// evaluation never acts on a state older than its own last write.
+pub fn latest<'a>(
+    cached: &'a ScalingPolicyStatus,
+    written: Option<&'a ScalingPolicyStatus>,
+) -> &'a ScalingPolicyStatus {
+    let evaluated = |s: &ScalingPolicyStatus| s.last_evaluation_time.as_ref().map(|t| t.0);
+    match written {
+        Some(w) if evaluated(w) > evaluated(cached) => w,
+        _ => cached,
+    }
+}
+
 /// The replicas scalewise left the target at after its last evaluation.
 pub fn expected_replicas(status: &ScalingPolicyStatus) -> Option<i32> {
     let last = status.last_decision.as_ref()?;
@@ -1485,5 +1499,17 @@ behavior:
         run.previous = left_at(&object, 2, at(3));
         let status = run.evaluate(&cpu(50.0), at(0)).status.unwrap();
         assert!(find_condition(&status.conditions, condition::CLOCK_SKEW).is_none());
+    }
+
+    #[test]
+    fn an_evaluation_never_starts_from_a_status_older_than_its_own_last_write() {
+        let object = object();
+        let older = left_at(&object, 2, at(0));
+        let newer = left_at(&object, 4, at(30));
+        // The watch cache still holds the status before this replica's write.
+        assert_eq!(latest(&older, Some(&newer)), &newer);
+        // The cache caught up (or another leader wrote later): the cache wins.
+        assert_eq!(latest(&newer, Some(&older)), &newer);
+        assert_eq!(latest(&older, None), &older);
     }
 }

@@ -114,7 +114,9 @@ pub fn error_policy(object: Arc<Decoded>, error: &Error, ctx: Arc<Context>) -> A
 async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
     let started = Instant::now();
-    let previous = policy.status.clone().unwrap_or_default();
+    let cached = policy.status.clone().unwrap_or_default();
+    let written = ctx.written(policy);
+    let previous = plan::latest(&cached, written.as_ref()).clone();
     let may_write = || !ctx.leader_election || ctx.health.is_leader();
     let writer = ctx.writer(&may_write);
 
@@ -126,6 +128,9 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
         Gathered::NotDue(wait) => return Ok(Action::requeue(wait)),
     };
     writer.apply(policy, &plan).await?;
+    if let Some(status) = &plan.status {
+        ctx.wrote(policy, status);
+    }
     drop(slot);
     report(policy, ctx, &plan, resolved.as_deref());
     Ok(match plan.next {
