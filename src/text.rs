@@ -111,13 +111,18 @@ pub fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
-    let cut = (0..=max)
+    let mut short = prefix(text, max).to_owned();
+    short.push('…');
+    short
+}
+
+/// The longest start of `text` of at most `max` bytes that ends at a character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    let cut = (0..=max.min(text.len()))
         .rev()
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(0);
-    let mut short = text.get(..cut).unwrap_or_default().to_owned();
-    short.push('…');
-    short
+    text.get(..cut).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -207,5 +212,7 @@ mod tests {
         // 'é' is two bytes: a cut inside it moves before it.
         assert_eq!(shorten("aéb", 2), "a…");
         assert_eq!(shorten("éé", 0), "…");
+        assert_eq!(prefix("aéb", 2), "a");
+        assert_eq!(prefix("ab", 10), "ab");
     }
 }

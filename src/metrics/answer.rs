@@ -156,11 +156,10 @@ impl<'de> Deserialize<'de> for Short {
 
 /// `text` cut to a message's length (copying only what is kept).
 fn short(text: &str) -> String {
-    let mut end = text.len().min(MAX_MESSAGE_BYTES + 4);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    truncate(text[..end].to_owned(), MAX_MESSAGE_BYTES)
+    truncate(
+        crate::text::prefix(text, MAX_MESSAGE_BYTES.saturating_add(4)).to_owned(),
+        MAX_MESSAGE_BYTES,
+    )
 }
 
 /// A sample's value: a float in a JSON string (`"75.5"`, `"NaN"`, `"+Inf"`), parsed where it

@@ -101,18 +101,11 @@ pub fn truncate_message(message: String) -> String {
 }
 
 /// `text` cut to at most `max` bytes (at least the ellipsis), ending in `…` when cut.
-pub fn truncate(mut text: String, max: usize) -> String {
-    const ELLIPSIS: &str = "…";
+pub fn truncate(text: String, max: usize) -> String {
     if text.len() <= max {
         return text;
     }
-    let mut cut = max.saturating_sub(ELLIPSIS.len());
-    while !text.is_char_boundary(cut) {
-        cut = cut.saturating_sub(1);
-    }
-    text.truncate(cut);
-    text.push_str(ELLIPSIS);
-    text
+    crate::text::shorten(&text, max.saturating_sub('…'.len_utf8()))
 }
 
 /// A body collected chunk by chunk that refuses to grow past its cap: it never holds more than
