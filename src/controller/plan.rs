@@ -15,7 +15,7 @@ use kube::ResourceExt;
 use super::decoded::Undecodable;
 use super::events::EventType;
 use super::resolved::Resolved;
-use crate::api::conditions::{find_condition, set_condition};
+use crate::api::conditions::{find_condition, set_condition, set_episode};
 use crate::api::reason;
 use crate::api::status::condition;
 use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
@@ -655,34 +655,25 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
         }
     }
     let current = status.current_replicas.unwrap_or_default();
-    match external {
-        Some(expected) => set_condition(
-            conditions,
-            condition::EXTERNAL_SCALE,
-            true,
-            reason::condition::EXTERNAL_SCALE,
-            format!(
-                "Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
-            ),
-            generation,
-            now,
-        ),
-        None if conditions
-            .iter()
-            .any(|c| c.type_ == condition::EXTERNAL_SCALE) =>
-        {
-            set_condition(
-                conditions,
-                condition::EXTERNAL_SCALE,
-                false,
-                reason::condition::NO_EXTERNAL_SCALE,
-                format!("Deployment {target} has the replicas scalewise left it at"),
-                generation,
-                now,
+    set_episode(
+        conditions,
+        condition::EXTERNAL_SCALE,
+        true,
+        external.map(|expected| {
+            (
+                reason::condition::EXTERNAL_SCALE,
+                format!(
+                    "Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
+                ),
             )
-        }
-        None => {}
-    }
+        }),
+        (
+            reason::condition::NO_EXTERNAL_SCALE,
+            &format!("Deployment {target} has the replicas scalewise left it at"),
+        ),
+        generation,
+        now,
+    );
 }
 
 /// Seconds to the millisecond.
@@ -694,71 +685,47 @@ fn millis(d: Duration) -> f64 {
 /// The `IntervalLimited` condition: True while the spec's interval is below the operator's floor,
 /// False again once it no longer is.
 fn note_interval(status: &mut ScalingPolicyStatus, resolved: &Resolved, context: &Context<'_>) {
-    let conditions = &mut status.conditions;
     let interval = resolved.policy.interval.unsigned_abs();
-    match resolved.raised_from {
-        Some(written) => set_condition(
-            conditions,
-            condition::INTERVAL_LIMITED,
-            true,
-            reason::condition::BELOW_MIN_INTERVAL,
-            format!(
-                "spec.interval {} is below the operator's minimum (--min-interval {}): evaluated every {}",
-                crate::text::duration(written.unsigned_abs(), crate::text::Resolution::Seconds),
-                crate::text::duration(interval, crate::text::Resolution::Seconds),
-                crate::text::duration(interval, crate::text::Resolution::Seconds),
-            ),
-            context.generation,
-            &context.now,
-        ),
-        None if conditions
-            .iter()
-            .any(|c| c.type_ == condition::INTERVAL_LIMITED) =>
-        {
-            set_condition(
-                conditions,
-                condition::INTERVAL_LIMITED,
-                false,
-                reason::condition::INTERVAL_AS_WRITTEN,
-                "spec.interval is used as written",
-                context.generation,
-                &context.now,
+    let seconds = |d: Duration| crate::text::duration(d, crate::text::Resolution::Seconds);
+    set_episode(
+        &mut status.conditions,
+        condition::INTERVAL_LIMITED,
+        true,
+        resolved.raised_from.map(|written| {
+            (
+                reason::condition::BELOW_MIN_INTERVAL,
+                format!(
+                    "spec.interval {} is below the operator's minimum (--min-interval {}): evaluated every {}",
+                    seconds(written.unsigned_abs()),
+                    seconds(interval),
+                    seconds(interval),
+                ),
             )
-        }
-        None => {}
-    }
+        }),
+        (
+            reason::condition::INTERVAL_AS_WRITTEN,
+            "spec.interval is used as written",
+        ),
+        context.generation,
+        &context.now,
+    );
 }
 
 /// The `ClockSkew` condition: True while recorded times lie ahead of this replica's clock, False
 /// again once they no longer do.
 fn note_clock(status: &mut ScalingPolicyStatus, skew: Option<&str>, context: &Context<'_>) {
-    let conditions = &mut status.conditions;
-    match skew {
-        Some(message) => set_condition(
-            conditions,
-            condition::CLOCK_SKEW,
-            true,
-            reason::condition::FUTURE_TIMESTAMPS,
-            message,
-            context.generation,
-            &context.now,
+    set_episode(
+        &mut status.conditions,
+        condition::CLOCK_SKEW,
+        true,
+        skew.map(|message| (reason::condition::FUTURE_TIMESTAMPS, message.to_owned())),
+        (
+            reason::condition::CLOCKS_AGREE,
+            "no recorded time lies ahead of this replica's clock",
         ),
-        None if conditions
-            .iter()
-            .any(|c| c.type_ == condition::CLOCK_SKEW && c.status == "True") =>
-        {
-            set_condition(
-                conditions,
-                condition::CLOCK_SKEW,
-                false,
-                reason::condition::CLOCKS_AGREE,
-                "no recorded time lies ahead of this replica's clock",
-                context.generation,
-                &context.now,
-            )
-        }
-        None => {}
-    }
+        context.generation,
+        &context.now,
+    );
 }
 
 /// The `StatusTrusted` condition: False with why when the persisted status was replaced (and a
@@ -769,44 +736,31 @@ fn record_trust(
     context: &Context<'_>,
     events: &mut Vec<Note>,
 ) {
-    let conditions = &mut status.conditions;
-    match reset {
-        Some(why) => {
-            let message = format!(
-                "{why}: the status was replaced by a fresh one (no scale-in before a whole window of evidence)"
-            );
-            set_condition(
-                conditions,
-                condition::STATUS_TRUSTED,
-                false,
-                reason::condition::STATUS_RESET,
-                message.clone(),
-                context.generation,
-                &context.now,
-            );
-            events.push(Note::new(
-                EventType::Warning,
-                reason::event::STATUS_RESET,
-                reason::action::VALIDATE,
-                message,
-            ));
-        }
-        None if conditions
-            .iter()
-            .any(|c| c.type_ == condition::STATUS_TRUSTED && c.status == "False") =>
-        {
-            set_condition(
-                conditions,
-                condition::STATUS_TRUSTED,
-                true,
-                reason::condition::STATUS_VALID,
-                "the status holds what scalewise recorded",
-                context.generation,
-                &context.now,
-            );
-        }
-        None => {}
+    let message = reset.map(|why| {
+        format!(
+            "{why}: the status was replaced by a fresh one (no scale-in before a whole window of evidence)"
+        )
+    });
+    if let Some(message) = &message {
+        events.push(Note::new(
+            EventType::Warning,
+            reason::event::STATUS_RESET,
+            reason::action::VALIDATE,
+            message.clone(),
+        ));
     }
+    set_episode(
+        &mut status.conditions,
+        condition::STATUS_TRUSTED,
+        false,
+        message.map(|m| (reason::condition::STATUS_RESET, m)),
+        (
+            reason::condition::STATUS_VALID,
+            "the status holds what scalewise recorded",
+        ),
+        context.generation,
+        &context.now,
+    );
 }
 
 /// Events for what users should know: scale actions, dry-run decisions, external scaling, other
