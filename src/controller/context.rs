@@ -20,7 +20,7 @@ use crate::fair::FairSlots;
 use crate::telemetry::Metrics;
 
 /// The last status written per policy, with the uid of the object it was written to.
-pub type Written = HashMap<ObjectRef<ScalingPolicy>, (Option<String>, ScalingPolicyStatus)>;
+pub type Written = HashMap<ObjectRef<ScalingPolicy>, (Option<String>, Arc<ScalingPolicyStatus>)>;
 
 /// Shared by every reconcile of one controller.
 pub struct Context {
@@ -69,20 +69,23 @@ impl Context {
     }
 
     /// The last status this replica wrote for `policy`, if it is the same object (same uid).
-    pub fn written(&self, policy: &ScalingPolicy) -> Option<ScalingPolicyStatus> {
+    pub fn written(&self, policy: &ScalingPolicy) -> Option<Arc<ScalingPolicyStatus>> {
         use kube::ResourceExt;
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         written
             .get(&ObjectRef::from_obj(policy))
             .filter(|(uid, _)| *uid == policy.uid())
-            .map(|(_, status)| status.clone())
+            .map(|(_, status)| Arc::clone(status))
     }
 
     /// Remembers the status just written for `policy`.
     pub fn wrote(&self, policy: &ScalingPolicy, status: &ScalingPolicyStatus) {
         use kube::ResourceExt;
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.insert(ObjectRef::from_obj(policy), (policy.uid(), status.clone()));
+        written.insert(
+            ObjectRef::from_obj(policy),
+            (policy.uid(), Arc::new(status.clone())),
+        );
     }
 
     /// Forgets the failures of `policy` after a success.

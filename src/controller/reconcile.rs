@@ -115,8 +115,10 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     let now = Timestamp::now();
     let started = Instant::now();
     let cached = policy.status.clone().unwrap_or_default();
-    let written = ctx.written(policy);
-    let previous = plan::latest(&cached, written.as_ref()).clone();
+    let previous = match ctx.written(policy) {
+        Some(written) if plan::newer(&written, &cached) => (*written).clone(),
+        _ => cached,
+    };
     let may_write = || !ctx.leader_election || ctx.health.is_leader();
     let writer = ctx.writer(&may_write);
 
