@@ -376,17 +376,6 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
         "a log line holds a whole body"
     );
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &op.child.id().to_string()])
-        .status();
-    let asked = Instant::now();
-    let mut exited = false;
-    while asked.elapsed() < Duration::from_secs(30) {
-        if let Ok(Some(_)) = op.child.try_wait() {
-            exited = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let exited = support::sigterm(&mut op.child, Duration::from_secs(30)).is_some();
     assert!(exited, "still running 30 s after SIGTERM: {}", op.logs());
 }

@@ -836,18 +836,7 @@ async fn an_operator_that_cannot_list_its_policies_is_unhealthy_and_still_stops_
     }
     assert!(failing, "scalewise_policy_watch_failing_seconds stayed 0");
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &op.child.id().to_string()])
-        .status();
-    let stopped = std::time::Instant::now();
-    let mut code = None;
-    while stopped.elapsed() < Duration::from_secs(30) {
-        if let Ok(Some(status)) = op.child.try_wait() {
-            code = Some(status.code());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let code = support::sigterm(&mut op.child, Duration::from_secs(30));
     assert!(
         code.is_some(),
         "still running 30 s after SIGTERM; log:\n{}",

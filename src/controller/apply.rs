@@ -52,9 +52,9 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Makes the writes of a plan that never scales (an object that cannot be decoded): a
-    /// status that cannot be written (the API server may refuse the whole object) is logged, and
-    /// the events still say why.
+    /// Makes the writes of a plan that never scales (an object that cannot be decoded): the
+    /// events are published even when the status cannot be written (an API server may refuse
+    /// the whole object), and that failure is returned, to be retried with backoff.
     pub async fn report_only<K>(&self, object: &K, plan: &Plan) -> Result<(), Error>
     where
         K: Resource<DynamicType = ()>,
@@ -65,18 +65,18 @@ impl Writer<'_> {
             .clone()
             .ok_or(Error::MissingNamespace)?;
         let name = object.meta().name.clone().unwrap_or_default();
-        if let Some(status) = &plan.status {
-            self.ensure_leader()?;
-            if let Err(e) = write_status(self.client, &namespace, &name, status).await {
-                warn!(
-                    namespace,
-                    name, "cannot record why the object cannot be read: {e}"
-                );
+        let written = match &plan.status {
+            Some(status) => {
+                self.ensure_leader()?;
+                write_status(self.client, &namespace, &name, status).await
             }
-        }
+            None => Ok(()),
+        };
+        // The events say why even when the status cannot (they are published first); a status
+        // refused is tried again with the reconcile's backoff.
         self.publish_all(&object.object_ref(&()), &plan.events)
             .await;
-        Ok(())
+        written
     }
 
     async fn publish_all(&self, regarding: &ObjectReference, notes: &[Note]) {

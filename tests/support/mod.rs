@@ -391,8 +391,6 @@ pub fn crd_resource(crd: &CustomResourceDefinition) -> ApiResource {
 /// before an upgrade added the bound), and put back by the next test that installs the CRD.
 pub async fn store_unbounded(env: &TestEnv, value: serde_json::Value) {
     use kube::api::DynamicObject;
-    use serde_json::Value;
-    let crds = Api::<CustomResourceDefinition>::all(env.client.clone());
     let resource = ApiResource::erase::<scalewise::api::ScalingPolicy>(&());
     let policies: Api<DynamicObject> =
         Api::namespaced_with(env.client.clone(), &env.namespace, &resource);
@@ -400,30 +398,8 @@ pub async fn store_unbounded(env: &TestEnv, value: serde_json::Value) {
     let mut last = String::new();
     // Other tests re-install the CRD concurrently: lift the bound and write until both hold.
     for _ in 0..20 {
-        let mut crd = serde_json::to_value(
-            crds.get("scalingpolicies.scalewise.dev")
-                .await
-                .expect("the CRD"),
-        )
-        .expect("CRD as JSON");
-        if let Some(max) = crd
-            .pointer_mut(
-                "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/maxReplicas",
-            )
-            .and_then(Value::as_object_mut)
-        {
-            max.remove("maximum");
-        }
-        let crd: CustomResourceDefinition = serde_json::from_value(crd).expect("CRD");
-        if let Err(e) = crds
-            .replace(
-                "scalingpolicies.scalewise.dev",
-                &PostParams::default(),
-                &crd,
-            )
-            .await
-        {
-            last = e.to_string();
+        if let Err(e) = lift_max_replicas_bound(env).await {
+            last = e;
             continue;
         }
         match policies.create(&PostParams::default(), &object).await {
@@ -433,4 +409,52 @@ pub async fn store_unbounded(env: &TestEnv, value: serde_json::Value) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     panic!("could not store the unbounded policy: {last}");
+}
+
+/// Sends SIGTERM to `child` and waits up to `timeout` for it to exit; its exit status, or `None`
+/// while it still runs.
+pub fn sigterm(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Lifts the `maximum` of `spec.maxReplicas` from the installed CRD, as an API server whose CRD
+/// predates the bound has it (the next test that installs the CRD puts it back).
+pub async fn lift_max_replicas_bound(env: &TestEnv) -> Result<(), String> {
+    use serde_json::Value;
+    let crds = Api::<CustomResourceDefinition>::all(env.client.clone());
+    let crd = crds
+        .get("scalingpolicies.scalewise.dev")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut crd = serde_json::to_value(crd).map_err(|e| e.to_string())?;
+    if let Some(max) = crd
+        .pointer_mut(
+            "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/maxReplicas",
+        )
+        .and_then(Value::as_object_mut)
+    {
+        max.remove("maximum");
+    }
+    let crd: CustomResourceDefinition = serde_json::from_value(crd).map_err(|e| e.to_string())?;
+    crds.replace(
+        "scalingpolicies.scalewise.dev",
+        &PostParams::default(),
+        &crd,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| e.to_string())
 }
