@@ -17,7 +17,7 @@ use scalewise::api::{
     RateLimit, RatePolicyType, Recommendation, ResourceMetric, Rule, ScaleEvent, ScalingPolicy,
     ScalingPolicySpec, ScalingPolicyStatus, SelectPolicy, Source, TargetRef,
 };
-use scalewise::controller::plan::{self, Evaluation, MAX_REQUEUE, Next};
+use scalewise::controller::plan::{self, Evaluation, MAX_REQUEUE, Next, TargetRead};
 use scalewise::controller::resolved::Resolved;
 use scalewise::decide::{Observation, decide, next_status};
 use scalewise::metrics::QueryPlan;
@@ -277,8 +277,7 @@ proptest! {
             object: &object,
             resolved: &resolved,
             previous: &previous,
-            current,
-            resource_version: None,
+            target: &TargetRead { replicas: current, uid: None, resource_version: None },
             owners: &[],
             observations: &observations,
             now,
@@ -288,7 +287,7 @@ proptest! {
             Next::After(wait) => prop_assert!(wait <= LONGEST_WAIT, "requeue in {wait:?}"),
             Next::AwaitChange => prop_assert!(false, "a valid policy waits for a change"),
         }
-        if let Some(replicas) = planned.scale
+        if let Some(replicas) = planned.replicas()
             && policy.min_replicas <= policy.max_replicas
         {
             prop_assert!((policy.min_replicas..=policy.max_replicas).contains(&replicas));

@@ -68,6 +68,10 @@ pub const MAX_TARGET_NAME_LENGTH: usize = 253;
 pub const MAX_API_VERSION_LENGTH: usize = 317;
 /// The longest `targetRef.kind`.
 pub const MAX_KIND_LENGTH: usize = 63;
+/// The longest object uid recorded in status (a UUID has 36 characters).
+pub const MAX_UID_LENGTH: usize = 128;
+/// The longest resourceVersion recorded in status (opaque to clients; etcd's are decimal numbers).
+pub const MAX_RESOURCE_VERSION_LENGTH: usize = 128;
 
 /// How much longer than its own limit a PromQL text may grow once its placeholders are replaced
 /// by their longest values (`promql_check::expanded_length`): the query sent to Prometheus and recorded in

@@ -76,6 +76,9 @@ pub mod event {
     pub const SCALED_IN: &str = "ScaledIn";
     /// A change was decided and not applied (dry run, or beside another owner).
     pub const DRY_RUN: &str = "DryRun";
+    /// A scale recorded before it was made (`status.pendingScale`) was found unconfirmed and
+    /// judged from the target: made, not made, or changed since by someone else.
+    pub const INTENT_RECOVERED: &str = "IntentRecovered";
 }
 
 /// The `action` of the events scalewise publishes: the step of the reconcile it concerns.

@@ -95,9 +95,37 @@ pub struct ScalingPolicyStatus {
     #[serde(default)]
     pub consecutive_failures: i32,
 
+    /// A scale recorded before the target was patched (write-ahead) and not yet confirmed. The
+    /// next evaluation compares it with the target: applied (counted for cooldowns and rate
+    /// periods), not applied (decided again, never counted), or applied and changed since by
+    /// someone else (counted, and reported as ExternalScale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_scale: Option<ScaleIntent>,
+
     /// Ready, AbleToScale, ScalingActive, ScalingLimited and MetricsAvailable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// A scale decided and recorded before it is made.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleIntent {
+    /// The decision: when, from and to how many replicas, which rule won and why.
+    pub decision: DecisionRecord,
+    /// The proposal the evaluation recorded for the stabilization windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = crate::api::limits::MAX_INT32))]
+    pub recommended_replicas: Option<i32>,
+    /// The uid of the target the decision was made for: an intent is never applied to another
+    /// object of the same name.
+    #[serde(rename = "targetUID")]
+    #[schemars(length(max = crate::api::limits::MAX_UID_LENGTH))]
+    pub target_uid: String,
+    /// The target's resourceVersion the decision was made from; the scale is conditional on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = crate::api::limits::MAX_RESOURCE_VERSION_LENGTH))]
+    pub target_resource_version: Option<String>,
 }
 
 /// A direction of scaling.

@@ -3,17 +3,22 @@
 //! stops the writes after it and is returned; a failed event is logged and never fails the
 //! reconcile.
 
+use std::sync::{Arc, Mutex};
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::warn;
 
+use super::context::Written;
 use super::error::{Error, is_conflict};
 use super::events::Publisher;
 use super::plan::{Note, Plan, TargetRead};
-use crate::api::{ScalingPolicy, ScalingPolicyStatus};
+use crate::api::{ScaleIntent, ScalingPolicy, ScalingPolicyStatus};
+use crate::telemetry::Metrics;
 
 /// The field manager of every write scalewise makes.
 pub const FIELD_MANAGER: &str = "scalewise";
@@ -26,30 +31,107 @@ pub struct Writer<'a> {
     pub events: &'a Publisher,
     /// Whether this replica may write now (it leads, or runs without leader election).
     pub may_write: &'a (dyn Fn() -> bool + Sync),
+    /// The last status written per policy, kept from each write.
+    pub written: &'a Mutex<Written>,
+    /// Conflicts and fenced writes are counted here.
+    pub metrics: &'a Metrics,
 }
 
 impl Writer<'_> {
-    /// Makes the writes of `plan` for `object`.
+    /// Makes the writes of `plan` for `object`. A scale is recorded first (the intent, in
+    /// `status.pendingScale`): when that write fails, nothing is scaled. Then the target is
+    /// patched, conditional on the version it was decided from; a patch that certainly did not
+    /// happen (refused, or the target changed meanwhile) clears the intent again, and one whose
+    /// fate is unknown (the connection dropped) leaves it for the next evaluation to judge.
     pub async fn apply(&self, object: &ScalingPolicy, plan: &Plan) -> Result<(), Error> {
         let namespace = object.namespace().ok_or(Error::MissingNamespace)?;
-        if let Some(replicas) = plan.scale {
-            self.ensure_leader()?;
+        let name = object.name_any();
+        let policies: Api<ScalingPolicy> = Api::namespaced(self.client.clone(), &namespace);
+        if let Some(scale) = &plan.scale {
+            let from = plan.read.as_ref().map_or(0, |r| r.replicas);
+            self.ensure_leader("intent")?;
+            let intent = scale.intent.pending_scale.as_ref();
+            match write_intent(&policies, &name, intent).await {
+                Ok(()) => self.wrote(object, &scale.intent),
+                Err(source) => {
+                    return Err(Error::IntentNotRecorded {
+                        from,
+                        to: scale.replicas,
+                        source,
+                    });
+                }
+            }
+            self.ensure_leader("scale")?;
             let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
-            scale_to(
+            let made = scale_to(
                 &deployments,
                 &object.spec.target_ref.name,
-                replicas,
+                scale.replicas,
                 plan.read.as_ref(),
+                self.metrics,
             )
-            .await?;
+            .await;
+            if let Err(e) = made {
+                if e.certainly_not_applied() && (self.may_write)() {
+                    match write_intent(&policies, &name, None).await {
+                        Ok(()) => {
+                            let mut cleared = scale.intent.clone();
+                            cleared.pending_scale = None;
+                            self.wrote(object, &cleared);
+                        }
+                        Err(clear) => warn!(
+                            namespace,
+                            name,
+                            "cannot clear the intent of a scale not made (the next evaluation judges it): {clear}"
+                        ),
+                    }
+                }
+                return Err(e);
+            }
         }
         if let Some(status) = &plan.status {
-            self.ensure_leader()?;
-            write_status(self.client, &namespace, &object.name_any(), status).await?;
+            self.ensure_leader("status")?;
+            write_status(self.client, &namespace, &name, status, self.metrics).await?;
+        }
+        // The intent made (or judged) is removed once the status records it; until then the
+        // status holds both, and the next evaluation judges the intent again (counting it once).
+        let intent = plan
+            .scale
+            .as_ref()
+            .and_then(|s| s.intent.pending_scale.clone())
+            .or_else(|| plan.recovered.as_ref().map(|r| r.intent.clone()));
+        if let Some(intent) = intent {
+            let cleared = match self.ensure_leader("intent") {
+                Ok(()) => write_intent(&policies, &name, None)
+                    .await
+                    .map_err(Error::StatusWrite),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleared {
+                if let Some(status) = &plan.status {
+                    let mut both = status.clone();
+                    both.pending_scale = Some(intent);
+                    self.wrote(object, &both);
+                }
+                return Err(e);
+            }
+        }
+        if let Some(status) = &plan.status {
+            self.wrote(object, status);
         }
         self.publish_all(&object.object_ref(&()), &plan.events)
             .await;
         Ok(())
+    }
+
+    /// Remembers the status just written for `object`, so that the next evaluation never starts
+    /// from an older one the watch cache may still hold.
+    fn wrote(&self, object: &ScalingPolicy, status: &ScalingPolicyStatus) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        written.insert(
+            ObjectRef::from_obj(object),
+            (object.uid(), Arc::new(status.clone())),
+        );
     }
 
     /// Makes the writes of a plan that never scales (an object that cannot be decoded): the
@@ -67,8 +149,8 @@ impl Writer<'_> {
         let name = object.meta().name.clone().unwrap_or_default();
         let written = match &plan.status {
             Some(status) => {
-                self.ensure_leader()?;
-                write_status(self.client, &namespace, &name, status).await
+                self.ensure_leader("status")?;
+                write_status(self.client, &namespace, &name, status, self.metrics).await
             }
             None => Ok(()),
         };
@@ -100,10 +182,12 @@ impl Writer<'_> {
         }
     }
 
-    fn ensure_leader(&self) -> Result<(), Error> {
+    /// Whether `write` may be made now; a write refused is counted.
+    fn ensure_leader(&self, write: &'static str) -> Result<(), Error> {
         if (self.may_write)() {
             Ok(())
         } else {
+            self.metrics.fenced(write);
             Err(Error::NotLeader)
         }
     }
@@ -119,6 +203,7 @@ async fn scale_to(
     target: &str,
     replicas: i32,
     read: Option<&TargetRead>,
+    metrics: &Metrics,
 ) -> Result<(), Error> {
     let params = PatchParams::default();
     let mut version = read.and_then(|r| r.resource_version.clone());
@@ -136,11 +221,18 @@ async fn scale_to(
         {
             Ok(_) => return Ok(()),
             Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                metrics.write_conflict("scale");
                 attempt = attempt.saturating_add(1);
                 let fresh = deployments
                     .get_scale(target)
                     .await
                     .map_err(Error::ScaleRead)?;
+                if let Some(read) = read
+                    && read.uid.is_some()
+                    && fresh.metadata.uid != read.uid
+                {
+                    return Err(Error::TargetReplaced);
+                }
                 let now = fresh.spec.and_then(|s| s.replicas).unwrap_or(0);
                 if let Some(read) = read
                     && now != read.replicas
@@ -152,9 +244,36 @@ async fn scale_to(
                 }
                 version = fresh.metadata.resource_version;
             }
-            Err(e) => return Err(Error::ScaleWrite(e)),
+            Err(e) => {
+                if is_conflict(&e) {
+                    metrics.write_conflict("scale");
+                }
+                return Err(Error::ScaleWrite(e));
+            }
         }
     }
+}
+
+/// The field manager of the intent's writes.
+pub const INTENT_FIELD_MANAGER: &str = "scalewise-intent";
+
+/// Records `intent` as `status.pendingScale`, or removes it (`None`), with a merge patch of that
+/// one field: an intent is removed as a whole (server-side apply cannot remove a nested object
+/// from a custom resource on every API server version).
+async fn write_intent(
+    policies: &Api<ScalingPolicy>,
+    name: &str,
+    intent: Option<&ScaleIntent>,
+) -> Result<(), kube::Error> {
+    let patch = json!({ "status": { "pendingScale": intent } });
+    let params = PatchParams {
+        field_manager: Some(INTENT_FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    policies
+        .patch_status(name, &params, &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
 }
 
 /// Writes the whole status with server-side apply (fields scalewise no longer sets are removed).
@@ -163,12 +282,19 @@ async fn write_status(
     namespace: &str,
     name: &str,
     status: &ScalingPolicyStatus,
+    metrics: &Metrics,
 ) -> Result<(), Error> {
     let api: Api<ScalingPolicy> = Api::namespaced(client.clone(), namespace);
+    let mut fields = serde_json::to_value(status).map_err(Error::Encode)?;
+    // The intent has its own writes (write_intent): server-side apply never owns it, so a
+    // status applied without it leaves it in place.
+    if let Some(fields) = fields.as_object_mut() {
+        fields.remove("pendingScale");
+    }
     let body = json!({
         "apiVersion": ScalingPolicy::api_version(&()),
         "kind": ScalingPolicy::kind(&()),
-        "status": serde_json::to_value(status).map_err(Error::Encode)?,
+        "status": fields,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut attempt: u32 = 0;
@@ -176,9 +302,15 @@ async fn write_status(
         match api.patch_status(name, &params, &Patch::Apply(&body)).await {
             Ok(_) => return Ok(()),
             Err(e) if is_conflict(&e) && attempt < CONFLICT_RETRIES => {
+                metrics.write_conflict("status");
                 attempt = attempt.saturating_add(1);
             }
-            Err(e) => return Err(Error::StatusWrite(e)),
+            Err(e) => {
+                if is_conflict(&e) {
+                    metrics.write_conflict("status");
+                }
+                return Err(Error::StatusWrite(e));
+            }
         }
     }
 }
@@ -192,7 +324,7 @@ mod tests {
     use super::*;
     use crate::controller::events::EventType;
     use crate::controller::fixtures::policy_object;
-    use crate::controller::plan::{Next, Outcome};
+    use crate::controller::plan::{Next, Outcome, Scale};
 
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -207,9 +339,38 @@ mod tests {
         )
     }
 
+    fn read() -> TargetRead {
+        TargetRead {
+            replicas: 2,
+            uid: Some("target-uid".into()),
+            resource_version: Some("7".into()),
+        }
+    }
+
     fn plan(scale: Option<i32>, status: bool, events: usize) -> Plan {
         Plan {
-            scale,
+            scale: scale.map(|replicas| Scale {
+                replicas,
+                intent: ScalingPolicyStatus {
+                    desired_replicas: Some(2),
+                    pending_scale: Some(crate::api::ScaleIntent {
+                        decision: crate::api::DecisionRecord {
+                            time: crate::controller::plan::stamp(jiff::Timestamp::UNIX_EPOCH),
+                            action: crate::api::Action::ScaleOut,
+                            from: 2,
+                            to: replicas,
+                            rule: None,
+                            limits: Vec::new(),
+                            message: "test".into(),
+                            dry_run: false,
+                        },
+                        recommended_replicas: Some(replicas),
+                        target_uid: "target-uid".into(),
+                        target_resource_version: Some("7".into()),
+                    }),
+                    ..ScalingPolicyStatus::default()
+                },
+            }),
             status: status.then(|| ScalingPolicyStatus {
                 desired_replicas: Some(4),
                 ..ScalingPolicyStatus::default()
@@ -224,10 +385,8 @@ mod tests {
                 .collect(),
             next: Next::AwaitChange,
             outcome: Outcome::TargetMissing,
-            read: scale.map(|_| TargetRead {
-                replicas: 2,
-                resource_version: Some("7".into()),
-            }),
+            read: scale.map(|_| read()),
+            recovered: None,
         }
     }
 
@@ -235,8 +394,9 @@ mod tests {
     enum Answer {
         Ok,
         Fail(u16),
-        /// A fresh read of /scale: these replicas at this resourceVersion.
-        Scale(i32, &'static str),
+        /// A fresh read of /scale: these replicas at this resourceVersion, of the object with
+        /// this uid.
+        Scale(i32, &'static str, &'static str),
     }
 
     /// One request the apply step must make, in order.
@@ -261,11 +421,11 @@ mod tests {
     ) {
         let (code, body) = match answer {
             Answer::Ok => (StatusCode::OK, body.clone()),
-            Answer::Scale(replicas, version) => (
+            Answer::Scale(replicas, version, uid) => (
                 StatusCode::OK,
                 serde_json::json!({
                     "apiVersion": "autoscaling/v1", "kind": "Scale",
-                    "metadata": {"name": "web", "namespace": "shop", "resourceVersion": version},
+                    "metadata": {"name": "web", "namespace": "shop", "resourceVersion": version, "uid": uid},
                     "spec": {"replicas": replicas},
                 }),
             ),
@@ -290,6 +450,15 @@ mod tests {
     async fn run(
         plan: Plan,
         leading: bool,
+        requests: Vec<Expect>,
+    ) -> (Result<(), Error>, Vec<Value>) {
+        run_while(plan, move || leading, requests).await
+    }
+
+    /// As [`run`], leading while `may_write` says so.
+    async fn run_while(
+        plan: Plan,
+        may_write: impl Fn() -> bool + Sync,
         requests: Vec<Expect>,
     ) -> (Result<(), Error>, Vec<Value>) {
         let (service, mut handle): (_, Handle) = tower_test::mock::pair();
@@ -328,11 +497,14 @@ mod tests {
             bodies
         });
         let events = Publisher::new(client.clone(), "scalewise", "test");
-        let may_write = move || leading;
+        let written = Mutex::new(Written::new());
+        let metrics = Metrics::new();
         let writer = Writer {
             client: &client,
             events: &events,
             may_write: &may_write,
+            written: &written,
+            metrics: &metrics,
         };
         let result = writer.apply(&object(), &plan).await;
         drop(events);
@@ -340,13 +512,25 @@ mod tests {
         (result, server.await.unwrap())
     }
 
+    /// A merge patch recording an intent.
+    fn has_intent(body: &Value) -> bool {
+        body["status"]["pendingScale"].is_object()
+    }
+
+    /// A merge patch removing the intent.
+    fn clears_intent(body: &Value) -> bool {
+        body["status"].get("pendingScale") == Some(&Value::Null)
+    }
+
     #[tokio::test]
-    async fn a_scale_is_written_before_the_status_and_both_before_the_events() {
+    async fn a_scale_is_recorded_before_it_is_made_and_its_status_written_after() {
         let (result, bodies) = run(
             plan(Some(4), true, 2),
             true,
             vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::POST, EVENTS, Answer::Ok),
                 expect(Method::POST, EVENTS, Answer::Ok),
@@ -354,27 +538,108 @@ mod tests {
         )
         .await;
         result.unwrap();
+        // The intent alone, before anything else.
+        assert!(has_intent(&bodies[0]), "{}", bodies[0]);
+        assert_eq!(bodies[0]["status"].as_object().unwrap().len(), 1);
+        assert_eq!(bodies[0]["status"]["pendingScale"]["decision"]["to"], 4);
         assert_eq!(
-            bodies[0],
+            bodies[0]["status"]["pendingScale"]["targetUID"],
+            "target-uid"
+        );
+        assert_eq!(
+            bodies[1],
             serde_json::json!({"metadata": {"resourceVersion": "7"}, "spec": {"replicas": 4}})
         );
-        assert_eq!(bodies[1]["apiVersion"], "scalewise.dev/v1alpha1");
-        assert_eq!(bodies[1]["kind"], "ScalingPolicy");
-        assert_eq!(bodies[1]["status"]["desiredReplicas"], 4);
-        assert_eq!(bodies[2]["note"], "note 0");
-        assert_eq!(bodies[3]["note"], "note 1");
-        assert_eq!(bodies[2]["regarding"]["name"], "web-policy");
+        // The status, applied without the intent, then the intent removed.
+        assert_eq!(bodies[2]["apiVersion"], "scalewise.dev/v1alpha1");
+        assert_eq!(bodies[2]["kind"], "ScalingPolicy");
+        assert_eq!(bodies[2]["status"]["desiredReplicas"], 4);
+        assert!(bodies[2]["status"].get("pendingScale").is_none());
+        assert!(clears_intent(&bodies[3]), "{}", bodies[3]);
+        assert_eq!(bodies[4]["note"], "note 0");
+        assert_eq!(bodies[5]["note"], "note 1");
+        assert_eq!(bodies[4]["regarding"]["name"], "web-policy");
     }
 
     #[tokio::test]
-    async fn a_failed_scale_writes_no_status_and_no_event() {
+    async fn an_intent_not_removed_is_kept_as_written_for_the_next_evaluation() {
+        let written = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Fail(500)),
+            ],
+        )
+        .await;
+        assert!(
+            matches!(written.0, Err(Error::StatusWrite(_))),
+            "{:?}",
+            written.0
+        );
+    }
+
+    #[tokio::test]
+    async fn an_intent_that_cannot_be_recorded_scales_nothing() {
+        // A role that may patch /scale but not the policy's status, a webhook, a quota.
         let (result, _) = run(
             plan(Some(4), true, 1),
             true,
-            vec![expect(Method::PATCH, SCALE, Answer::Fail(500))],
+            vec![expect(Method::PATCH, STATUS, Answer::Fail(403))],
+        )
+        .await;
+        assert!(
+            matches!(result, Err(Error::IntentNotRecorded { from: 2, to: 4, .. })),
+            "{result:?}"
+        );
+        assert_eq!(result.unwrap_err().category(), "IntentNotRecorded");
+    }
+
+    #[tokio::test]
+    async fn a_scale_whose_fate_is_unknown_keeps_its_intent_for_the_next_evaluation() {
+        // A server error may have been applied: only the next evaluation can tell.
+        let (result, _) = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, SCALE, Answer::Fail(500)),
+            ],
         )
         .await;
         assert!(matches!(result, Err(Error::ScaleWrite(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_scale_clears_its_intent() {
+        let (result, bodies) = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, SCALE, Answer::Fail(422)),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+            ],
+        )
+        .await;
+        assert!(matches!(result, Err(Error::ScaleWrite(_))), "{result:?}");
+        assert!(has_intent(&bodies[0]));
+        assert!(clears_intent(&bodies[2]), "{}", bodies[2]);
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_loses_the_lease_after_recording_an_intent_does_not_scale() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let may_write = move || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let (result, _) = run_while(
+            plan(Some(4), true, 1),
+            may_write,
+            vec![expect(Method::PATCH, STATUS, Answer::Ok)],
+        )
+        .await;
+        assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
     }
 
     #[tokio::test]
@@ -383,6 +648,7 @@ mod tests {
             plan(Some(4), true, 1),
             true,
             vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, SCALE, Answer::Ok),
                 expect(Method::PATCH, STATUS, Answer::Fail(403)),
             ],
@@ -412,8 +678,9 @@ mod tests {
             plan(Some(4), true, 0),
             true,
             vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, SCALE, Answer::Fail(409)),
-                expect(Method::GET, SCALE, Answer::Scale(2, "8")),
+                expect(Method::GET, SCALE, Answer::Scale(2, "8", "target-uid")),
                 expect(Method::PATCH, SCALE, Answer::Ok),
                 expect(Method::PATCH, STATUS, Answer::Fail(409)),
                 expect(Method::PATCH, STATUS, Answer::Fail(409)),
@@ -444,11 +711,15 @@ mod tests {
         let (result, bodies) = run(
             plan(Some(4), false, 0),
             true,
-            vec![expect(Method::PATCH, SCALE, Answer::Ok)],
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+            ],
         )
         .await;
         result.unwrap();
-        assert_eq!(bodies[0]["metadata"]["resourceVersion"], "7");
+        assert_eq!(bodies[1]["metadata"]["resourceVersion"], "7");
     }
 
     #[tokio::test]
@@ -458,27 +729,31 @@ mod tests {
             plan(Some(4), true, 0),
             true,
             vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, SCALE, Answer::Fail(409)),
-                expect(Method::GET, SCALE, Answer::Scale(2, "8")),
+                expect(Method::GET, SCALE, Answer::Scale(2, "8", "target-uid")),
                 expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, STATUS, Answer::Ok),
             ],
         )
         .await;
         result.unwrap();
-        assert_eq!(bodies[2]["metadata"]["resourceVersion"], "8");
-        assert_eq!(bodies[2]["spec"]["replicas"], 4);
+        assert_eq!(bodies[3]["metadata"]["resourceVersion"], "8");
+        assert_eq!(bodies[3]["spec"]["replicas"], 4);
     }
 
     #[tokio::test]
     async fn a_scale_made_meanwhile_by_someone_else_is_never_overwritten() {
         // A `kubectl scale` to 5 landed between the read (2 replicas) and the write.
-        let (result, _) = run(
+        let (result, bodies) = run(
             plan(Some(4), true, 1),
             true,
             vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
                 expect(Method::PATCH, SCALE, Answer::Fail(409)),
-                expect(Method::GET, SCALE, Answer::Scale(5, "8")),
+                expect(Method::GET, SCALE, Answer::Scale(5, "8", "target-uid")),
+                expect(Method::PATCH, STATUS, Answer::Ok),
             ],
         )
         .await;
@@ -492,5 +767,25 @@ mod tests {
             ),
             "{result:?}"
         );
+        // Not made: the intent is cleared, never counted.
+        assert!(clears_intent(&bodies[3]));
+    }
+
+    #[tokio::test]
+    async fn an_intent_is_never_applied_to_a_target_created_again() {
+        // Deleted and created again with the same name and replicas: another uid.
+        let (result, bodies) = run(
+            plan(Some(4), true, 1),
+            true,
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, SCALE, Answer::Fail(409)),
+                expect(Method::GET, SCALE, Answer::Scale(2, "3", "another-uid")),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+            ],
+        )
+        .await;
+        assert!(matches!(result, Err(Error::TargetReplaced)), "{result:?}");
+        assert!(clears_intent(&bodies[3]));
     }
 }

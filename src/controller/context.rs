@@ -65,6 +65,8 @@ impl Context {
             client: &self.client,
             events: &self.events,
             may_write,
+            written: &self.written,
+            metrics: &self.metrics,
         }
     }
 
@@ -76,16 +78,6 @@ impl Context {
             .get(&ObjectRef::from_obj(policy))
             .filter(|(uid, _)| *uid == policy.uid())
             .map(|(_, status)| Arc::clone(status))
-    }
-
-    /// Remembers the status just written for `policy`.
-    pub fn wrote(&self, policy: &ScalingPolicy, status: &ScalingPolicyStatus) {
-        use kube::ResourceExt;
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.insert(
-            ObjectRef::from_obj(policy),
-            (policy.uid(), Arc::new(status.clone())),
-        );
     }
 
     /// Forgets the failures of `policy` after a success.

@@ -11,6 +11,19 @@ pub enum Error {
     ScaleWrite(#[source] kube::Error),
     #[error("cannot write the policy's status: {0}")]
     StatusWrite(#[source] kube::Error),
+    #[error(
+        "cannot record the scale from {from} to {to} in the policy's status before making it, so the target was not scaled: {source}"
+    )]
+    IntentNotRecorded {
+        from: i32,
+        to: i32,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the target was deleted and created again while this policy decided; deciding again for the new object"
+    )]
+    TargetReplaced,
     #[error("cannot encode the policy's status: {0}")]
     Encode(#[source] serde_json::Error),
     #[error("this replica is no longer the leader")]
@@ -31,10 +44,23 @@ impl Error {
             Self::ScaleRead(_) => "ScaleReadFailed",
             Self::ScaleWrite(_) => "ScaleWriteFailed",
             Self::StatusWrite(_) => "StatusWriteFailed",
+            Self::IntentNotRecorded { .. } => "IntentNotRecorded",
+            Self::TargetReplaced => "TargetReplaced",
             Self::Encode(_) => "EncodeFailed",
             Self::NotLeader => "NotLeader",
             Self::Panicked(_) => "ReconcilePanicked",
             Self::TargetChanged { .. } => "TargetChanged",
+        }
+    }
+
+    /// Whether this error from patching the target's /scale means the patch certainly did not
+    /// happen: the API server refused it (4xx), or a fresh read showed a concurrent change. A
+    /// dropped connection or a server error may have been applied anyway.
+    pub fn certainly_not_applied(&self) -> bool {
+        match self {
+            Self::TargetChanged { .. } | Self::TargetReplaced | Self::ScaleRead(_) => true,
+            Self::ScaleWrite(kube::Error::Api(status)) => (400..500).contains(&status.code),
+            _ => false,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod events;
 #[cfg(test)]
 mod fixtures;
 pub mod health;
+pub mod intent;
 pub mod observe;
 pub mod ownership;
 pub mod plan;

@@ -14,6 +14,7 @@ use kube::ResourceExt;
 
 use super::decoded::Undecodable;
 use super::events::EventType;
+use super::intent::{Recovered, Recovery, recover, write_ahead};
 use super::resolved::Resolved;
 use crate::api::conditions::{find_condition, set_condition, set_episode};
 use crate::api::reason;
@@ -79,8 +80,8 @@ pub enum Outcome {
 /// the status, then the events.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
-    /// Set the target's replicas through /scale.
-    pub scale: Option<i32>,
+    /// Set the target's replicas through /scale, once the intent is recorded.
+    pub scale: Option<Scale>,
     /// The new status, when it differs from the persisted one.
     pub status: Option<ScalingPolicyStatus>,
     pub events: Vec<Note>,
@@ -88,23 +89,33 @@ pub struct Plan {
     pub outcome: Outcome,
     /// The target as the plan read it, which a scale is conditional on.
     pub read: Option<TargetRead>,
+    /// An intent found in the persisted status, and what became of it.
+    pub recovered: Option<Recovered>,
 }
 
-/// The target's /scale as read: its replicas and the resourceVersion they were read at.
+/// A scale to make, and what to record before it is made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scale {
+    pub replicas: i32,
+    /// The status to write before the target is patched (write-ahead): the status the
+    /// evaluation started from, holding the intent in `pendingScale`. No scale is made unless
+    /// it was written.
+    pub intent: ScalingPolicyStatus,
+}
+
+impl Plan {
+    /// The replicas this plan sets the target to, if it scales.
+    pub fn replicas(&self) -> Option<i32> {
+        self.scale.as_ref().map(|s| s.replicas)
+    }
+}
+
+/// The target's /scale as read: its replicas, its uid and the resourceVersion they were read at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetRead {
     pub replicas: i32,
+    pub uid: Option<String>,
     pub resource_version: Option<String>,
-}
-
-/// The observed target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// Its /scale `spec.replicas`.
-    Found {
-        replicas: i32,
-    },
-    Missing,
 }
 
 /// `now` to the second, as status times are written.
@@ -269,6 +280,7 @@ fn not_evaluated_at(
         next,
         outcome,
         read: None,
+        recovered: None,
     }
 }
 
@@ -288,7 +300,8 @@ pub fn not_due(
 ) -> Option<Duration> {
     let generation = object.metadata.generation;
     let interval = policy.interval.unsigned_abs();
-    if implausible(previous, now).is_some() {
+    // An unconfirmed scale is judged at once, and so is a status that cannot be trusted.
+    if previous.pending_scale.is_some() || implausible(previous, now).is_some() {
         return None;
     }
     // A time recorded ahead of this clock counts as now: a wait is never longer than a floor or
@@ -480,10 +493,8 @@ pub struct Evaluation<'a> {
     pub previous: &'a ScalingPolicyStatus,
     /// How long this evaluation waited for reconcile and query slots.
     pub queued: Duration,
-    /// The target's replicas.
-    pub current: i32,
-    /// The resourceVersion of the target's /scale they were read at.
-    pub resource_version: Option<String>,
+    /// The target's /scale as read.
+    pub target: &'a TargetRead,
     /// Other owners of the target, as `Kind namespace/name`.
     pub owners: &'a [String],
     pub observations: &'a [Observation],
@@ -498,18 +509,20 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         object,
         resolved,
         previous,
-        current,
-        ref resource_version,
+        target,
         owners,
         observations,
         now,
         queued,
     } = *input;
+    let current = target.replicas;
     let policy = &resolved.policy;
     let generation = object.metadata.generation;
     let persisted = previous;
     let (trusted, reset, skew) = trusted(persisted, now);
-    let previous = &trusted;
+    // A scale recorded before it was made is judged from the target first: counted when made.
+    let (recovered_status, recovered) = recover(&trusted, target);
+    let previous = &recovered_status;
     let expected = expected_replicas(previous);
     // While paused, changing the replicas by hand is what pausing is for, and a dry-run policy
     // only shadows whoever scales the target: no warning from either.
@@ -541,9 +554,23 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     let mut events = evaluation_events(object, previous, &status, &decision, &context, applied);
     record_trust(&mut status, reset.as_deref(), &context, &mut events);
     note_clock(&mut status, skew.as_deref(), &context);
+    if let Some(recovered) = &recovered {
+        events.insert(0, recovery_event(object, recovered, &context));
+    }
     let interval = policy.interval.unsigned_abs();
+    // Applied: the scale is recorded (the status the evaluation started from, plus the intent)
+    // before it is made.
+    let scale = if applied {
+        write_ahead(previous, &status, target).map(|intent| Scale {
+            replicas: decision.desired_replicas,
+            intent,
+        })
+    } else {
+        None
+    };
     Plan {
-        scale: applied.then_some(decision.desired_replicas),
+        scale,
+        recovered,
         status: (status != *persisted).then_some(status),
         events,
         next: Next::After(requeue(interval, object, now, interval)),
@@ -551,19 +578,44 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
             decision: Box::new(decision),
             applied,
         },
-        read: Some(TargetRead {
-            replicas: current,
-            resource_version: resource_version.clone(),
-        }),
+        read: Some(target.clone()),
     }
+}
+
+/// The event about an intent found in status: Normal when it was made or never made (the
+/// record is complete again), Warning when someone else changed the target since.
+fn recovery_event(object: &ScalingPolicy, recovered: &Recovered, context: &Context<'_>) -> Note {
+    let target = format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        context.target
+    );
+    let type_ = match recovered.recovery {
+        Recovery::Changed { .. } => EventType::Warning,
+        _ => EventType::Normal,
+    };
+    Note::new(
+        type_,
+        reason::event::INTENT_RECOVERED,
+        reason::action::SCALE,
+        recovered.message(&target),
+    )
 }
 
 /// Whether a status this replica `written` is newer (a later `lastEvaluationTime`) than the one
 /// the watch cache holds: then the evaluation starts from it, since an evaluation never acts on a
 /// state older than its own last write.
+///
+/// At the same evaluation time, a status holding an intent is the newer: it was written ahead of
+/// the scale, after the status it was made from.
 pub fn newer(written: &ScalingPolicyStatus, cached: &ScalingPolicyStatus) -> bool {
-    let evaluated = |s: &ScalingPolicyStatus| s.last_evaluation_time.as_ref().map(|t| t.0);
-    evaluated(written) > evaluated(cached)
+    let key = |s: &ScalingPolicyStatus| {
+        (
+            s.last_evaluation_time.as_ref().map(|t| t.0),
+            s.pending_scale.is_some(),
+        )
+    };
+    key(written) > key(cached)
 }
 
 /// The replicas scalewise left the target at after its last evaluation.
@@ -921,6 +973,8 @@ behavior:
         object: &'a ScalingPolicy,
         previous: ScalingPolicyStatus,
         current: i32,
+        /// The target's resourceVersion.
+        version: &'static str,
         owners: Vec<String>,
     }
 
@@ -930,6 +984,7 @@ behavior:
                 object,
                 previous: ScalingPolicyStatus::default(),
                 current,
+                version: "7",
                 owners: Vec::new(),
             }
         }
@@ -940,8 +995,11 @@ behavior:
                 object: self.object,
                 resolved: &resolved,
                 previous: &self.previous,
-                current: self.current,
-                resource_version: Some("7".into()),
+                target: &TargetRead {
+                    replicas: self.current,
+                    uid: Some("target-uid".into()),
+                    resource_version: Some(self.version.into()),
+                },
                 owners: &self.owners,
                 observations,
                 now,
@@ -967,7 +1025,7 @@ behavior:
             message: "must be at least 1, got 0".into(),
         }];
         let plan = invalid(&object, &ScalingPolicyStatus::default(), &problems, at(0));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         assert_eq!(plan.next, Next::AwaitChange);
         assert_eq!(plan.outcome, Outcome::Invalid);
         let status = plan.status.clone().unwrap();
@@ -1001,7 +1059,7 @@ behavior:
         let object = object();
         let policy = resolved(&object).policy;
         let plan = missing_target(&object, &policy, &ScalingPolicyStatus::default(), at(0));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         assert_eq!(plan.next, Next::After(Duration::from_secs(30)));
         let status = plan.status.unwrap();
         assert_eq!(
@@ -1018,7 +1076,7 @@ behavior:
     fn high_load_scales_out_and_the_status_records_it() {
         let object = object();
         let plan = Run::new(&object, 2).evaluate(&cpu(100.0), at(0));
-        assert_eq!(plan.scale, Some(4));
+        assert_eq!(plan.replicas(), Some(4));
         let status = plan.status.clone().unwrap();
         let last = status.last_decision.clone().unwrap();
         assert_eq!((last.from, last.to, last.dry_run), (2, 4, false));
@@ -1038,6 +1096,138 @@ behavior:
         assert_eq!(decision.desired_replicas, 4);
     }
 
+    fn with_scale_out_cooldown() -> ScalingPolicy {
+        object_with(
+            &SPEC.replace("scaleOut: {cooldown: 0s", "scaleOut: {cooldown: 60s"),
+            "",
+        )
+    }
+
+    #[test]
+    fn a_scale_is_recorded_as_an_intent_on_the_status_it_was_decided_from() {
+        let object = object();
+        let mut run = Run::new(&object, 2);
+        run.previous = run.evaluate(&cpu(50.0), at(0)).status.unwrap();
+        let plan = run.evaluate(&cpu(100.0), at(30));
+        let scale = plan.scale.clone().unwrap();
+        // The history is the one decided from: nothing counts before the target is patched.
+        let mut without = scale.intent.clone();
+        let intent = without.pending_scale.take().unwrap();
+        assert_eq!(without, run.previous);
+        assert_eq!((intent.decision.from, intent.decision.to), (2, 4));
+        assert_eq!(intent.decision.time, stamp(at(30)));
+        assert_eq!(intent.target_uid, "target-uid");
+        assert_eq!(intent.target_resource_version.as_deref(), Some("7"));
+        // The status written after the scale holds no intent.
+        assert_eq!(plan.status.unwrap().pending_scale, None);
+    }
+
+    #[test]
+    fn a_scale_made_whose_record_was_lost_counts_and_holds_the_cooldown() {
+        let object = with_scale_out_cooldown();
+        let mut run = Run::new(&object, 2);
+        let first = run.evaluate(&cpu(100.0), at(0));
+        // The intent was written and the scale made; the operator died before the status.
+        run.previous = first.scale.unwrap().intent;
+        run.current = 4;
+        run.version = "8";
+        let after = run.evaluate(&cpu(100.0), at(30));
+        assert_eq!(after.replicas(), None, "no second step inside the cooldown");
+        assert_eq!(reasons(&after), vec!["IntentRecovered"]);
+        assert!(
+            after.events[0].note.contains("was made"),
+            "{}",
+            after.events[0].note
+        );
+        assert_eq!(after.events[0].type_, EventType::Normal);
+        assert_eq!(
+            after.recovered.as_ref().unwrap().recovery,
+            Recovery::Applied
+        );
+        let status = after.status.unwrap();
+        assert_eq!(status.pending_scale, None);
+        assert_eq!(status.last_scale_time, Some(stamp(at(0))));
+        assert!(
+            status
+                .last_decision
+                .unwrap()
+                .limits
+                .iter()
+                .any(|l| l.kind == crate::api::LimitKind::Cooldown)
+        );
+        // Its own scale is not someone else's.
+        assert_ne!(
+            find_condition(&status.conditions, condition::EXTERNAL_SCALE)
+                .map(|c| c.status.as_str()),
+            Some("True")
+        );
+    }
+
+    #[test]
+    fn a_scale_never_made_is_decided_again_and_never_counted() {
+        let object = with_scale_out_cooldown();
+        let mut run = Run::new(&object, 2);
+        let first = run.evaluate(&cpu(100.0), at(0));
+        run.previous = first.scale.unwrap().intent;
+        // The target is as it was decided from.
+        let after = run.evaluate(&cpu(100.0), at(30));
+        assert_eq!(
+            after.replicas(),
+            Some(4),
+            "no cooldown from a scale never made"
+        );
+        assert_eq!(reasons(&after), vec!["IntentRecovered", "ScaledOut"]);
+        assert!(after.events[0].note.contains("was not made"));
+        let intent = after.scale.unwrap().intent;
+        assert!(intent.scale_events.is_empty());
+        assert_eq!(intent.last_scale_time, None);
+    }
+
+    #[test]
+    fn a_scale_changed_since_by_someone_else_counts_and_is_reported_as_external() {
+        let object = with_scale_out_cooldown();
+        let mut run = Run::new(&object, 2);
+        let first = run.evaluate(&cpu(100.0), at(0));
+        run.previous = first.scale.unwrap().intent;
+        run.current = 7;
+        run.version = "12";
+        let after = run.evaluate(&cpu(100.0), at(30));
+        assert_eq!(reasons(&after)[..2], ["IntentRecovered", "ExternalScale"]);
+        assert_eq!(after.events[0].type_, EventType::Warning);
+        let status = after.status.unwrap();
+        assert_eq!(
+            condition_of(&status, condition::EXTERNAL_SCALE),
+            ("True", "ExternalScale")
+        );
+        assert_eq!(status.last_scale_time, Some(stamp(at(0))), "counted");
+    }
+
+    #[test]
+    fn an_unconfirmed_scale_is_judged_at_once_whatever_the_interval() {
+        let object = object();
+        let policy = resolved(&object).policy;
+        let first = Run::new(&object, 2).evaluate(&cpu(100.0), at(0));
+        let intent = first.scale.unwrap().intent;
+        assert_eq!(
+            not_due(&object, &policy, &intent, 4, at(3), Duration::ZERO),
+            None
+        );
+    }
+
+    #[test]
+    fn a_status_holding_an_intent_is_newer_than_the_one_it_was_written_on() {
+        let object = object();
+        let first = Run::new(&object, 2).evaluate(&cpu(100.0), at(0));
+        let scale = first.scale.unwrap();
+        let mut before = scale.intent.clone();
+        before.pending_scale = None;
+        assert!(newer(&scale.intent, &before));
+        assert!(!newer(&before, &scale.intent));
+        // And the status written after the scale is newer than both.
+        let after = first.status.unwrap();
+        assert!(newer(&after, &scale.intent));
+    }
+
     #[test]
     fn the_next_evaluation_is_one_interval_later_give_or_take_its_jitter() {
         let object = object();
@@ -1055,11 +1245,11 @@ behavior:
         let object = object();
         let mut run = Run::new(&object, 2);
         let first = run.evaluate(&cpu(50.0), at(0));
-        assert_eq!(first.scale, None);
+        assert_eq!(first.replicas(), None);
         run.previous = first.status.unwrap();
         let again = run.evaluate(&cpu(50.0), at(0));
         assert_eq!(again.status, None);
-        assert_eq!(again.scale, None);
+        assert_eq!(again.replicas(), None);
         assert!(again.events.is_empty());
     }
 
@@ -1070,7 +1260,8 @@ behavior:
         run.owners = vec!["HorizontalPodAutoscaler shop/web".into()];
         let plan = run.evaluate(&cpu(100.0), at(0));
         assert_eq!(
-            plan.scale, None,
+            plan.replicas(),
+            None,
             "never scales a target someone else scales"
         );
         let status = plan.status.clone().unwrap();
@@ -1098,7 +1289,7 @@ behavior:
         let mut run = Run::new(&object, 2);
         run.owners = vec!["HorizontalPodAutoscaler shop/web".into()];
         let plan = run.evaluate(&cpu(100.0), at(0));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         let status = plan.status.clone().unwrap();
         assert_eq!(
             condition_of(&status, condition::ABLE_TO_SCALE),
@@ -1149,7 +1340,7 @@ behavior:
         let mut run = Run::new(&object, 5);
         run.previous = left_at(&object, 3, at(0));
         let plan = run.evaluate(&cpu(100.0), at(30));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         assert!(plan.events.is_empty(), "{:?}", plan.events);
     }
 
@@ -1163,7 +1354,7 @@ behavior:
         )];
         let mut run = Run::new(&object, 2);
         let plan = run.evaluate(&failed, at(0));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         assert_eq!(reasons(&plan), vec!["MetricsFailed"]);
         assert_eq!(
             plan.events[0].note,
@@ -1247,7 +1438,7 @@ behavior:
             status: Some(previous.clone()),
         };
         let plan = undecodable(&bad, at(30));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         assert_eq!(plan.next, Next::AwaitChange);
         let status = plan.status.clone().unwrap();
         assert_eq!(
@@ -1310,7 +1501,7 @@ behavior:
         );
         // Low load: the reset status has no evidence for a scale-in yet.
         let plan = run.evaluate(&cpu(10.0), at(30));
-        assert_eq!(plan.scale, None);
+        assert_eq!(plan.replicas(), None);
         let status = plan.status.clone().unwrap();
         assert!(status.recommendations.len() <= 1);
         assert_ne!(status.last_scale_time, Some(Time(far)));
@@ -1363,8 +1554,11 @@ behavior:
             object: &object,
             resolved: &resolved,
             previous: &ScalingPolicyStatus::default(),
-            current: 2,
-            resource_version: None,
+            target: &TargetRead {
+                replicas: 2,
+                uid: None,
+                resource_version: None,
+            },
             owners: &[],
             observations: &cpu(50.0),
             now: at(0),

@@ -19,7 +19,7 @@ use super::decoded::{Decoded, Undecodable};
 use super::error::{Error, is_not_found};
 use super::events::EventType;
 use super::ownership::other_owners;
-use super::plan::{self, Evaluation, Next, Note, Outcome, Plan, Target};
+use super::plan::{self, Evaluation, Next, Note, Outcome, Plan, TargetRead};
 use super::resolved::Resolved;
 use super::stores::until_ready;
 use crate::api::reason;
@@ -130,9 +130,6 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
         Gathered::NotDue(wait) => return Ok(Action::requeue(wait)),
     };
     writer.apply(policy, &plan).await?;
-    if let Some(status) = &plan.status {
-        ctx.wrote(policy, status);
-    }
     drop(slot);
     report(policy, ctx, &plan, resolved.as_deref());
     Ok(match plan.next {
@@ -174,23 +171,19 @@ async fn gather_and_plan(
     };
 
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let (target, resource_version) = match deployments.get_scale(&resolved.policy.target).await {
-        Ok(scale) => (
-            Target::Found {
-                replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
-            },
-            scale.metadata.resource_version,
-        ),
-        Err(e) if is_not_found(&e) => (Target::Missing, None),
-        Err(e) => return Err(Error::ScaleRead(e)),
-    };
-    let current = match target {
-        Target::Found { replicas } => replicas,
-        Target::Missing => {
+    let target = match deployments.get_scale(&resolved.policy.target).await {
+        Ok(scale) => TargetRead {
+            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+            uid: scale.metadata.uid,
+            resource_version: scale.metadata.resource_version,
+        },
+        Err(e) if is_not_found(&e) => {
             let plan = plan::missing_target(policy, &resolved.policy, previous, now);
             return Ok(Gathered::Plan(Box::new(plan), Some(resolved)));
         }
+        Err(e) => return Err(Error::ScaleRead(e)),
     };
+    let current = target.replicas;
     if let Some(wait) = plan::not_due(
         policy,
         &resolved.policy,
@@ -216,8 +209,7 @@ async fn gather_and_plan(
         object: policy,
         resolved: &resolved,
         previous,
-        current,
-        resource_version,
+        target: &target,
         owners: &owners,
         observations: &observations,
         now,
@@ -230,6 +222,16 @@ async fn gather_and_plan(
 fn report(policy: &ScalingPolicy, ctx: &Context, plan: &Plan, resolved: Option<&Resolved>) {
     let namespace = policy.namespace().unwrap_or_default();
     let name = policy.name_any();
+    if let Some(recovered) = &plan.recovered {
+        ctx.metrics.intent_recovered(recovered.recovery.as_str());
+        info!(
+            namespace,
+            name,
+            outcome = recovered.recovery.as_str(),
+            "{}",
+            recovered.message(&format!("{namespace}/{}", policy.spec.target_ref.name))
+        );
+    }
     match &plan.outcome {
         Outcome::Invalid => ctx.metrics.forget(&namespace, &name),
         Outcome::TargetMissing => {}

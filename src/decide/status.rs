@@ -43,6 +43,7 @@ pub fn next_status(
         recommendations,
         scale_events,
         consecutive_failures: state.consecutive_failures,
+        pending_scale: None,
         conditions: previous.conditions.clone(),
     };
     set_decision_conditions(&mut status.conditions, decision, generation, &now);

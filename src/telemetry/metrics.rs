@@ -32,6 +32,17 @@ struct DirectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    /// intent, scale or status.
+    write: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     kind: String,
 }
@@ -75,6 +86,9 @@ pub struct Metrics {
     watch_failing: Gauge,
     decisions: Family<ActionLabels, Counter>,
     scale_actions: Family<DirectionLabels, Counter>,
+    intents_recovered: Family<OutcomeLabels, Counter>,
+    write_conflicts: Family<WriteLabels, Counter>,
+    fenced_writes: Family<WriteLabels, Counter>,
     query_duration: Histogram,
     query_failures: Family<FailureLabels, Counter>,
     current_replicas: Family<PolicyLabels, Gauge>,
@@ -110,6 +124,9 @@ impl Metrics {
             watch_failing: Gauge::default(),
             decisions: Family::default(),
             scale_actions: Family::default(),
+            intents_recovered: Family::default(),
+            write_conflicts: Family::default(),
+            fenced_writes: Family::default(),
             query_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             query_failures: Family::default(),
             current_replicas: Family::default(),
@@ -155,6 +172,21 @@ impl Metrics {
             "scale_actions",
             "Changes applied to targets by direction (out, in)",
             m.scale_actions.clone(),
+        );
+        registry.register(
+            "intents_recovered",
+            "Scales recorded before they were made and found unconfirmed by a later evaluation, by what became of them (applied, not_applied, changed, replaced)",
+            m.intents_recovered.clone(),
+        );
+        registry.register(
+            "write_conflicts",
+            "Writes the API server answered with a conflict (409), by write (scale, status)",
+            m.write_conflicts.clone(),
+        );
+        registry.register(
+            "fenced_writes",
+            "Writes not made because this replica did not hold a valid lease, by write (intent, scale, status)",
+            m.fenced_writes.clone(),
         );
         registry.register(
             "metric_query_duration_seconds",
@@ -238,6 +270,34 @@ impl Metrics {
             })
             .inc();
         self.reconcile_duration.observe(duration.as_secs_f64());
+    }
+
+    /// An intent found unconfirmed was judged: `outcome` is applied, not_applied, changed or
+    /// replaced.
+    pub fn intent_recovered(&self, outcome: &'static str) {
+        self.intents_recovered
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The API server answered `write` (scale or status) with a conflict.
+    pub fn write_conflict(&self, write: &'static str) {
+        self.write_conflicts
+            .get_or_create(&WriteLabels {
+                write: write.to_owned(),
+            })
+            .inc();
+    }
+
+    /// `write` (intent, scale or status) was not made: this replica did not hold a valid lease.
+    pub fn fenced(&self, write: &'static str) {
+        self.fenced_writes
+            .get_or_create(&WriteLabels {
+                write: write.to_owned(),
+            })
+            .inc();
     }
 
     /// One metric query ran.
