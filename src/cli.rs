@@ -339,10 +339,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "NS", env = "SCALEWISE_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
 
-    /// How long the Lease holds without renewal; a standby takes over within this after the
-    /// leader dies. At least 2s.
-    #[arg(long, value_name = "DURATION", default_value = "15s", env = "SCALEWISE_LEASE_DURATION", value_parser = parse_duration_flag)]
+    /// How long the Lease holds without renewal, judged by a standby on its own clock from the
+    /// last renewal it saw; a standby takes over within this after the leader dies. The leader
+    /// stops writing a third of it after its last successful renewal began, unless it renewed
+    /// again. From 3s to 10m.
+    #[arg(long, value_name = "DURATION", default_value = "15s", env = "SCALEWISE_LEASE_DURATION", value_parser = lease_duration_flag)]
     pub lease_duration: Duration,
+
+    /// The longest one call to the API server may take (watches excepted); a write still in
+    /// flight then is abandoned, and one still in flight at the leader's renew deadline too.
+    /// From 1s to 5m.
+    #[arg(long, value_name = "DURATION", default_value = "10s", env = "SCALEWISE_API_TIMEOUT", value_parser = api_timeout_flag)]
+    pub api_timeout: Duration,
 
     /// Log format on standard error (filter with RUST_LOG).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "SCALEWISE_LOG_FORMAT")]
@@ -384,6 +392,29 @@ pub struct RunArgs {
 /// Parses a `[Nh][Nm][Ns]` duration flag.
 fn parse_duration_flag(text: &str) -> Result<Duration, String> {
     crate::api::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// A duration flag within `[min, max]`.
+fn bounded_duration_flag(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = parse_duration_flag(text)?;
+    if d < min || d > max {
+        let show = |d: Duration| crate::text::duration(d, crate::text::Resolution::Seconds);
+        return Err(format!(
+            "must be from {} to {}, got {}",
+            show(min),
+            show(max),
+            show(d)
+        ));
+    }
+    Ok(d)
+}
+
+fn lease_duration_flag(text: &str) -> Result<Duration, String> {
+    bounded_duration_flag(text, Duration::from_secs(3), Duration::from_secs(600))
+}
+
+fn api_timeout_flag(text: &str) -> Result<Duration, String> {
+    bounded_duration_flag(text, Duration::from_secs(1), Duration::from_secs(300))
 }
 
 /// Where and how metrics are read: the controller-wide Prometheus, the servers policies may name

@@ -80,6 +80,7 @@ pub async fn run(
         lease_name: args.lease_name.clone(),
         lease_namespace: args.lease_namespace.clone(),
         lease_duration: args.lease_duration,
+        api_timeout: args.api_timeout,
         max_concurrent_reconciles: usize::from(args.max_concurrent_reconciles),
         stall_timeout: args.stall_timeout,
         identity: identity(),

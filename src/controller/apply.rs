@@ -4,6 +4,7 @@
 //! reconcile.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -16,6 +17,7 @@ use tracing::warn;
 use super::context::Written;
 use super::error::{Error, is_conflict};
 use super::events::Publisher;
+use super::lease::Gate;
 use super::plan::{Note, Plan, TargetRead};
 use crate::api::{ScaleIntent, ScalingPolicy, ScalingPolicyStatus};
 use crate::telemetry::Metrics;
@@ -29,8 +31,11 @@ const CONFLICT_RETRIES: u32 = 3;
 pub struct Writer<'a> {
     pub client: &'a Client,
     pub events: &'a Publisher,
-    /// Whether this replica may write now (it leads, or runs without leader election).
-    pub may_write: &'a (dyn Fn() -> bool + Sync),
+    /// Whether, and how long, this replica may still write (it leads and its renew deadline
+    /// has not passed, or it runs without leader election).
+    pub may_write: &'a dyn Gate,
+    /// The longest one write may take; never beyond the time the gate leaves.
+    pub api_timeout: Duration,
     /// The last status written per policy, kept from each write.
     pub written: &'a Mutex<Written>,
     /// Conflicts and fenced writes are counted here.
@@ -49,9 +54,9 @@ impl Writer<'_> {
         let policies: Api<ScalingPolicy> = Api::namespaced(self.client.clone(), &namespace);
         if let Some(scale) = &plan.scale {
             let from = plan.read.as_ref().map_or(0, |r| r.replicas);
-            self.ensure_leader("intent")?;
+            let left = self.ensure_leader("intent")?;
             let intent = scale.intent.pending_scale.as_ref();
-            match write_intent(&policies, &name, intent).await {
+            match bounded(left, "intent", write_intent(&policies, &name, intent)).await? {
                 Ok(()) => self.wrote(object, &scale.intent),
                 Err(source) => {
                     return Err(Error::IntentNotRecorded {
@@ -61,28 +66,40 @@ impl Writer<'_> {
                     });
                 }
             }
-            self.ensure_leader("scale")?;
+            let left = self.ensure_leader("scale")?;
             let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
-            let made = scale_to(
-                &deployments,
-                &object.spec.target_ref.name,
-                scale.replicas,
-                plan.read.as_ref(),
-                self.metrics,
+            let made = bounded(
+                left,
+                "scale",
+                scale_to(
+                    &deployments,
+                    &object.spec.target_ref.name,
+                    scale.replicas,
+                    plan.read.as_ref(),
+                    self.metrics,
+                ),
             )
-            .await;
+            .await
+            .and_then(|r| r);
             if let Err(e) = made {
-                if e.certainly_not_applied() && (self.may_write)() {
-                    match write_intent(&policies, &name, None).await {
-                        Ok(()) => {
+                if e.certainly_not_applied()
+                    && let Ok(left) = self.ensure_leader("intent")
+                {
+                    match bounded(left, "intent", write_intent(&policies, &name, None)).await {
+                        Ok(Ok(())) => {
                             let mut cleared = scale.intent.clone();
                             cleared.pending_scale = None;
                             self.wrote(object, &cleared);
                         }
-                        Err(clear) => warn!(
+                        Ok(Err(clear)) => warn!(
                             namespace,
                             name,
                             "cannot clear the intent of a scale not made (the next evaluation judges it): {clear}"
+                        ),
+                        Err(timeout) => warn!(
+                            namespace,
+                            name,
+                            "cannot clear the intent of a scale not made (the next evaluation judges it): {timeout}"
                         ),
                     }
                 }
@@ -90,8 +107,13 @@ impl Writer<'_> {
             }
         }
         if let Some(status) = &plan.status {
-            self.ensure_leader("status")?;
-            write_status(self.client, &namespace, &name, status, self.metrics).await?;
+            let left = self.ensure_leader("status")?;
+            bounded(
+                left,
+                "status",
+                write_status(self.client, &namespace, &name, status, self.metrics),
+            )
+            .await??;
         }
         // The intent made (or judged) is removed once the status records it; until then the
         // status holds both, and the next evaluation judges the intent again (counting it once).
@@ -102,9 +124,9 @@ impl Writer<'_> {
             .or_else(|| plan.recovered.as_ref().map(|r| r.intent.clone()));
         if let Some(intent) = intent {
             let cleared = match self.ensure_leader("intent") {
-                Ok(()) => write_intent(&policies, &name, None)
+                Ok(left) => bounded(left, "intent", write_intent(&policies, &name, None))
                     .await
-                    .map_err(Error::StatusWrite),
+                    .and_then(|r| r.map_err(Error::StatusWrite)),
                 Err(e) => Err(e),
             };
             if let Err(e) = cleared {
@@ -149,8 +171,14 @@ impl Writer<'_> {
         let name = object.meta().name.clone().unwrap_or_default();
         let written = match &plan.status {
             Some(status) => {
-                self.ensure_leader("status")?;
-                write_status(self.client, &namespace, &name, status, self.metrics).await
+                let left = self.ensure_leader("status")?;
+                bounded(
+                    left,
+                    "status",
+                    write_status(self.client, &namespace, &name, status, self.metrics),
+                )
+                .await
+                .and_then(|r| r)
             }
             None => Ok(()),
         };
@@ -182,13 +210,14 @@ impl Writer<'_> {
         }
     }
 
-    /// Whether `write` may be made now; a write refused is counted.
-    fn ensure_leader(&self, write: &'static str) -> Result<(), Error> {
-        if (self.may_write)() {
-            Ok(())
-        } else {
-            self.metrics.fenced(write);
-            Err(Error::NotLeader)
+    /// Whether `write` may be made now, and how long it may take; a write refused is counted.
+    fn ensure_leader(&self, write: &'static str) -> Result<Duration, Error> {
+        match self.may_write.remaining() {
+            Some(left) => Ok(left.min(self.api_timeout)),
+            None => {
+                self.metrics.fenced(write);
+                Err(Error::NotLeader)
+            }
         }
     }
 }
@@ -252,6 +281,21 @@ async fn scale_to(
             }
         }
     }
+}
+
+/// `call`, given at most `left`: one still in flight then is abandoned, its fate unknown (the
+/// outer error).
+pub async fn bounded<T>(
+    left: Duration,
+    write: &'static str,
+    call: impl std::future::Future<Output = T>,
+) -> Result<T, Error> {
+    tokio::time::timeout(left, call)
+        .await
+        .map_err(|_| Error::Timeout {
+            call: write,
+            after: left,
+        })
 }
 
 /// The field manager of the intent's writes.
@@ -393,6 +437,8 @@ mod tests {
     /// How the mock API server answers one request.
     enum Answer {
         Ok,
+        /// No answer at all (a request held open).
+        Hang,
         Fail(u16),
         /// A fresh read of /scale: these replicas at this resourceVersion, of the object with
         /// this uid.
@@ -429,6 +475,14 @@ mod tests {
                     "spec": {"replicas": replicas},
                 }),
             ),
+            Answer::Hang => {
+                // Kept unanswered until the client goes.
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                    drop(send);
+                });
+                return;
+            }
             Answer::Fail(code) => (
                 StatusCode::from_u16(*code).unwrap(),
                 serde_json::json!({
@@ -452,13 +506,13 @@ mod tests {
         leading: bool,
         requests: Vec<Expect>,
     ) -> (Result<(), Error>, Vec<Value>) {
-        run_while(plan, move || leading, requests).await
+        run_while(plan, move || leading.then_some(Duration::MAX), requests).await
     }
 
     /// As [`run`], leading while `may_write` says so.
     async fn run_while(
         plan: Plan,
-        may_write: impl Fn() -> bool + Sync,
+        may_write: impl Fn() -> Option<Duration> + Sync,
         requests: Vec<Expect>,
     ) -> (Result<(), Error>, Vec<Value>) {
         let (service, mut handle): (_, Handle) = tower_test::mock::pair();
@@ -503,6 +557,7 @@ mod tests {
             client: &client,
             events: &events,
             may_write: &may_write,
+            api_timeout: Duration::from_secs(10),
             written: &written,
             metrics: &metrics,
         };
@@ -632,7 +687,9 @@ mod tests {
     #[tokio::test]
     async fn a_replica_that_loses_the_lease_after_recording_an_intent_does_not_scale() {
         let calls = std::sync::atomic::AtomicUsize::new(0);
-        let may_write = move || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let may_write = move || {
+            (calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0).then_some(Duration::MAX)
+        };
         let (result, _) = run_while(
             plan(Some(4), true, 1),
             may_write,
@@ -640,6 +697,21 @@ mod tests {
         )
         .await;
         assert!(matches!(result, Err(Error::NotLeader)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_write_still_in_flight_at_the_renew_deadline_is_abandoned() {
+        // The lease leaves 100 ms: the intent's write hangs, and nothing follows it.
+        let (result, _) = run_while(
+            plan(Some(4), true, 1),
+            || Some(Duration::from_millis(100)),
+            vec![expect(Method::PATCH, STATUS, Answer::Hang)],
+        )
+        .await;
+        assert!(
+            matches!(result, Err(Error::Timeout { call: "intent", .. })),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]

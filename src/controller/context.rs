@@ -13,6 +13,7 @@ use super::apply::Writer;
 use super::decoded::Decoded;
 use super::events::Publisher;
 use super::health::Health;
+use super::lease::Fence;
 use super::observe::Observe;
 use super::resolved::Cache;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
@@ -41,8 +42,10 @@ pub struct Context {
     pub written: Arc<Mutex<Written>>,
     /// Consecutive failures per policy, for the exponential backoff; reset on success.
     pub failures: Mutex<HashMap<ObjectRef<ScalingPolicy>, u32>>,
-    /// Whether writes are guarded by leadership.
-    pub leader_election: bool,
+    /// Until when this replica may write: its renew deadline while it leads.
+    pub fence: Arc<Fence>,
+    /// The longest one call to the API server may take.
+    pub api_timeout: Duration,
 }
 
 /// The first retry after a failure; doubles with each consecutive failure.
@@ -59,12 +62,13 @@ impl Context {
         backoff_delay(*n)
     }
 
-    /// The apply step's writer, writing while `may_write` says so.
-    pub fn writer<'a>(&'a self, may_write: &'a (dyn Fn() -> bool + Sync)) -> Writer<'a> {
+    /// The apply step's writer, writing while the fence allows it.
+    pub fn writer(&self) -> Writer<'_> {
         Writer {
             client: &self.client,
             events: &self.events,
-            may_write,
+            may_write: self.fence.as_ref(),
+            api_timeout: self.api_timeout,
             written: &self.written,
             metrics: &self.metrics,
         }

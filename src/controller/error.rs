@@ -26,8 +26,13 @@ pub enum Error {
     TargetReplaced,
     #[error("cannot encode the policy's status: {0}")]
     Encode(#[source] serde_json::Error),
-    #[error("this replica is no longer the leader")]
+    #[error("this replica is no longer the leader, or could not renew its lease in time")]
     NotLeader,
+    #[error("the API server did not answer the {call} call within {}s", after.as_secs())]
+    Timeout {
+        call: &'static str,
+        after: std::time::Duration,
+    },
     #[error("the reconcile panicked: {0}")]
     Panicked(String),
     #[error(
@@ -48,6 +53,7 @@ impl Error {
             Self::TargetReplaced => "TargetReplaced",
             Self::Encode(_) => "EncodeFailed",
             Self::NotLeader => "NotLeader",
+            Self::Timeout { .. } => "ApiTimeout",
             Self::Panicked(_) => "ReconcilePanicked",
             Self::TargetChanged { .. } => "TargetChanged",
         }

@@ -18,6 +18,7 @@ pub mod events;
 mod fixtures;
 pub mod health;
 pub mod intent;
+pub mod lease;
 pub mod observe;
 pub mod ownership;
 pub mod plan;
@@ -46,6 +47,7 @@ pub use context::Context;
 pub use decoded::Decoded;
 pub use error::Error;
 pub use health::Health;
+pub use lease::{Fence, LeaseSettings};
 pub use observe::Observe;
 pub use resolved::Cache;
 pub use stores::until_ready;
@@ -61,8 +63,10 @@ pub struct Settings {
     /// Where the Lease lives; default: the client's namespace.
     pub lease_namespace: Option<String>,
     /// How long a lease lasts without renewal: a standby takes over within this after the
-    /// leader dies.
+    /// leader dies. The leader stops writing a third of it earlier.
     pub lease_duration: Duration,
+    /// The longest one call to the API server may take (a watch excepted).
+    pub api_timeout: Duration,
     pub max_concurrent_reconciles: usize,
     /// How long a leading controller with policies may go without a reconcile before `/healthz`
     /// fails (at least three times the longest policy interval).
@@ -89,8 +93,6 @@ pub enum RunError {
         bind: SocketAddr,
         source: std::io::Error,
     },
-    #[error("leader election failed: {0}")]
-    Lease(#[from] kube_lease_manager::LeaseManagerError),
 }
 
 /// Runs until `shutdown` resolves (SIGTERM): in-flight reconciles finish and the lease is
@@ -135,12 +137,14 @@ pub async fn run(
             tokio::time::sleep(timeout).await;
         }
     };
+    let fence = Arc::new(Fence::new(settings.leader_election));
     let runner = Runner {
         client,
         settings,
         observer,
         metrics,
         health,
+        fence,
     };
     let work = async move {
         let result = if runner.settings.leader_election {
@@ -178,6 +182,8 @@ struct Runner {
     observer: Arc<dyn Observe>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    /// Until when this replica may write (always, without leader election).
+    fence: Arc<Fence>,
 }
 
 impl Runner {
@@ -194,18 +200,24 @@ impl Runner {
             .lease_namespace
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_owned());
-        let secs = settings.lease_duration.as_secs().max(2);
-        let manager =
-            kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &settings.lease_name)
-                .with_namespace(&namespace)
-                .with_identity(&settings.identity)
-                .with_field_manager(format!("scalewise-{}", settings.identity))
-                .with_duration(secs)
-                .with_grace((secs / 3).max(1))
-                .build()
-                .await?;
+        let lease = LeaseSettings {
+            name: settings.lease_name.clone(),
+            namespace: namespace.clone(),
+            identity: settings.identity.clone(),
+            duration: settings.lease_duration,
+            api_timeout: settings.api_timeout,
+        };
         info!(lease = %format!("{namespace}/{}", settings.lease_name), identity = %settings.identity, "waiting for leadership");
-        let (mut leading, lease_task) = manager.watch().await;
+        let (leading_tx, mut leading) = watch::channel(false);
+        // The election stops (and releases the lease) only once the controllers have.
+        let (release_tx, release_rx) = watch::channel(false);
+        let election = tokio::spawn(lease::elect(
+            client.clone(),
+            lease,
+            self.fence.clone(),
+            leading_tx,
+            release_rx,
+        ));
         loop {
             let is_leader = *leading.borrow_and_update();
             health.set_leader(is_leader);
@@ -244,12 +256,9 @@ impl Runner {
             }
         }
         health.set_leader(false);
-        // Dropping the receiver makes the lease manager release the lease and end.
-        drop(leading);
-        match lease_task.await {
-            Ok(Ok(_)) => info!("lease released"),
-            Ok(Err(e)) => warn!("releasing the lease failed: {e}"),
-            Err(e) => warn!("the lease task failed: {e}"),
+        let _ = release_tx.send(true);
+        if let Err(e) = election.await {
+            warn!("the leader election task failed: {e}");
         }
         Ok(())
     }
@@ -262,6 +271,7 @@ impl Runner {
             observer,
             metrics,
             health,
+            fence,
         } = self;
         let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
             vec![None]
@@ -317,7 +327,8 @@ impl Runner {
                     metrics: metrics.clone(),
                     health: health.clone(),
                     slots: slots.clone(),
-                    leader_election: settings.leader_election,
+                    fence: fence.clone(),
+                    api_timeout: settings.api_timeout,
                     pending: pending.clone(),
                     all_policies: readers.clone(),
                 };
@@ -346,7 +357,8 @@ struct Scope {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     slots: Arc<FairSlots>,
-    leader_election: bool,
+    fence: Arc<Fence>,
+    api_timeout: Duration,
     /// Scopes whose caches are not synced yet.
     pending: Arc<AtomicUsize>,
     all_policies: Arc<Vec<Store<Decoded>>>,
@@ -442,7 +454,8 @@ async fn run_scope(
         slots: scope.slots.clone(),
         written: written.clone(),
         failures: Default::default(),
-        leader_election: scope.leader_election,
+        fence: scope.fence.clone(),
+        api_timeout: scope.api_timeout,
     });
 
     let by_deployment = policies.clone();

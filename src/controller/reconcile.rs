@@ -75,8 +75,7 @@ async fn report_undecodable(
         bad.error
     );
     let plan = plan::undecodable(bad, Timestamp::now());
-    let may_write = || !ctx.leader_election || ctx.health.is_leader();
-    ctx.writer(&may_write).report_only(object, &plan).await?;
+    ctx.writer().report_only(object, &plan).await?;
     ctx.metrics
         .forget(&object.namespace().unwrap_or_default(), &object.name_any());
     Ok(Action::await_change())
@@ -104,7 +103,7 @@ pub fn error_policy(object: Arc<Decoded>, error: &Error, ctx: Arc<Context>) -> A
         );
         let regarding = object.object_ref(&());
         tokio::spawn(async move {
-            ctx.writer(&|| true).publish(&regarding, &note).await;
+            ctx.writer().publish(&regarding, &note).await;
         });
     }
     Action::requeue(delay)
@@ -119,8 +118,7 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
         Some(written) if plan::newer(&written, &cached) => (*written).clone(),
         _ => cached,
     };
-    let may_write = || !ctx.leader_election || ctx.health.is_leader();
-    let writer = ctx.writer(&may_write);
+    let writer = ctx.writer();
 
     let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
     // A slot of this namespace's share for the whole reconcile, but for the metric queries.
@@ -171,7 +169,13 @@ async fn gather_and_plan(
     };
 
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
-    let target = match deployments.get_scale(&resolved.policy.target).await {
+    let read = super::apply::bounded(
+        ctx.api_timeout,
+        "scale read",
+        deployments.get_scale(&resolved.policy.target),
+    )
+    .await?;
+    let target = match read {
         Ok(scale) => TargetRead {
             replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
             uid: scale.metadata.uid,
