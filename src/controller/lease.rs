@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -266,14 +266,10 @@ impl Elector {
         spec.holder_identity = Some(self.settings.identity.clone());
         spec.lease_duration_seconds = Some(seconds);
         spec.renew_time = Some(now_wall);
-        let updated = Lease {
-            metadata: lease.metadata.clone(),
-            spec: Some(spec),
-        };
         // Conditional on the resourceVersion read: of two replicas taking it at once, one wins.
         match self
             .api
-            .replace(&name, &PostParams::default(), &updated)
+            .patch(&name, &PatchParams::default(), &conditional(&lease, &spec))
             .await
         {
             Ok(written) => {
@@ -305,15 +301,30 @@ impl Elector {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        let updated = Lease {
-            metadata: lease.metadata.clone(),
-            spec: Some(spec),
-        };
         self.api
-            .replace(&self.settings.name, &PostParams::default(), &updated)
+            .patch(
+                &self.settings.name,
+                &PatchParams::default(),
+                &conditional(&lease, &spec),
+            )
             .await
             .map(|_| ())
     }
+}
+
+/// A merge patch setting the Lease's spec to `spec`, on condition that the Lease is still at the
+/// resourceVersion it was read at (a conflict otherwise).
+fn conditional(lease: &Lease, spec: &LeaseSpec) -> Patch<serde_json::Value> {
+    Patch::Merge(serde_json::json!({
+        "metadata": { "resourceVersion": lease.metadata.resource_version },
+        "spec": {
+            "holderIdentity": spec.holder_identity,
+            "leaseDurationSeconds": spec.lease_duration_seconds,
+            "acquireTime": spec.acquire_time,
+            "renewTime": spec.renew_time,
+            "leaseTransitions": spec.lease_transitions,
+        },
+    }))
 }
 
 /// Runs the election until `stop` turns true, then releases the Lease if this replica holds it.
