@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::fs::File;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,115 +13,18 @@ use k8s_openapi::api::autoscaling::v1::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
-use scalewise::api::{ScalingPolicy, ScalingPolicyStatus};
-use serde_json::{Value, json};
+use kube::api::{Patch, PatchParams, PostParams};
+use scalewise::api::ScalingPolicy;
+use serde_json::json;
 use support::exporter::Exporter;
+use support::operator::{Operator, counter};
+use support::policies::{condition, create_policy, events, policy, status};
 use support::workload::{create_deployment, free_port, replicas};
-use support::{TestEnv, eventually, install_crd, required_env};
+use support::{TestEnv, eventually, install_crd};
 
 const WAIT: Duration = Duration::from_secs(45);
-
-/// A `scalewise run` process watching one namespace. Killed when dropped.
-struct Operator {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Operator {
-    fn start(env: &TestEnv, identity: &str, extra: &[&str]) -> Operator {
-        Self::start_on(
-            env,
-            identity,
-            &required_env("SCALEWISE_PROMETHEUS_URL"),
-            extra,
-        )
-    }
-
-    /// Started against the Prometheus at `prometheus`.
-    fn start_on(env: &TestEnv, identity: &str, prometheus: &str, extra: &[&str]) -> Operator {
-        let port = free_port();
-        let log =
-            std::env::temp_dir().join(format!("scalewise-e2e-{}-{identity}.log", env.namespace));
-        let stderr = File::create(&log).expect("operator log file");
-        let mut args = vec![
-            "run".to_owned(),
-            "--prometheus-url".into(),
-            prometheus.to_owned(),
-            "--namespace".into(),
-            env.namespace.clone(),
-            "--metrics-bind".into(),
-            format!("127.0.0.1:{port}"),
-            "--lease-namespace".into(),
-            env.namespace.clone(),
-            "--log-format".into(),
-            "json".into(),
-        ];
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
-            .args(&args)
-            .env("POD_NAME", identity)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("scalewise run starts");
-        Operator { child, port, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// GET a path of the operator's own server: (status code, body).
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        support::http::request(
-            hyper::Method::GET,
-            &self.url(path),
-            &[],
-            bytes::Bytes::new(),
-        )
-        .await
-        .ok()
-        .map(|r| (r.status.as_u16(), r.text()))
-    }
-
-    /// SIGKILL: the process dies at once, as in a node failure.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then wait for the exit code.
-    fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        support::sigterm(&mut self.child, timeout).and_then(|s| s.code())
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The value of the sample `name` (with its labels) in a Prometheus text exposition; 0 if absent.
-fn counter(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0.0)
-}
 
 /// A child process killed (and reaped) when dropped.
 struct KillOnDrop(Child);
@@ -141,82 +43,6 @@ async fn setup(test: &str, body: &str) -> (TestEnv, Exporter) {
     let exporter = Exporter::start(&env.namespace, body).await;
     env.scrape(&exporter).await;
     (env, exporter)
-}
-
-/// A policy on Deployment `target` with one threshold metric reading `e2e_load` of this test,
-/// evaluated every second; `extra` is merged into the spec.
-fn policy(env: &TestEnv, name: &str, target: &str, selector: &str, extra: Value) -> ScalingPolicy {
-    let mut spec = json!({
-        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-        "minReplicas": 1,
-        "maxReplicas": 10,
-        "interval": "1s",
-        "metrics": [{
-            "name": "load",
-            "query": format!("max(e2e_load{{job=\"{}\"{selector}}})", env.namespace),
-            "scaleOutAbove": 70,
-            "scaleInBelow": 30
-        }],
-        "behavior": {
-            "scaleOut": {"step": 1, "cooldown": "0s"},
-            "scaleIn": {"step": 1, "cooldown": "0s", "stabilizationWindow": "2s"}
-        }
-    });
-    merge(&mut spec, extra);
-    serde_json::from_value(json!({
-        "apiVersion": "scalewise.dev/v1alpha1",
-        "kind": "ScalingPolicy",
-        "metadata": {"name": name, "namespace": env.namespace},
-        "spec": spec
-    }))
-    .expect("a ScalingPolicy")
-}
-
-fn merge(base: &mut Value, extra: Value) {
-    match (base, extra) {
-        (Value::Object(b), Value::Object(e)) => {
-            for (k, v) in e {
-                merge(b.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-async fn create_policy(env: &TestEnv, p: &ScalingPolicy) {
-    env.api::<ScalingPolicy>()
-        .create(&PostParams::default(), p)
-        .await
-        .expect("create ScalingPolicy");
-}
-
-async fn status(env: &TestEnv, name: &str) -> ScalingPolicyStatus {
-    env.api::<ScalingPolicy>()
-        .get(name)
-        .await
-        .expect("read policy")
-        .status
-        .unwrap_or_default()
-}
-
-fn condition<'a>(s: &'a ScalingPolicyStatus, type_: &str) -> Option<(&'a str, &'a str, &'a str)> {
-    s.conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()))
-}
-
-/// Events about policy `name`: (reason, note).
-async fn events(env: &TestEnv, name: &str) -> Vec<(String, String)> {
-    let list = Api::<Event>::namespaced(env.client.clone(), &env.namespace)
-        .list(&ListParams::default())
-        .await
-        .expect("list events");
-    list.items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
-        .collect()
 }
 
 /// A change of a Deployment's replicas, seen between two reads.

@@ -17,7 +17,10 @@
 pub mod exporter;
 pub mod http;
 pub mod metrics;
+pub mod operator;
+pub mod policies;
 pub mod promdata;
+pub mod proxy;
 pub mod workload;
 
 use std::{

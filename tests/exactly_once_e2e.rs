@@ -1,0 +1,306 @@
+//! Every scale exactly once, under faults (issue 12): `scalewise run` talks to the API server
+//! through a fault-injecting proxy (tests/support/proxy.rs) that refuses or holds chosen requests,
+//! so these tests run the same against the test environment and a real cluster
+//! (SCALEWISE_E2E_CLUSTER=1). Each asserts what a user would see: the Deployment's replicas,
+//! the policy's status and events, the operator's /metrics.
+//!
+//! The policy steps by one replica with a one-minute scale-out cooldown while its load stays
+//! high, so a lost cooldown shows as a second step, a double step as two.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Patch, PatchParams};
+use serde_json::json;
+use support::exporter::Exporter;
+use support::operator::Operator;
+use support::policies::{condition, create_policy, events, policy, status};
+use support::proxy::Proxy;
+use support::workload::{create_deployment, replicas};
+use support::{TestEnv, eventually, install_crd};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A test's environment: Deployment `web` at 2 replicas, its policy `web` (load 90: scale out;
+/// `spec` merged into its spec), and a proxy in front of the API server.
+async fn setup_with(test: &str, spec: serde_json::Value) -> (TestEnv, Exporter, Proxy) {
+    let env = TestEnv::new(test).await;
+    install_crd(&env.client).await;
+    let exporter = Exporter::start(&env.namespace, "e2e_load 90\n").await;
+    env.scrape(&exporter).await;
+    create_deployment(&env, "web", 2).await;
+    create_policy(&env, &policy(&env, "web", "web", "", spec)).await;
+    let proxy = Proxy::start(env.client.clone(), &env.namespace).await;
+    (env, exporter, proxy)
+}
+
+/// As [`setup_with`], stepping by one with a one-minute scale-out cooldown.
+async fn setup(test: &str) -> (TestEnv, Exporter, Proxy) {
+    setup_with(
+        test,
+        json!({"behavior": {"scaleOut": {"step": 1, "cooldown": "60s"}}}),
+    )
+    .await
+}
+
+const STATUS: &str = "/scalingpolicies/web/status";
+const SCALE: &str = "/deployments/web/scale";
+
+fn reasons(events: &[(String, String)], reason: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(r, _)| r == reason)
+        .map(|(_, note)| note.clone())
+        .collect()
+}
+
+async fn wait_replicas(env: &TestEnv, want: i32, op: &Operator) {
+    let what = format!("web to reach {want} replicas (log: {})", op.log.display());
+    eventually(&what, WAIT, || async {
+        (replicas(env, "web").await == want).then_some(())
+    })
+    .await;
+}
+
+/// Waits until the operator's sample `name` reaches `at_least`.
+async fn wait_metric(op: &Operator, name: &str, at_least: f64) {
+    let what = format!("{name} >= {at_least} (log: {})", op.log.display());
+    eventually(&what, WAIT, || async {
+        (op.metric(name).await >= at_least).then_some(())
+    })
+    .await;
+}
+
+/// Status writes refused outright (a role that may patch /scale but not the policy's status, a
+/// webhook, a quota): the scale cannot be recorded first, so none is made.
+#[tokio::test]
+async fn status_writes_refused_outright_mean_no_scale_at_all() {
+    let (env, _exporter, proxy) = setup("refused-status").await;
+    proxy.refuse("PATCH", STATUS, "", 403);
+    let op = Operator::start_via(
+        &env,
+        "op",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    // Three evaluations decided to scale and could not record it.
+    wait_metric(
+        &op,
+        "scalewise_reconciles_total{result=\"IntentNotRecorded\"}",
+        3.0,
+    )
+    .await;
+    assert_eq!(replicas(&env, "web").await, 2, "scaled without a record");
+    let refused = eventually("an IntentNotRecorded event", WAIT, || async {
+        reasons(&events(&env, "web").await, "IntentNotRecorded")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(
+        refused.contains("cannot record the scale from 2 to 3")
+            && refused.contains("so the target was not scaled"),
+        "{refused}"
+    );
+    // Once it may write, it scales, once.
+    proxy.heal();
+    wait_replicas(&env, 3, &op).await;
+    eventually("the status to record the scale", WAIT, || async {
+        let s = status(&env, "web").await;
+        (s.last_scale_time.is_some() && s.pending_scale.is_none()).then_some(())
+    })
+    .await;
+    assert_eq!(replicas(&env, "web").await, 3);
+}
+
+/// The status write after a successful /scale fails: the intent recorded before it still counts,
+/// so the cooldown holds (before write-ahead, this took the Deployment from 2 to 10 in 50 ms).
+#[tokio::test]
+async fn a_status_write_failing_after_the_scale_loses_no_cooldown() {
+    let (env, _exporter, proxy) = setup("status-after-scale").await;
+    // Server-side apply of the status fails; the intent (a merge patch) goes through.
+    proxy.refuse("PATCH", STATUS, "apply-patch", 500);
+    let op = Operator::start_via(
+        &env,
+        "op",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    wait_replicas(&env, 3, &op).await;
+    // Three more reconciles, each deciding from the recorded intent, each failing to write.
+    wait_metric(
+        &op,
+        "scalewise_reconciles_total{result=\"StatusWriteFailed\"}",
+        3.0,
+    )
+    .await;
+    assert_eq!(
+        replicas(&env, "web").await,
+        3,
+        "a second step: the cooldown was lost"
+    );
+    let s = status(&env, "web").await;
+    let intent = s.pending_scale.expect("the intent is in status");
+    assert_eq!((intent.decision.from, intent.decision.to), (2, 3));
+
+    proxy.heal();
+    let recovered = eventually("an IntentRecovered event", WAIT, || async {
+        reasons(&events(&env, "web").await, "IntentRecovered")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(recovered.contains("from 2 to 3"), "{recovered}");
+    assert!(recovered.contains("was made"), "{recovered}");
+    let s = eventually("the status to record the scale", WAIT, || async {
+        let s = status(&env, "web").await;
+        (s.pending_scale.is_none() && s.last_scale_time.is_some()).then_some(s)
+    })
+    .await;
+    assert_eq!(replicas(&env, "web").await, 3);
+    assert_ne!(
+        condition(&s, "ExternalScale").map(|c| c.0),
+        Some("True"),
+        "its own scale reported as someone else's"
+    );
+    assert!(
+        op.metric("scalewise_intents_recovered_total{outcome=\"applied\"}")
+            .await
+            >= 1.0
+    );
+    assert!(
+        events(&env, "web")
+            .await
+            .iter()
+            .all(|(r, _)| r != "ExternalScale")
+    );
+}
+
+/// The operator dies (SIGKILL) between /scale and its status: the operator started next finds
+/// the intent, counts the scale it made, and keeps the cooldown.
+#[tokio::test]
+async fn an_operator_killed_between_scale_and_status_is_succeeded_without_a_double_step() {
+    let (env, _exporter, proxy) = setup("kill-mid-scale").await;
+    // Hold the status that records the first scale (no status before it has a last scale).
+    let gate = proxy.hold("PATCH", STATUS, "apply-patch", "\"lastScaleTime\"");
+    let mut first = Operator::start_via(
+        &env,
+        "op-a",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    gate.wait_held(1, WAIT).await;
+    assert_eq!(replicas(&env, "web").await, 3, "held after the scale");
+    first.kill();
+    gate.drop_all();
+    proxy.heal();
+
+    let second = Operator::start_via(
+        &env,
+        "op-b",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    let recovered = eventually("an IntentRecovered event", WAIT, || async {
+        reasons(&events(&env, "web").await, "IntentRecovered")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(recovered.contains("was made"), "{recovered}");
+    // Its next evaluations hold at 3: the cooldown of the scale the first operator made.
+    let s = eventually("an evaluation held by the cooldown", WAIT, || async {
+        let s = status(&env, "web").await;
+        let held = s
+            .last_decision
+            .as_ref()?
+            .limits
+            .iter()
+            .any(|l| l.kind == scalewise::api::LimitKind::Cooldown);
+        (held && s.pending_scale.is_none()).then_some(s)
+    })
+    .await;
+    assert_eq!(replicas(&env, "web").await, 3, "a double step");
+    assert_ne!(condition(&s, "ExternalScale").map(|c| c.0), Some("True"));
+    assert!(
+        second
+            .metric("scalewise_intents_recovered_total{outcome=\"applied\"}")
+            .await
+            >= 1.0
+    );
+}
+
+/// A human `kubectl scale` lands while the operator's scale is in flight (held by the proxy): the
+/// operator's write is conditional on the version it decided from, so the human's change stands,
+/// is reported as ExternalScale, and is decided from.
+#[tokio::test]
+async fn a_human_scale_during_a_reconcile_is_never_overwritten() {
+    // No cooldown, and a maximum of 3 until the scale is held.
+    let spec = json!({"maxReplicas": 3, "behavior": {"scaleOut": {"step": 1, "cooldown": "0s"}}});
+    let (env, _exporter, proxy) = setup_with("human-mid-scale", spec).await;
+    let op = Operator::start_via(
+        &env,
+        "op",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    wait_replicas(&env, 3, &op).await;
+    eventually("the scale to 3 recorded", WAIT, || async {
+        let s = status(&env, "web").await;
+        (s.last_decision.as_ref()?.to == 3 && s.pending_scale.is_none()).then_some(())
+    })
+    .await;
+    let gate = proxy.hold("PATCH", SCALE, "", "");
+    env.api::<scalewise::api::ScalingPolicy>()
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maxReplicas": 10}})),
+        )
+        .await
+        .expect("raise maxReplicas");
+    gate.wait_held(1, WAIT).await;
+    // The intent 3 -> 4 is recorded; the scale waits at the proxy. A human scales to 7.
+    let s = status(&env, "web").await;
+    let intent = s
+        .pending_scale
+        .expect("the intent is recorded before the scale");
+    assert_eq!((intent.decision.from, intent.decision.to), (3, 4));
+    env.api::<Deployment>()
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .expect("kubectl scale");
+    gate.release();
+
+    let changed = eventually("a TargetChanged event", WAIT, || async {
+        reasons(&events(&env, "web").await, "TargetChanged")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(changed.contains("from 3 to 7"), "{changed}");
+    // Decided again from the human's 7 (and, the load still high, stepping out of it).
+    let s = eventually("an evaluation from 7", WAIT, || async {
+        let s = status(&env, "web").await;
+        (s.last_decision.as_ref()?.from == 7).then_some(s)
+    })
+    .await;
+    let now = replicas(&env, "web").await;
+    assert!(now >= 7, "the human's 7 was overwritten with {now}");
+    assert_eq!(
+        condition(&s, "ExternalScale").map(|c| (c.0, c.1)),
+        Some(("True", "ExternalScale"))
+    );
+    assert!(s.pending_scale.is_none());
+    assert!(
+        op.metric("scalewise_write_conflicts_total{write=\"scale\"}")
+            .await
+            >= 1.0
+    );
+}

@@ -1,0 +1,138 @@
+//! `scalewise run` as a child process of an end-to-end test.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::workload::free_port;
+use super::{TestEnv, required_env};
+
+/// A `scalewise run` process watching one namespace. Killed when dropped.
+pub struct Operator {
+    pub child: Child,
+    pub port: u16,
+    pub log: std::path::PathBuf,
+}
+
+impl Operator {
+    pub fn start(env: &TestEnv, identity: &str, extra: &[&str]) -> Operator {
+        Self::start_on(
+            env,
+            identity,
+            &required_env("SCALEWISE_PROMETHEUS_URL"),
+            extra,
+        )
+    }
+
+    /// Started against the Prometheus at `prometheus`.
+    pub fn start_on(env: &TestEnv, identity: &str, prometheus: &str, extra: &[&str]) -> Operator {
+        Self::start_with(env, identity, prometheus, None, extra)
+    }
+
+    /// Started with the API server of `kubeconfig` (a fault-injecting proxy, say) instead of the
+    /// test environment's.
+    pub fn start_via(env: &TestEnv, identity: &str, kubeconfig: &Path, extra: &[&str]) -> Operator {
+        let prometheus = required_env("SCALEWISE_PROMETHEUS_URL");
+        Self::start_with(env, identity, &prometheus, Some(kubeconfig), extra)
+    }
+
+    fn start_with(
+        env: &TestEnv,
+        identity: &str,
+        prometheus: &str,
+        kubeconfig: Option<&Path>,
+        extra: &[&str],
+    ) -> Operator {
+        let port = free_port();
+        let log =
+            std::env::temp_dir().join(format!("scalewise-e2e-{}-{identity}.log", env.namespace));
+        let stderr = File::create(&log).expect("operator log file");
+        let mut args = vec![
+            "run".to_owned(),
+            "--prometheus-url".into(),
+            prometheus.to_owned(),
+            "--namespace".into(),
+            env.namespace.clone(),
+            "--metrics-bind".into(),
+            format!("127.0.0.1:{port}"),
+            "--lease-namespace".into(),
+            env.namespace.clone(),
+            "--log-format".into(),
+            "json".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_scalewise"));
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let child = command
+            .args(&args)
+            .env("POD_NAME", identity)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("scalewise run starts");
+        Operator { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// GET a path of the operator's own server: (status code, body).
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        super::http::request(
+            hyper::Method::GET,
+            &self.url(path),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await
+        .ok()
+        .map(|r| (r.status.as_u16(), r.text()))
+    }
+
+    /// SIGKILL: the process dies at once, as in a node failure.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit code.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
+        super::sigterm(&mut self.child, timeout).and_then(|s| s.code())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The value of the sample `name` (with its labels) in a Prometheus text exposition; 0 if absent.
+pub fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+impl Operator {
+    /// The value of sample `name` on the operator's /metrics; 0 if absent or unreachable.
+    pub async fn metric(&self, name: &str) -> f64 {
+        match self.get("/metrics").await {
+            Some((200, text)) => counter(&text, name),
+            _ => 0.0,
+        }
+    }
+}
