@@ -259,13 +259,9 @@ async fn forward(
     let (parts, ()) = probe.into_parts();
     match fault {
         Some(Fault::Refuse(code)) => return refusal(code),
-        Some(Fault::Hold(gate)) => {
-            if !gate.pass().await {
-                // Dropped: never forwarded.
-                return refusal(503);
-            }
-        }
-        None => {}
+        // Dropped: never forwarded.
+        Some(Fault::Hold(gate)) if !gate.pass().await => return refusal(503),
+        _ => {}
     }
     let path = parts
         .uri
