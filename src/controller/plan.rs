@@ -304,9 +304,13 @@ pub fn not_due(
     if previous.pending_scale.is_some() || implausible(previous, now).is_some() {
         return None;
     }
-    // A time recorded ahead of this clock counts as now: a wait is never longer than a floor or
-    // an interval.
-    let (clamped, _) = clamp_future(previous, now);
+    // A time recorded ahead of this clock (another replica's clock ran ahead) is taken as now
+    // by the evaluation, which says so: evaluate at once, rather than wait for this clock to
+    // catch up with it.
+    let (clamped, skew) = clamp_future(previous, now);
+    if skew.is_some() {
+        return None;
+    }
     let previous = &clamped;
     if let Some(last) = previous.last_evaluation_time.as_ref() {
         let since = now.duration_since(last.0);
@@ -1612,9 +1616,15 @@ behavior:
         // Another replica, its clock 30 s fast, evaluated and scaled "at" t=30.
         let mut previous = left_at(&object, 2, at(30));
         previous.last_scale_time = Some(stamp(at(30)));
-        // Without the clamp this replica would wait 30 s + the interval.
-        let wait = not_due(&object, &policy, &previous, 2, at(0), Duration::ZERO).unwrap();
-        assert!(wait <= Duration::from_millis(31_500), "{wait:?}");
+        // It is evaluated at once: not after 30 s + the interval, and not after the floor again
+        // and again (each time taking the future time as now, it found it had just evaluated).
+        for floor in [Duration::ZERO, Duration::from_secs(2)] {
+            assert_eq!(
+                not_due(&object, &policy, &previous, 2, at(0), floor),
+                None,
+                "floor {floor:?}"
+            );
+        }
 
         let mut run = Run::new(&object, 2);
         run.previous = previous;

@@ -27,14 +27,25 @@ impl Operator {
 
     /// Started against the Prometheus at `prometheus`.
     pub fn start_on(env: &TestEnv, identity: &str, prometheus: &str, extra: &[&str]) -> Operator {
-        Self::start_with(env, identity, prometheus, None, extra)
+        Self::start_with(env, identity, prometheus, None, &[], extra)
+    }
+
+    /// Started with these environment variables added (LD_PRELOAD, say).
+    pub fn start_env(
+        env: &TestEnv,
+        identity: &str,
+        vars: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Operator {
+        let prometheus = required_env("SCALEWISE_PROMETHEUS_URL");
+        Self::start_with(env, identity, &prometheus, None, vars, extra)
     }
 
     /// Started with the API server of `kubeconfig` (a fault-injecting proxy, say) instead of the
     /// test environment's.
     pub fn start_via(env: &TestEnv, identity: &str, kubeconfig: &Path, extra: &[&str]) -> Operator {
         let prometheus = required_env("SCALEWISE_PROMETHEUS_URL");
-        Self::start_with(env, identity, &prometheus, Some(kubeconfig), extra)
+        Self::start_with(env, identity, &prometheus, Some(kubeconfig), &[], extra)
     }
 
     fn start_with(
@@ -42,6 +53,7 @@ impl Operator {
         identity: &str,
         prometheus: &str,
         kubeconfig: Option<&Path>,
+        vars: &[(&str, &str)],
         extra: &[&str],
     ) -> Operator {
         let port = free_port();
@@ -66,6 +78,7 @@ impl Operator {
         if let Some(kubeconfig) = kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }
+        command.envs(vars.iter().copied());
         let child = command
             .args(&args)
             .env("POD_NAME", identity)
@@ -93,6 +106,15 @@ impl Operator {
         .await
         .ok()
         .map(|r| (r.status.as_u16(), r.text()))
+    }
+
+    /// Sends `signal` (STOP, CONT...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
     }
 
     /// SIGKILL: the process dies at once, as in a node failure.
