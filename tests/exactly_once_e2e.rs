@@ -456,3 +456,105 @@ async fn a_standby_with_a_fast_clock_never_takes_a_live_leaders_lease() {
     .await;
     drop(c);
 }
+
+/// Waits until the operator has evaluated again after `since` (an evaluation held by the
+/// cooldown, with no intent left), and returns that status.
+async fn held_by_cooldown_after(
+    env: &TestEnv,
+    since: Option<jiff::Timestamp>,
+) -> scalewise::api::ScalingPolicyStatus {
+    eventually("an evaluation held by the cooldown", WAIT, || async {
+        let s = status(env, "web").await;
+        let evaluated = s.last_evaluation_time.as_ref()?.0;
+        let held = s
+            .last_decision
+            .as_ref()?
+            .limits
+            .iter()
+            .any(|l| l.kind == scalewise::api::LimitKind::Cooldown);
+        (held && s.pending_scale.is_none() && since.is_none_or(|t| evaluated > t)).then_some(s)
+    })
+    .await
+}
+
+/// The policy watch is forced to relist: every watch in flight is cut and new ones answered
+/// `410 Gone` for a while. The operator lists again and goes on, with no double step and no lost
+/// cooldown.
+#[tokio::test]
+async fn a_policy_watch_forced_to_relist_loses_nothing() {
+    let (env, _exporter, proxy) = setup("watch-gone").await;
+    let op = Operator::start_via(
+        &env,
+        "op",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    wait_replicas(&env, 3, &op).await;
+    let before = held_by_cooldown_after(&env, None).await;
+    let gone = proxy.refuse_where("GET", "/scalingpolicies", "", "watch=", 410);
+    proxy.cut();
+    eventually("two watches refused with 410", WAIT, || async {
+        (gone.load(std::sync::atomic::Ordering::SeqCst) >= 2).then_some(())
+    })
+    .await;
+    proxy.heal();
+    let after = held_by_cooldown_after(&env, before.last_evaluation_time.map(|t| t.0)).await;
+    assert_eq!(
+        replicas(&env, "web").await,
+        3,
+        "a double step after the relist"
+    );
+    assert_eq!(
+        after.last_scale_time, before.last_scale_time,
+        "the cooldown moved"
+    );
+    assert_ne!(
+        condition(&after, "ExternalScale").map(|c| c.0),
+        Some("True")
+    );
+    assert_eq!(scaled_out_by(&env).await.len(), 1);
+}
+
+/// The API server goes away during a scale-out, after /scale and before the status that records
+/// it: that write is lost, every connection (watches included) is cut, and nothing answers for a
+/// while. Back, the operator finds its intent, counts the scale, and keeps the cooldown.
+///
+/// Against the local environment as against a real cluster, the restart is the proxy's: the
+/// suite's tests share one API server and run at the same time, so none may restart it.
+#[tokio::test]
+async fn an_api_server_going_away_during_a_scale_out_loses_no_cooldown() {
+    let (env, _exporter, proxy) = setup("apiserver-away").await;
+    let gate = proxy.hold("PATCH", STATUS, "apply-patch", "\"lastScaleTime\"");
+    let op = Operator::start_via(
+        &env,
+        "op",
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    );
+    gate.wait_held(1, WAIT).await;
+    assert_eq!(replicas(&env, "web").await, 3, "held after the scale");
+    let down = proxy.go_away();
+    gate.drop_all();
+    proxy.cut();
+    eventually("the operator to find the server gone", WAIT, || async {
+        (down.load(std::sync::atomic::Ordering::SeqCst) >= 5).then_some(())
+    })
+    .await;
+    proxy.heal();
+
+    let recovered = eventually("an IntentRecovered event", WAIT, || async {
+        reasons(&events(&env, "web").await, "IntentRecovered")
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert!(recovered.contains("was made"), "{recovered}");
+    let s = held_by_cooldown_after(&env, None).await;
+    assert_eq!(replicas(&env, "web").await, 3, "a double step");
+    assert_ne!(condition(&s, "ExternalScale").map(|c| c.0), Some("True"));
+    assert!(
+        op.metric("scalewise_intents_recovered_total{outcome=\"applied\"}")
+            .await
+            >= 1.0
+    );
+}

@@ -9,9 +9,13 @@
 //! - [`Fault::Refuse`]: answer with an API error (`403 Forbidden`, `500`, `410 Gone`...) and never
 //!   forward the request;
 //! - [`Fault::Hold`]: keep the request until the test releases it (forwarded then) or drops it
-//!   (never forwarded), so a test can act while the operator waits, with no sleeps.
+//!   (never forwarded, its connection broken), so a test can act while the operator waits, with
+//!   no sleeps;
+//! - [`Fault::Cut`]: never forward the request and break its connection (a server gone away);
+//!   [`Proxy::cut`] breaks every response in flight, watches included.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -26,6 +30,8 @@ pub enum Fault {
     Refuse(u16),
     /// Hold the request at this gate.
     Hold(Gate),
+    /// Never forward the request, and break its connection (as a server that dies does).
+    Cut,
 }
 
 /// Where held requests wait.
@@ -98,6 +104,7 @@ impl Gate {
 /// Which requests a rule applies to.
 #[derive(Clone)]
 pub struct Rule {
+    /// The HTTP method; empty: any.
     pub method: &'static str,
     /// The path ends with this.
     pub path_suffix: String,
@@ -109,6 +116,8 @@ pub struct Rule {
     /// The body contains this; empty: any.
     pub body: &'static str,
     pub fault: Fault,
+    /// How many requests this rule has matched.
+    pub hits: Arc<AtomicUsize>,
 }
 
 impl Rule {
@@ -118,7 +127,7 @@ impl Rule {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        request.method().as_str() == self.method
+        (self.method.is_empty() || request.method().as_str() == self.method)
             && request.uri().path().ends_with(&self.path_suffix)
             && content_type.contains(self.content_type)
             && request
@@ -139,6 +148,8 @@ pub struct Proxy {
     rules: Arc<Mutex<Vec<Rule>>>,
     server: tokio::task::JoinHandle<()>,
     kubeconfig: PathBuf,
+    /// Bumped to cut every response in flight (watches included).
+    epoch: watch::Sender<u64>,
 }
 
 impl Proxy {
@@ -149,11 +160,13 @@ impl Proxy {
             .expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
+        let epoch = watch::channel(0u64).0;
         let app = {
-            let rules = rules.clone();
+            let (rules, epoch) = (rules.clone(), epoch.clone());
             axum::Router::new().fallback(move |request: Request<Body>| {
                 let (rules, client) = (rules.clone(), client.clone());
-                async move { forward(&rules, &client, request).await }
+                let epoch = epoch.subscribe();
+                async move { forward(&rules, &client, request, epoch).await }
             })
         };
         let server = tokio::spawn(async move {
@@ -174,6 +187,7 @@ impl Proxy {
             rules,
             server,
             kubeconfig,
+            epoch,
         }
     }
 
@@ -204,6 +218,7 @@ impl Proxy {
             query: "",
             body,
             fault: Fault::Hold(gate.clone()),
+            hits: Arc::default(),
         });
         gate
     }
@@ -215,15 +230,53 @@ impl Proxy {
         path_suffix: &str,
         content_type: &'static str,
         code: u16,
-    ) {
+    ) -> Arc<AtomicUsize> {
+        self.refuse_where(method, path_suffix, content_type, "", code)
+    }
+
+    /// Refuses requests matching `method`, `path_suffix`, `content_type` and `query` with `code`;
+    /// returns how many were refused so far.
+    pub fn refuse_where(
+        &self,
+        method: &'static str,
+        path_suffix: &str,
+        content_type: &'static str,
+        query: &'static str,
+        code: u16,
+    ) -> Arc<AtomicUsize> {
+        let hits = Arc::<AtomicUsize>::default();
         self.add(Rule {
             method,
             path_suffix: path_suffix.to_owned(),
             content_type,
-            query: "",
+            query,
             body: "",
             fault: Fault::Refuse(code),
+            hits: hits.clone(),
         });
+        hits
+    }
+
+    /// Breaks the connection of every request from now on, without forwarding it (the server is
+    /// gone); returns how many were broken so far.
+    pub fn go_away(&self) -> Arc<AtomicUsize> {
+        let hits = Arc::<AtomicUsize>::default();
+        self.add(Rule {
+            method: "",
+            path_suffix: String::new(),
+            content_type: "",
+            query: "",
+            body: "",
+            fault: Fault::Cut,
+            hits: hits.clone(),
+        });
+        hits
+    }
+
+    /// Cuts every response in flight, watches included, as an API server that goes away does:
+    /// the client sees its connections fail mid-body.
+    pub fn cut(&self) {
+        self.epoch.send_modify(|e| *e = e.wrapping_add(1));
     }
 
     /// Removes every rule (held requests stay held until their gate says otherwise).
@@ -243,7 +296,9 @@ async fn forward(
     rules: &Mutex<Vec<Rule>>,
     client: &Client,
     request: Request<Body>,
+    mut epoch: watch::Receiver<u64>,
 ) -> Response<Body> {
+    epoch.mark_unchanged();
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
@@ -255,12 +310,16 @@ async fn forward(
         .unwrap()
         .iter()
         .find(|r| r.matches(&probe, &bytes))
-        .map(|r| r.fault.clone());
+        .map(|r| {
+            r.hits.fetch_add(1, Ordering::SeqCst);
+            r.fault.clone()
+        });
     let (parts, ()) = probe.into_parts();
     match fault {
         Some(Fault::Refuse(code)) => return refusal(code),
         // Dropped: never forwarded.
-        Some(Fault::Hold(gate)) if !gate.pass().await => return refusal(503),
+        Some(Fault::Hold(gate)) if !gate.pass().await => return broken(),
+        Some(Fault::Cut) => return broken(),
         _ => {}
     }
     let path = parts
@@ -280,10 +339,29 @@ async fn forward(
     match client.send(upstream).await {
         Ok(response) => {
             let (parts, body) = response.into_parts();
-            Response::from_parts(parts, Body::new(body))
+            // The body ends in an error once the proxy is cut.
+            let data = futures::TryStreamExt::map_err(
+                http_body_util::BodyExt::into_data_stream(body),
+                |e| std::io::Error::other(e.to_string()),
+            );
+            let data = until_cut(Box::pin(data), epoch);
+            Response::from_parts(parts, Body::from_stream(data))
         }
         Err(_) => refusal(502),
     }
+}
+
+/// A response whose connection breaks before any of its body: the client cannot tell whether the
+/// request took effect, as when the server dies.
+fn broken() -> Response<Body> {
+    let body = futures::stream::once(async {
+        Err::<bytes::Bytes, _>(std::io::Error::other("connection cut by the test's proxy"))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .body(Body::from_stream(body))
+        .unwrap_or_default()
 }
 
 /// A Kubernetes `Status` error with `code`.
@@ -303,4 +381,30 @@ fn refusal(code: u16) -> Response<Body> {
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap_or_default()
+}
+
+/// `body`, failing as soon as `epoch` changes (the proxy was cut).
+fn until_cut<S>(
+    body: S,
+    epoch: watch::Receiver<u64>,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Unpin + 'static,
+{
+    use futures::StreamExt;
+    futures::stream::unfold(
+        (body, epoch, false),
+        |(mut body, mut epoch, cut)| async move {
+            if cut {
+                return None;
+            }
+            tokio::select! {
+                item = body.next() => item.map(|i| (i, (body, epoch, false))),
+                _ = epoch.changed() => Some((
+                    Err(std::io::Error::other("cut by the test's proxy")),
+                    (body, epoch, true),
+                )),
+            }
+        },
+    )
 }
