@@ -3,6 +3,7 @@
 //! stops the writes after it and is returned; a failed event is logged and never fails the
 //! reconcile.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::warn;
 
-use super::context::Written;
 use super::error::{Error, is_conflict};
 use super::events::Publisher;
 use super::lease::Gate;
@@ -26,6 +26,9 @@ use crate::telemetry::Metrics;
 pub const FIELD_MANAGER: &str = "scalewise";
 /// How often a write that met a conflict (409) is sent again at once.
 const CONFLICT_RETRIES: u32 = 3;
+
+/// The last status written per policy, with the uid of the object it was written to.
+pub type Written = HashMap<ObjectRef<ScalingPolicy>, (Option<String>, Arc<ScalingPolicyStatus>)>;
 
 /// Where the writes go.
 pub struct Writer<'a> {

@@ -9,7 +9,7 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::apply::Writer;
+use super::apply::{Writer, Written};
 use super::decoded::Decoded;
 use super::events::Publisher;
 use super::health::Health;
@@ -19,9 +19,6 @@ use super::resolved::Cache;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 use crate::fair::FairSlots;
 use crate::telemetry::Metrics;
-
-/// The last status written per policy, with the uid of the object it was written to.
-pub type Written = HashMap<ObjectRef<ScalingPolicy>, (Option<String>, Arc<ScalingPolicyStatus>)>;
 
 /// Shared by every reconcile of one controller.
 pub struct Context {

@@ -4,7 +4,7 @@
 //! Pure, like [`super::plan`]: the functions here take the persisted status and the target as it
 //! was read, and never read a clock or a client.
 
-use super::plan::TargetRead;
+use super::target::TargetRead;
 use crate::api::{
     Action, Recommendation, ScaleDirection, ScaleEvent, ScaleIntent, ScalingPolicyStatus,
 };

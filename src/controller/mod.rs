@@ -25,6 +25,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod resolved;
 pub mod stores;
+pub mod target;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -385,7 +386,7 @@ async fn run_scope(
 ) {
     let (forget, forget_resolved) = (scope.metrics.clone(), scope.resolved.clone());
     // The last status written per policy: forgotten with the policy.
-    let written: Arc<std::sync::Mutex<context::Written>> = Arc::default();
+    let written: Arc<std::sync::Mutex<apply::Written>> = Arc::default();
     let forget_written = written.clone();
     let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
     // Each policy is decoded on its own: one the types cannot hold is reported on itself, and

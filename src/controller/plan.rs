@@ -16,6 +16,7 @@ use super::decoded::Undecodable;
 use super::events::EventType;
 use super::intent::{Recovered, Recovery, recover, write_ahead};
 use super::resolved::Resolved;
+pub use super::target::TargetRead;
 use crate::api::conditions::{find_condition, set_condition, set_episode};
 use crate::api::reason;
 use crate::api::status::condition;
@@ -108,14 +109,6 @@ impl Plan {
     pub fn replicas(&self) -> Option<i32> {
         self.scale.as_ref().map(|s| s.replicas)
     }
-}
-
-/// The target's /scale as read: its replicas, its uid and the resourceVersion they were read at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetRead {
-    pub replicas: i32,
-    pub uid: Option<String>,
-    pub resource_version: Option<String>,
 }
 
 /// `now` to the second, as status times are written.
