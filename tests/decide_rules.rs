@@ -526,6 +526,11 @@ fn a_count_outside_the_range_is_corrected_at_once_despite_cooldown() {
         (d.desired_replicas, kinds(&d)),
         (6, vec![LimitKind::RangeCorrection])
     );
+    // No metric asked for it: the correction is the whole reason.
+    assert_eq!(
+        d.message,
+        "Scale in from 9 to 6: 9 replicas is outside [3, 6]: corrected at once"
+    );
     let (d, _) = eval(&p, &status, &[value("cpu", 50.0)], 1, at(10));
     assert_eq!(d.desired_replicas, 3);
 }

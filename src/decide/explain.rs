@@ -95,10 +95,13 @@ pub fn summary(d: &Decision) -> (String, String) {
             } else {
                 "Scale in"
             };
-            let mut reason = why.unwrap_or_default();
-            if let Some(held) = held {
-                reason.push_str(&format!(" (limited: {held})"));
-            }
+            let reason = match (why, held) {
+                (Some(why), Some(held)) => format!("{why} (limited: {held})"),
+                (Some(why), None) => why,
+                // A change no metric asked for (the range corrected): the limit is the reason.
+                (None, Some(held)) => held,
+                (None, None) => String::new(),
+            };
             (format!("{verb} from {from} to {to}"), reason)
         }
         Action::Hold => {
