@@ -56,6 +56,16 @@ fn reasons(events: &[(String, String)], reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// The note of the first event `reason` about the policy, once there is one.
+async fn first_event(env: &TestEnv, reason: &str) -> String {
+    eventually(&format!("a {reason} event"), WAIT, || async {
+        reasons(&events(env, "web").await, reason)
+            .into_iter()
+            .next()
+    })
+    .await
+}
+
 async fn wait_replicas(env: &TestEnv, want: i32, op: &Operator) {
     let what = format!("web to reach {want} replicas (log: {})", op.log.display());
     eventually(&what, WAIT, || async {
@@ -93,12 +103,7 @@ async fn status_writes_refused_outright_mean_no_scale_at_all() {
     )
     .await;
     assert_eq!(replicas(&env, "web").await, 2, "scaled without a record");
-    let refused = eventually("an IntentNotRecorded event", WAIT, || async {
-        reasons(&events(&env, "web").await, "IntentNotRecorded")
-            .into_iter()
-            .next()
-    })
-    .await;
+    let refused = first_event(&env, "IntentNotRecorded").await;
     assert!(
         refused.contains("cannot record the scale from 2 to 3")
             && refused.contains("so the target was not scaled"),
@@ -146,12 +151,7 @@ async fn a_status_write_failing_after_the_scale_loses_no_cooldown() {
     assert_eq!((intent.decision.from, intent.decision.to), (2, 3));
 
     proxy.heal();
-    let recovered = eventually("an IntentRecovered event", WAIT, || async {
-        reasons(&events(&env, "web").await, "IntentRecovered")
-            .into_iter()
-            .next()
-    })
-    .await;
+    let recovered = first_event(&env, "IntentRecovered").await;
     assert!(recovered.contains("from 2 to 3"), "{recovered}");
     assert!(recovered.contains("was made"), "{recovered}");
     let s = eventually("the status to record the scale", WAIT, || async {
@@ -203,25 +203,10 @@ async fn an_operator_killed_between_scale_and_status_is_succeeded_without_a_doub
         proxy.kubeconfig(),
         &["--leader-election", "false"],
     );
-    let recovered = eventually("an IntentRecovered event", WAIT, || async {
-        reasons(&events(&env, "web").await, "IntentRecovered")
-            .into_iter()
-            .next()
-    })
-    .await;
+    let recovered = first_event(&env, "IntentRecovered").await;
     assert!(recovered.contains("was made"), "{recovered}");
     // Its next evaluations hold at 3: the cooldown of the scale the first operator made.
-    let s = eventually("an evaluation held by the cooldown", WAIT, || async {
-        let s = status(&env, "web").await;
-        let held = s
-            .last_decision
-            .as_ref()?
-            .limits
-            .iter()
-            .any(|l| l.kind == scalewise::api::LimitKind::Cooldown);
-        (held && s.pending_scale.is_none()).then_some(s)
-    })
-    .await;
+    let s = held_by_cooldown_after(&env, None).await;
     assert_eq!(replicas(&env, "web").await, 3, "a double step");
     assert_ne!(condition(&s, "ExternalScale").map(|c| c.0), Some("True"));
     assert!(
@@ -278,12 +263,7 @@ async fn a_human_scale_during_a_reconcile_is_never_overwritten() {
         .expect("kubectl scale");
     gate.release();
 
-    let changed = eventually("a TargetChanged event", WAIT, || async {
-        reasons(&events(&env, "web").await, "TargetChanged")
-            .into_iter()
-            .next()
-    })
-    .await;
+    let changed = first_event(&env, "TargetChanged").await;
     assert!(changed.contains("from 3 to 7"), "{changed}");
     // Decided again from the human's 7 (and, the load still high, stepping out of it).
     let s = eventually("an evaluation from 7", WAIT, || async {
@@ -542,12 +522,7 @@ async fn an_api_server_going_away_during_a_scale_out_loses_no_cooldown() {
     .await;
     proxy.heal();
 
-    let recovered = eventually("an IntentRecovered event", WAIT, || async {
-        reasons(&events(&env, "web").await, "IntentRecovered")
-            .into_iter()
-            .next()
-    })
-    .await;
+    let recovered = first_event(&env, "IntentRecovered").await;
     assert!(recovered.contains("was made"), "{recovered}");
     let s = held_by_cooldown_after(&env, None).await;
     assert_eq!(replicas(&env, "web").await, 3, "a double step");

@@ -198,19 +198,26 @@ impl Writer<'_> {
         }
     }
 
-    /// Publishes one event about the object `regarding`; a failure is logged, never fatal.
+    /// Publishes one event about the object `regarding`, within `--api-timeout`; a failure is
+    /// logged, never fatal.
     pub async fn publish(&self, regarding: &ObjectReference, note: &Note) {
-        if let Err(e) = self
-            .events
-            .publish(regarding, note.type_, note.reason, note.action, &note.note)
-            .await
-        {
-            warn!(
-                name = regarding.name.as_deref().unwrap_or_default(),
-                reason = note.reason,
-                "cannot publish event: {e}"
-            );
-        }
+        let published = bounded(
+            self.api_timeout,
+            "event",
+            self.events
+                .publish(regarding, note.type_, note.reason, note.action, &note.note),
+        )
+        .await;
+        let failed = match published {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(timeout) => timeout.to_string(),
+        };
+        warn!(
+            name = regarding.name.as_deref().unwrap_or_default(),
+            reason = note.reason,
+            "cannot publish event: {failed}"
+        );
     }
 
     /// Whether `write` may be made now, and how long it may take; a write refused is counted.
