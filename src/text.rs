@@ -11,6 +11,10 @@ pub enum Precision {
     Micro,
     /// At most 3 decimals, no trailing zeros, and never `-0`: `50`, `0.275`, `1.235`.
     Milli,
+    /// As people read a measurement: whole from 10 up (`82`), one decimal from 1 (`1.5`), two
+    /// significant digits below (`0.053`, `0.0012`); never `-0`. Exact values belong in
+    /// structured fields.
+    Human,
 }
 
 /// A number as people write it.
@@ -20,11 +24,52 @@ pub fn number(x: f64, precision: Precision) -> String {
             let rounded = (x * 1e6).round() / 1e6;
             format!("{rounded}")
         }
-        Precision::Milli => {
-            let s = format!("{x:.3}");
-            let s = s.trim_end_matches('0').trim_end_matches('.');
-            if s == "-0" { "0".into() } else { s.to_owned() }
+        Precision::Milli => decimals(x, 3),
+        Precision::Human => {
+            let a = x.abs();
+            let places = if !a.is_finite() || a == 0.0 || a >= 10.0 {
+                0
+            } else if a >= 1.0 {
+                1
+            } else {
+                // Two significant digits: as many places as it takes to reach 10.
+                let (mut places, mut scaled) = (1, a * 10.0);
+                while scaled < 10.0 && places < 12 {
+                    scaled *= 10.0;
+                    places += 1;
+                }
+                places
+            };
+            decimals(x, places)
         }
+    }
+}
+
+/// `x` with at most `places` decimals, no trailing zeros, and never `-0`.
+fn decimals(x: f64, places: usize) -> String {
+    let s = format!("{x:.places$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s.as_str()
+    };
+    if s == "-0" { "0".into() } else { s.to_owned() }
+}
+
+/// `value` and `bound` rounded for people ([`Precision::Human`]), unless rounding would make two
+/// different numbers read the same (`70 > 70`): then both to 6 decimals.
+pub fn apart(value: f64, bound: f64) -> (String, String) {
+    let (v, b) = (
+        number(value, Precision::Human),
+        number(bound, Precision::Human),
+    );
+    if v == b && value != bound {
+        (
+            number(value, Precision::Micro),
+            number(bound, Precision::Micro),
+        )
+    } else {
+        (v, b)
     }
 }
 
@@ -139,6 +184,30 @@ mod tests {
         assert_eq!(number(0.275, Precision::Milli), "0.275");
         assert_eq!(number(1.23456, Precision::Milli), "1.235");
         assert_eq!(number(-0.0001, Precision::Milli), "0");
+    }
+
+    #[test]
+    fn measurements_read_as_people_write_them() {
+        let human = |x| number(x, Precision::Human);
+        assert_eq!(human(82.407069), "82");
+        assert_eq!(human(35.254905), "35");
+        assert_eq!(human(250.6), "251");
+        assert_eq!(human(1.54), "1.5");
+        assert_eq!(human(0.0532), "0.053");
+        assert_eq!(human(0.5), "0.5");
+        assert_eq!(human(0.00123), "0.0012");
+        assert_eq!(human(0.0), "0");
+        assert_eq!(human(-0.0001), "-0.0001");
+        assert_eq!(human(-0.0), "0");
+        assert_eq!(human(1e-15), "0");
+        assert_eq!(human(f64::INFINITY), "inf");
+    }
+
+    #[test]
+    fn two_numbers_that_differ_never_read_the_same() {
+        assert_eq!(apart(82.407, 70.0), ("82".into(), "70".into()));
+        assert_eq!(apart(70.2, 70.0), ("70.2".into(), "70".into()));
+        assert_eq!(apart(70.0, 70.0), ("70".into(), "70".into()));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::decision::{Decision, FALLBACK_RULE, Reading};
 use super::tolerance::within_band;
 use crate::api::Action;
 use crate::api::policy::{MetricRule, Policy, Rule};
-use crate::text::{Precision, number};
+use crate::text::{Precision, apart, number};
 
 /// How one metric's reading became its proposal, such as `cpu 85 > 70`.
 pub fn metric_explanation(
@@ -19,27 +19,34 @@ pub fn metric_explanation(
         Reading::Failed { kind, message } => return format!("{name} {kind}: {message}"),
         Reading::Value(v) => *v,
     };
-    let v = number(value, Precision::Micro);
+    let v = number(value, Precision::Human);
     match metric.rule {
         Rule::Thresholds {
             out_above,
             in_below,
         } => {
-            let out = number(out_above, Precision::Micro);
+            let (v_out, out) = apart(value, out_above);
             match in_below {
-                _ if value > out_above => format!("{name} {v} > {out}"),
+                _ if value > out_above => format!("{name} {v_out} > {out}"),
                 Some(below) if value < below => {
-                    format!("{name} {v} < {}", number(below, Precision::Micro))
+                    let (v_in, below) = apart(value, below);
+                    format!("{name} {v_in} < {below}")
                 }
-                Some(below) => format!(
-                    "{name} {v} within [{}, {out}]",
-                    number(below, Precision::Micro)
-                ),
-                None => format!("{name} {v} <= {out} (no say on scale-in)"),
+                Some(below) => {
+                    let (v_in, below) = apart(value, below);
+                    // Rounded apart from both bounds.
+                    let v = if v_in.len() > v_out.len() {
+                        v_in
+                    } else {
+                        v_out
+                    };
+                    format!("{name} {v} within [{below}, {out}]")
+                }
+                None => format!("{name} {v_out} <= {out} (no say on scale-in)"),
             }
         }
         Rule::Target(target) => {
-            let t = number(target, Precision::Micro);
+            let t = number(target, Precision::Human);
             if proposal == Some(current)
                 && within_band(policy.tolerance, metric.rule, value, current)
             {
@@ -55,7 +62,7 @@ pub fn metric_explanation(
             }
         }
         Rule::TargetPerReplica(per) => {
-            let t = number(per, Precision::Micro);
+            let t = number(per, Precision::Human);
             if proposal == Some(current)
                 && within_band(policy.tolerance, metric.rule, value, current)
             {
