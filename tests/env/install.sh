@@ -11,6 +11,7 @@
 #
 # Progress goes to stderr. Stdout gets eval-able lines naming the binaries:
 #   ETCD_BIN=...  KUBE_APISERVER_BIN=...   (empty with SCALEWISE_E2E_CLUSTER=1)
+#   KUBECTL_DIR=...                         (with SCALEWISE_K8S_VERSION=1.37: its kubectl's directory)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$SCALEWISE_CACHE"
@@ -75,6 +76,16 @@ if e2e_cluster; then
 fi
 mapfile -t more < <(missing_packages openssl)
 wanted+=("${more[@]}")
+
+# Kubernetes 1.37 from its Go modules (tests/env/build-k8s.sh) instead of the Debian-built 1.20.
+if [[ ${SCALEWISE_K8S_VERSION:-1.20} == 1.37 ]]; then
+  apt_install "${wanted[@]}"
+  k8s_dir=$("$SCALEWISE_ROOT/tests/env/build-k8s.sh")
+  printf 'ETCD_BIN=%q\nKUBE_APISERVER_BIN=%q\nKUBECTL_DIR=%q\n' "$k8s_dir/etcd" "$k8s_dir/kube-apiserver" "$k8s_dir"
+  exit 0
+fi
+[[ ${SCALEWISE_K8S_VERSION:-1.20} == 1.20 ]] ||
+  die "SCALEWISE_K8S_VERSION=$SCALEWISE_K8S_VERSION: the test environment has 1.20 (Debian, the default) and 1.37 (Go modules)"
 
 # 2. Versions decide the cache keys; without package lists apt knows none.
 if [[ -z $(candidate_version etcd-server) ]] || ! kube_apiserver_key >/dev/null; then

@@ -34,7 +34,7 @@ if [[ -f $STATE/env ]]; then
   "$SCALEWISE_ROOT/tests/env/down.sh" "$STATE"
 fi
 
-ETCD_BIN="" KUBE_APISERVER_BIN=""
+ETCD_BIN="" KUBE_APISERVER_BIN="" KUBECTL_DIR=""
 eval "$("$SCALEWISE_ROOT/tests/env/install.sh")"
 
 mkdir -p "$STATE"
@@ -104,6 +104,9 @@ if ! e2e_cluster; then
   (umask 077 && printf '%s,scalewise-admin,scalewise-admin,"system:masters"\n' "$token" >"$STATE/tokens.csv")
   mkdir -p "$STATE/apiserver-certs"
 
+  # 1.20 still has an insecure port, to be turned off; later releases dropped the flag.
+  insecure_port=(--insecure-port 0)
+  [[ -z $KUBECTL_DIR ]] || insecure_port=()
   kube_apiserver_start() {
     free_port apiserver_port
     rm -f "$STATE/apiserver-certs/"*
@@ -111,7 +114,7 @@ if ! e2e_cluster; then
       --etcd-servers "http://127.0.0.1:$etcd_port" \
       --bind-address 127.0.0.1 \
       --secure-port "$apiserver_port" \
-      --insecure-port 0 \
+      "${insecure_port[@]}" \
       --cert-dir "$STATE/apiserver-certs" \
       --service-account-issuer https://kubernetes.default.svc.cluster.local \
       --service-account-key-file "$STATE/service-account.key" \
@@ -153,6 +156,8 @@ current-context: scalewise-test
 KUBECONFIG
   )
   add_export KUBECONFIG "$STATE/kubeconfig"
+  # The kubectl of the release under test first on PATH.
+  [[ -z $KUBECTL_DIR ]] || add_export PATH "$KUBECTL_DIR:$PATH"
 else
   log "SCALEWISE_E2E_CLUSTER=1: not starting etcd or kube-apiserver; KUBECONFIG stays yours"
 fi

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds a current Kubernetes for the test environment from its own Go modules, into the cache:
+#
+# - kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of the release pinned in
+#   tests/env/k8s/go.mod (k8s.io/kubernetes with every staging module replaced by the matching
+#   k8s.io/* module, all pinned in go.sum);
+# - etcd and etcdctl of the release pinned in tests/env/etcd/go.mod.
+#
+# The cache directory is keyed by the pinned versions and the Go version that builds them, so a
+# warm machine never rebuilds, and a new pin or a new Go builds once. Modules come from the Go
+# module proxy (GOFLAGS=-mod=readonly: go.sum must already hold every one of them). Prints the
+# directory holding the binaries on stdout.
+#
+# Usage: tests/env/build-k8s.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+env_dir="$SCALEWISE_ROOT/tests/env"
+command -v go >/dev/null || die "go is not installed: the current-Kubernetes environment is built with the go command"
+
+# The version a go.mod requires of module $2.
+required() { awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) { print ($1 == m ? $2 : $3); exit }' "$1"; }
+
+k8s_version=$(required "$env_dir/k8s/go.mod" k8s.io/kubernetes)
+etcd_version=$(required "$env_dir/etcd/go.mod" go.etcd.io/etcd/server/v3)
+[[ -n $k8s_version && -n $etcd_version ]] || die "cannot read the pinned versions from tests/env/{k8s,etcd}/go.mod"
+go_version=$(go env GOVERSION)
+dest="$SCALEWISE_CACHE/k8s/kubernetes-${k8s_version}_etcd-${etcd_version}_${go_version}"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl)
+
+complete() {
+  local b
+  for b in "${binaries[@]}"; do [[ -x $1/$b ]] || return 1; done
+}
+if complete "$dest"; then
+  printf '%s\n' "$dest"
+  exit 0
+fi
+
+mkdir -p "$SCALEWISE_CACHE/k8s"
+work=$(mktemp -d "$SCALEWISE_CACHE/k8s/.build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+
+# What `kubectl version` and /version report, as the release's own build sets them.
+minor=${k8s_version#v1.}
+minor=${minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+
+start=$SECONDS
+log "building Kubernetes $k8s_version (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) with $go_version; the first build takes a while"
+(cd "$env_dir/k8s" && go build -trimpath -ldflags "$ldflags" -o "$work/" \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubectl) >&2 || die "building Kubernetes $k8s_version failed"
+log "building etcd $etcd_version"
+(cd "$env_dir/etcd" && go build -trimpath -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3 &&
+  go build -trimpath -ldflags "-s -w" -o "$work/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2 ||
+  die "building etcd $etcd_version failed"
+complete "$work" || die "the build left out a binary: ${binaries[*]} expected in $work"
+rm -rf "$dest"
+mv -T "$work" "$dest"
+trap - EXIT
+log "built Kubernetes $k8s_version and etcd $etcd_version in $((SECONDS - start)) s into $dest"
+printf '%s\n' "$dest"
