@@ -4,7 +4,8 @@
 # - kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of the release pinned in
 #   tests/env/k8s/go.mod (k8s.io/kubernetes with every staging module replaced by the matching
 #   k8s.io/* module, all pinned in go.sum);
-# - etcd and etcdctl of the release pinned in tests/env/etcd/go.mod.
+# - etcd and etcdctl of the release pinned in tests/env/etcd/go.mod;
+# - kwok (fake nodes that run pods without containers) of tests/env/kwok/go.mod.
 #
 # The cache directory is keyed by the pinned versions and the Go version that builds them, so a
 # warm machine never rebuilds, and a new pin or a new Go builds once. Modules come from the Go
@@ -22,14 +23,21 @@ required() { awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) { print ($
 
 k8s_version=$(required "$env_dir/k8s/go.mod" k8s.io/kubernetes)
 etcd_version=$(required "$env_dir/etcd/go.mod" go.etcd.io/etcd/server/v3)
-[[ -n $k8s_version && -n $etcd_version ]] || die "cannot read the pinned versions from tests/env/{k8s,etcd}/go.mod"
+kwok_version=$(required "$env_dir/kwok/go.mod" sigs.k8s.io/kwok)
+[[ -n $k8s_version && -n $etcd_version && -n $kwok_version ]] ||
+  die "cannot read the pinned versions from tests/env/{k8s,etcd,kwok}/go.mod"
 go_version=$(go env GOVERSION)
-dest="$SCALEWISE_CACHE/k8s/kubernetes-${k8s_version}_etcd-${etcd_version}_${go_version}"
-binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl)
+dest="$SCALEWISE_CACHE/k8s/kubernetes-${k8s_version}_etcd-${etcd_version}_kwok-${kwok_version}_${go_version}"
+binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd etcdctl kwok)
+# KWOK's own stages, from its module: nodes initialised at once and kept Ready by their Lease,
+# pods Running and Ready at once, completed and deleted as a kubelet would.
+kwok_stages=(node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+  pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml)
 
 complete() {
   local b
   for b in "${binaries[@]}"; do [[ -x $1/$b ]] || return 1; done
+  [[ -s $1/kwok-stages.yaml ]]
 }
 if complete "$dest"; then
   printf '%s\n' "$dest"
@@ -61,9 +69,18 @@ log "building etcd $etcd_version"
 (cd "$env_dir/etcd" && go build -trimpath -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3 &&
   go build -trimpath -ldflags "-s -w" -o "$work/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2 ||
   die "building etcd $etcd_version failed"
+log "building kwok $kwok_version"
+(cd "$env_dir/kwok" && go build -trimpath -ldflags "-s -w" -o "$work/kwok" sigs.k8s.io/kwok/cmd/kwok) >&2 ||
+  die "building kwok $kwok_version failed"
+kwok_dir=$(cd "$env_dir/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) ||
+  die "cannot find the kwok module's files"
+for stage in "${kwok_stages[@]}"; do
+  [[ -f $kwok_dir/kustomize/stage/$stage ]] || die "kwok $kwok_version has no stage $stage"
+  printf -- '---\n' && cat "$kwok_dir/kustomize/stage/$stage"
+done >"$work/kwok-stages.yaml"
 complete "$work" || die "the build left out a binary: ${binaries[*]} expected in $work"
 rm -rf "$dest"
 mv -T "$work" "$dest"
 trap - EXIT
-log "built Kubernetes $k8s_version and etcd $etcd_version in $((SECONDS - start)) s into $dest"
+log "built Kubernetes $k8s_version, etcd $etcd_version and kwok $kwok_version in $((SECONDS - start)) s into $dest"
 printf '%s\n' "$dest"

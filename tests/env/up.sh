@@ -102,6 +102,14 @@ if ! e2e_cluster; then
   openssl genrsa -out "$STATE/service-account.key" 2048 2>/dev/null
   token=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
   (umask 077 && printf '%s,scalewise-admin,scalewise-admin,"system:masters"\n' "$token" >"$STATE/tokens.csv")
+  if [[ -n $KUBECTL_DIR ]]; then
+    # The controller-manager's and the scheduler's own identities: the users the API server's
+    # bootstrap RBAC grants their roles to (each controller then acts as its own service account).
+    kcm_token=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+    scheduler_token=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+    printf '%s,system:kube-controller-manager,system:kube-controller-manager\n%s,system:kube-scheduler,system:kube-scheduler\n' \
+      "$kcm_token" "$scheduler_token" >>"$STATE/tokens.csv"
+  fi
   mkdir -p "$STATE/apiserver-certs"
 
   # 1.20 still has an insecure port, to be turned off; later releases dropped the flag.
@@ -156,8 +164,88 @@ current-context: scalewise-test
 KUBECONFIG
   )
   add_export KUBECONFIG "$STATE/kubeconfig"
-  # The kubectl of the release under test first on PATH.
-  [[ -z $KUBECTL_DIR ]] || add_export PATH "$KUBECTL_DIR:$PATH"
+  if [[ -n $KUBECTL_DIR ]]; then
+    # The kubectl of the release under test first on PATH.
+    add_export PATH "$KUBECTL_DIR:$PATH"
+    k8s_bin=$KUBECTL_DIR
+    kubectl_() { "$k8s_bin/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
+    # A kubeconfig like the admin's for user $2 with token $3, in $STATE/$1.kubeconfig.
+    identity_kubeconfig() {
+      (umask 077 && sed -e "s/^  - name: scalewise-admin$/  - name: $2/" \
+        -e "s/^      user: scalewise-admin$/      user: $2/" \
+        -e "s/^      token: .*/      token: $3/" "$STATE/kubeconfig" >"$STATE/$1.kubeconfig")
+    }
+    identity_kubeconfig kube-controller-manager system:kube-controller-manager "$kcm_token"
+    identity_kubeconfig kube-scheduler system:kube-scheduler "$scheduler_token"
+
+    # Every default controller (Deployment, ReplicaSet, namespace, HPA, ...), each with its own
+    # service account; no serving port.
+    kube_controller_manager_start() {
+      pid=$(start_server kube-controller-manager "$STATE/kube-controller-manager.log" \
+        "$k8s_bin/kube-controller-manager" \
+        --kubeconfig "$STATE/kube-controller-manager.kubeconfig" \
+        --use-service-account-credentials \
+        --service-account-private-key-file "$STATE/service-account.key" \
+        --root-ca-file "$STATE/apiserver-certs/apiserver.crt" \
+        --service-cluster-ip-range 10.0.0.0/24 \
+        --leader-elect=false \
+        --secure-port 0)
+    }
+    # Ready once its service-account controller has made the default namespace's account.
+    kube_controller_manager_ready() { kubectl_ get serviceaccount default -n default >/dev/null 2>&1; }
+    start_with_retries kube-controller-manager 90
+
+    kube_scheduler_start() {
+      pid=$(start_server kube-scheduler "$STATE/kube-scheduler.log" "$k8s_bin/kube-scheduler" \
+        --kubeconfig "$STATE/kube-scheduler.kubeconfig" \
+        --leader-elect=false \
+        --secure-port 0)
+    }
+    kube_scheduler_ready() { grep -q 'Starting Kubernetes Scheduler' "$STATE/kube-scheduler.log"; }
+    start_with_retries kube-scheduler 60
+
+    # Fake nodes: KWOK keeps the nodes annotated kwok.x-k8s.io/node=fake Ready and takes their
+    # pods through scheduling, Running and Ready with no container runtime.
+    free_port kwok_port
+    kwok_start() {
+      pid=$(start_server kwok "$STATE/kwok.log" "$k8s_bin/kwok" \
+        --kubeconfig "$STATE/kubeconfig" \
+        --config "$k8s_bin/kwok-stages.yaml" \
+        --node-lease-duration-seconds=40 \
+        --manage-all-nodes=false \
+        --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+        --cidr=10.244.0.0/16 \
+        --node-ip=10.0.0.1 \
+        --server-address "127.0.0.1:$kwok_port")
+    }
+    kwok_ready() { curl -fsS "http://127.0.0.1:$kwok_port/healthz" >/dev/null 2>&1; }
+    start_with_retries kwok 60
+    for i in 0 1 2; do
+      kubectl_ apply -f - >/dev/null <<NODE
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+NODE
+    done
+    # Until a pod is scheduled on a fake node and becomes Ready, the cluster is not ready.
+    kubectl_ run scalewise-probe -n default --image=busybox:1.36 --restart=Never >/dev/null
+    kubectl_ wait -n default --for=condition=Ready pod/scalewise-probe --timeout=90s >/dev/null ||
+      die "no pod became Ready on the KWOK nodes; see $STATE/kube-scheduler.log and $STATE/kwok.log"
+    kubectl_ delete -n default pod/scalewise-probe --wait=false >/dev/null
+    log "Kubernetes $("$k8s_bin/kubectl" version --client -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' | head -1): controller-manager, scheduler and 3 KWOK nodes ready"
+  fi
 else
   log "SCALEWISE_E2E_CLUSTER=1: not starting etcd or kube-apiserver; KUBECONFIG stays yours"
 fi

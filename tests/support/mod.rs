@@ -433,8 +433,9 @@ pub fn sigterm(
     None
 }
 
-/// Lifts the `maximum` of `spec.maxReplicas` from the installed CRD, as an API server whose CRD
-/// predates the bound has it (the next test that installs the CRD puts it back).
+/// Lifts the `maximum` of `spec.maxReplicas` and the spec's CEL rule from the installed CRD, as an
+/// API server whose CRD predates the bound has it (the next test that installs the CRD puts both
+/// back).
 pub async fn lift_max_replicas_bound(env: &TestEnv) -> Result<(), String> {
     use serde_json::Value;
     let crds = Api::<CustomResourceDefinition>::all(env.client.clone());
@@ -450,6 +451,16 @@ pub async fn lift_max_replicas_bound(env: &TestEnv) -> Result<(), String> {
         .and_then(Value::as_object_mut)
     {
         max.remove("maximum");
+        // API servers of recent releases check `format: int32` as well.
+        max.remove("format");
+    }
+    // And its CEL rule (`minReplicas <= maxReplicas`), which API servers from 1.25 on evaluate
+    // and which refuses a value beyond int32 as well: the CRD from before both.
+    if let Some(spec) = crd
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+        .and_then(Value::as_object_mut)
+    {
+        spec.remove("x-kubernetes-validations");
     }
     let crd: CustomResourceDefinition = serde_json::from_value(crd).map_err(|e| e.to_string())?;
     crds.replace(
