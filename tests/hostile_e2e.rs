@@ -217,7 +217,9 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
         (
             "min-above-max",
             json!({"minReplicas": 9, "maxReplicas": 3}),
-            "spec.minReplicas",
+            // The CRD's CEL rule is on the spec and names the field in its message (a rule's
+            // fieldPath would need 1.28).
+            "minReplicas",
         ),
     ];
     let mut invalid = Vec::new();

@@ -84,7 +84,7 @@ pub const DEFAULT_METRIC_WINDOW: &str = "2m";
         json_path = ".metadata.creationTimestamp"
     )
 )]
-#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas").field_path(".minReplicas"))]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingPolicySpec {
     /// The workload to scale. Only `apps/v1` `Deployment` in the policy's namespace is supported;

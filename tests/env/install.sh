@@ -77,15 +77,16 @@ fi
 mapfile -t more < <(missing_packages openssl)
 wanted+=("${more[@]}")
 
-# Kubernetes 1.37 from its Go modules (tests/env/build-k8s.sh) instead of the Debian-built 1.20.
-if [[ ${SCALEWISE_K8S_VERSION:-1.20} == 1.37 ]]; then
+# Kubernetes 1.37 from its Go modules (tests/env/build-k8s.sh), the default; the Debian-built
+# 1.20 with SCALEWISE_K8S_VERSION=1.20.
+if [[ ${SCALEWISE_K8S_VERSION:-1.37} == 1.37 ]]; then
   apt_install "${wanted[@]}"
   k8s_dir=$("$SCALEWISE_ROOT/tests/env/build-k8s.sh")
   printf 'ETCD_BIN=%q\nKUBE_APISERVER_BIN=%q\nKUBECTL_DIR=%q\n' "$k8s_dir/etcd" "$k8s_dir/kube-apiserver" "$k8s_dir"
   exit 0
 fi
-[[ ${SCALEWISE_K8S_VERSION:-1.20} == 1.20 ]] ||
-  die "SCALEWISE_K8S_VERSION=$SCALEWISE_K8S_VERSION: the test environment has 1.20 (Debian, the default) and 1.37 (Go modules)"
+[[ $SCALEWISE_K8S_VERSION == 1.20 ]] ||
+  die "SCALEWISE_K8S_VERSION=$SCALEWISE_K8S_VERSION: the test environment has 1.37 (from its Go modules, the default) and 1.20 (built from Debian's source)"
 
 # 2. Versions decide the cache keys; without package lists apt knows none.
 if [[ -z $(candidate_version etcd-server) ]] || ! kube_apiserver_key >/dev/null; then
