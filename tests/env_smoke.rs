@@ -367,3 +367,69 @@ async fn exporter_registered_by_file_sd_is_scraped_by_prometheus_and_victoriamet
         api.wait_for_value(&query, 13.0, WAIT).await;
     }
 }
+
+/// On the default environment (Kubernetes 1.37), a Deployment's pods are created by the real
+/// controllers, scheduled on the KWOK nodes and become Ready; on the Debian-built 1.20, which runs
+/// no controller-manager, none are created, as the README says. Against your cluster
+/// (SCALEWISE_E2E_CLUSTER=1) it needs KWOK nodes (annotation kwok.x-k8s.io/node=fake) there.
+#[tokio::test]
+async fn a_deployments_pods_become_ready_on_kwok_nodes() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    let env = TestEnv::new("kwok-pods").await;
+    let nodes = Api::<Node>::all(env.client.clone())
+        .list(&Default::default())
+        .await
+        .expect("list nodes");
+    let kwok = nodes
+        .items
+        .iter()
+        .filter(|n| {
+            n.annotations()
+                .get("kwok.x-k8s.io/node")
+                .map(String::as_str)
+                == Some("fake")
+        })
+        .count();
+    let version = env.client.apiserver_version().await.expect("/version");
+    if !support::e2e_cluster() && version.minor.trim_end_matches('+') == "20" {
+        assert_eq!(kwok, 0, "the 1.20 environment has no nodes");
+        return;
+    }
+    assert!(
+        kwok > 0,
+        "no KWOK node (annotation kwok.x-k8s.io/node=fake): this test needs KWOK managing fake nodes, as the default test environment does"
+    );
+    support::workload::create_deployment(&env, "web", 2).await;
+    let pods: Api<Pod> = env.api();
+    let ready = support::eventually("two Ready pods of web on KWOK nodes", WAIT, || async {
+        let list = pods.list(&Default::default()).await.ok()?;
+        let ready: Vec<(String, String)> = list
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
+            .map(|p| {
+                (
+                    p.name_any(),
+                    p.spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        (ready.len() == 2).then_some(ready)
+    })
+    .await;
+    for (pod, node) in &ready {
+        assert!(pod.starts_with("web-"), "{pod} is not web's");
+        assert!(node.starts_with("kwok-node-"), "{pod} runs on {node}");
+    }
+    let deployment = env.api::<Deployment>().get("web").await.expect("web");
+    let status = deployment.status.unwrap_or_default();
+    assert_eq!(status.ready_replicas, Some(2), "{status:?}");
+}
