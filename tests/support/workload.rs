@@ -3,14 +3,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::PostParams;
 
 use super::TestEnv;
 
-/// Creates Deployment `name` with `replicas` in the test's namespace. Its pod only sleeps (the
-/// local API server runs no pods at all; a real cluster runs them).
+/// Creates Deployment `name` with `replicas` in the test's namespace, its pods requesting 100m CPU
+/// and 64Mi memory. Its pod only sleeps: on the default test environment KWOK runs it on a fake
+/// node with no container, a real cluster runs it, and the Debian-built 1.20 runs no pods at all.
 pub async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
     let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
     let deployment = Deployment {
@@ -34,6 +36,15 @@ pub async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
                         name: "app".into(),
                         image: Some("busybox:1.36".into()),
                         command: Some(vec!["sleep".into(), "3600".into()]),
+                        // As real workloads declare them: what CPU and memory utilisation are
+                        // measured against, and what the scheduler places on the fake nodes.
+                        resources: Some(ResourceRequirements {
+                            requests: Some(BTreeMap::from([
+                                ("cpu".to_owned(), Quantity("100m".into())),
+                                ("memory".to_owned(), Quantity("64Mi".into())),
+                            ])),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }],
                     ..Default::default()
