@@ -429,7 +429,10 @@ async fn a_deployments_pods_become_ready_on_kwok_nodes() {
         assert!(pod.starts_with("web-"), "{pod} is not web's");
         assert!(node.starts_with("kwok-node-"), "{pod} runs on {node}");
     }
-    let deployment = env.api::<Deployment>().get("web").await.expect("web");
-    let status = deployment.status.unwrap_or_default();
-    assert_eq!(status.ready_replicas, Some(2), "{status:?}");
+    // The Deployment controller reports them in its status soon after.
+    support::eventually("web's status to count two ready replicas", WAIT, || async {
+        let deployment = env.api::<Deployment>().get("web").await.ok()?;
+        (deployment.status?.ready_replicas == Some(2)).then_some(())
+    })
+    .await;
 }
