@@ -259,7 +259,8 @@ fmt_value() {
 
 say "Every ${ROW_EVERY}s: the offered load (req/s), the Deployment's spec.replicas, the policy's desired replicas,"
 say "its metrics (cpu % of requests, p95 latency in seconds, error ratio) and its last decision."
-say "Lines with >> are scale decisions as they happen (TIME is seconds since the workload started)."
+say "Lines with >> are scale decisions as they happen (TIME is seconds since the workload started),"
+say "and the Deployment's Running pods whenever they change."
 say ""
 header
 rows=0
@@ -271,6 +272,19 @@ while :; do
   load=$(metric demo_offered_load_requests_per_second "$m")
   phase=$(sed -n 's/^demo_phase{phase="\([^"]*\)"} 1$/\1/p' <<<"$m")
   replicas=$(k get deploy "$NAME" -n "$NS" -o 'jsonpath={.spec.replicas}' 2>/dev/null || echo '?')
+  # The Deployment's pods as its ReplicaSets created them (on the test environment, running on
+  # KWOK's fake nodes), listed when they change.
+  running=$(k get pods -n "$NS" -l "app=$NAME" --field-selector=status.phase=Running -o name 2>/dev/null |
+    sed 's|^pod/||' | sort | tr '\n' ' ' || true)
+  if [[ $running != "${last_running-unset}" ]]; then
+    last_running=$running
+    count=$(wc -w <<<"$running")
+    if ((count > 0)); then
+      printf '  %5s  >> pods     %s Running: %s\n' "$(mmss "$t")" "$count" "${running% }"
+    else
+      printf '  %5s  >> pods     none Running (a cluster without controllers or nodes runs none)\n' "$(mmss "$t")"
+    fi
+  fi
   line=$(k get sp "$NAME" -n "$NS" -o "go-template=$sp_template" 2>/dev/null || true)
   desired="" action="" cpu="" p95="" errors="" message=""
   IFS=$'\x1f' read -r -a fields <<<"$line"
