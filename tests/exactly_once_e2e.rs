@@ -56,6 +56,16 @@ fn reasons(events: &[(String, String)], reason: &str) -> Vec<String> {
         .collect()
 }
 
+/// `scalewise run` without leader election, talking to the API server through `proxy`.
+fn behind(env: &TestEnv, proxy: &Proxy, identity: &str) -> Operator {
+    Operator::start_via(
+        env,
+        identity,
+        proxy.kubeconfig(),
+        &["--leader-election", "false"],
+    )
+}
+
 /// The note of the first event `reason` about the policy, once there is one.
 async fn first_event(env: &TestEnv, reason: &str) -> String {
     eventually(&format!("a {reason} event"), WAIT, || async {
@@ -89,12 +99,7 @@ async fn wait_metric(op: &Operator, name: &str, at_least: f64) {
 async fn status_writes_refused_outright_mean_no_scale_at_all() {
     let (env, _exporter, proxy) = setup("refused-status").await;
     proxy.refuse("PATCH", STATUS, "", 403);
-    let op = Operator::start_via(
-        &env,
-        "op",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let op = behind(&env, &proxy, "op");
     // Three evaluations decided to scale and could not record it.
     wait_metric(
         &op,
@@ -127,12 +132,7 @@ async fn a_status_write_failing_after_the_scale_loses_no_cooldown() {
     let (env, _exporter, proxy) = setup("status-after-scale").await;
     // Server-side apply of the status fails; the intent (a merge patch) goes through.
     proxy.refuse("PATCH", STATUS, "apply-patch", 500);
-    let op = Operator::start_via(
-        &env,
-        "op",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let op = behind(&env, &proxy, "op");
     wait_replicas(&env, 3, &op).await;
     // Three more reconciles, each deciding from the recorded intent, each failing to write.
     wait_metric(
@@ -185,24 +185,14 @@ async fn an_operator_killed_between_scale_and_status_is_succeeded_without_a_doub
     let (env, _exporter, proxy) = setup("kill-mid-scale").await;
     // Hold the status that records the first scale (no status before it has a last scale).
     let gate = proxy.hold("PATCH", STATUS, "apply-patch", "\"lastScaleTime\"");
-    let mut first = Operator::start_via(
-        &env,
-        "op-a",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let mut first = behind(&env, &proxy, "op-a");
     gate.wait_held(1, WAIT).await;
     assert_eq!(replicas(&env, "web").await, 3, "held after the scale");
     first.kill();
     gate.drop_all();
     proxy.heal();
 
-    let second = Operator::start_via(
-        &env,
-        "op-b",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let second = behind(&env, &proxy, "op-b");
     let recovered = first_event(&env, "IntentRecovered").await;
     assert!(recovered.contains("was made"), "{recovered}");
     // Its next evaluations hold at 3: the cooldown of the scale the first operator made.
@@ -225,12 +215,7 @@ async fn a_human_scale_during_a_reconcile_is_never_overwritten() {
     // No cooldown, and a maximum of 3 until the scale is held.
     let spec = json!({"maxReplicas": 3, "behavior": {"scaleOut": {"step": 1, "cooldown": "0s"}}});
     let (env, _exporter, proxy) = setup_with("human-mid-scale", spec).await;
-    let op = Operator::start_via(
-        &env,
-        "op",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let op = behind(&env, &proxy, "op");
     wait_replicas(&env, 3, &op).await;
     eventually("the scale to 3 recorded", WAIT, || async {
         let s = status(&env, "web").await;
@@ -470,12 +455,7 @@ async fn held_by_cooldown_after(
 #[tokio::test]
 async fn a_policy_watch_forced_to_relist_loses_nothing() {
     let (env, _exporter, proxy) = setup("watch-gone").await;
-    let op = Operator::start_via(
-        &env,
-        "op",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let op = behind(&env, &proxy, "op");
     wait_replicas(&env, 3, &op).await;
     let before = held_by_cooldown_after(&env, None).await;
     let gone = proxy.refuse_where("GET", "/scalingpolicies", "", "watch=", 410);
@@ -512,12 +492,7 @@ async fn a_policy_watch_forced_to_relist_loses_nothing() {
 async fn an_api_server_going_away_during_a_scale_out_loses_no_cooldown() {
     let (env, _exporter, proxy) = setup("apiserver-away").await;
     let gate = proxy.hold("PATCH", STATUS, "apply-patch", "\"lastScaleTime\"");
-    let op = Operator::start_via(
-        &env,
-        "op",
-        proxy.kubeconfig(),
-        &["--leader-election", "false"],
-    );
+    let op = behind(&env, &proxy, "op");
     gate.wait_held(1, WAIT).await;
     assert_eq!(replicas(&env, "web").await, 3, "held after the scale");
     let down = proxy.go_away();
