@@ -113,12 +113,10 @@ impl LeaseSettings {
     }
 }
 
-/// The holder of a Lease as last seen, and when, on this replica's monotonic clock.
+/// What a Lease said when this replica last saw it change, and when, on its monotonic clock.
 #[derive(Clone, Debug, PartialEq)]
 struct Observed {
-    holder: Option<String>,
-    renew_time: Option<MicroTime>,
-    transitions: Option<i32>,
+    record: Record,
     seen_at: Instant,
 }
 
@@ -171,25 +169,13 @@ fn judge(
     duration: Duration,
     now: Instant,
 ) -> (Verdict, Observed) {
-    let changed = observed.is_none_or(|o| {
-        o.holder != record.holder
-            || o.renew_time != record.renew_time
-            || o.transitions != record.transitions
-    });
-    let seen = if changed {
-        Observed {
-            holder: record.holder.clone(),
-            renew_time: record.renew_time.clone(),
-            transitions: record.transitions,
+    // A change of holder or renewTime restarts the lease duration from now.
+    let seen = match observed {
+        Some(o) if o.record == *record => o.clone(),
+        _ => Observed {
+            record: record.clone(),
             seen_at: now,
-        }
-    } else {
-        observed.cloned().unwrap_or(Observed {
-            holder: record.holder.clone(),
-            renew_time: record.renew_time.clone(),
-            transitions: record.transitions,
-            seen_at: now,
-        })
+        },
     };
     let verdict = match record.holder.as_deref() {
         None => Verdict::Take,
@@ -282,11 +268,8 @@ impl Elector {
     }
 
     fn observe_own(&mut self, lease: &Lease) {
-        let record = Record::of(lease.spec.as_ref());
         self.observed = Some(Observed {
-            holder: record.holder,
-            renew_time: record.renew_time,
-            transitions: record.transitions,
+            record: Record::of(lease.spec.as_ref()),
             seen_at: Instant::now(),
         });
     }
