@@ -85,24 +85,17 @@ impl Writer<'_> {
             .await
             .and_then(|r| r);
             if let Err(e) = made {
-                if e.certainly_not_applied()
-                    && let Ok(left) = self.ensure_leader("intent")
-                {
-                    match bounded(left, "intent", write_intent(&policies, &name, None)).await {
-                        Ok(Ok(())) => {
+                if e.certainly_not_applied() {
+                    match self.clear_intent(&policies, &name).await {
+                        Ok(()) => {
                             let mut cleared = scale.intent.clone();
                             cleared.pending_scale = None;
                             self.wrote(object, &cleared);
                         }
-                        Ok(Err(clear)) => warn!(
+                        Err(clear) => warn!(
                             namespace,
                             name,
                             "cannot clear the intent of a scale not made (the next evaluation judges it): {clear}"
-                        ),
-                        Err(timeout) => warn!(
-                            namespace,
-                            name,
-                            "cannot clear the intent of a scale not made (the next evaluation judges it): {timeout}"
                         ),
                     }
                 }
@@ -125,21 +118,15 @@ impl Writer<'_> {
             .as_ref()
             .and_then(|s| s.intent.pending_scale.clone())
             .or_else(|| plan.recovered.as_ref().map(|r| r.intent.clone()));
-        if let Some(intent) = intent {
-            let cleared = match self.ensure_leader("intent") {
-                Ok(left) => bounded(left, "intent", write_intent(&policies, &name, None))
-                    .await
-                    .and_then(|r| r.map_err(Error::StatusWrite)),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = cleared {
-                if let Some(status) = &plan.status {
-                    let mut both = status.clone();
-                    both.pending_scale = Some(intent);
-                    self.wrote(object, &both);
-                }
-                return Err(e);
+        if let Some(intent) = intent
+            && let Err(e) = self.clear_intent(&policies, &name).await
+        {
+            if let Some(status) = &plan.status {
+                let mut both = status.clone();
+                both.pending_scale = Some(intent);
+                self.wrote(object, &both);
             }
+            return Err(e);
         }
         if let Some(status) = &plan.status {
             self.wrote(object, status);
@@ -147,6 +134,14 @@ impl Writer<'_> {
         self.publish_all(&object.object_ref(&()), &plan.events)
             .await;
         Ok(())
+    }
+
+    /// Removes the intent from the status of policy `name`, if this replica may still write.
+    async fn clear_intent(&self, policies: &Api<ScalingPolicy>, name: &str) -> Result<(), Error> {
+        let left = self.ensure_leader("intent")?;
+        bounded(left, "intent", write_intent(policies, name, None))
+            .await?
+            .map_err(Error::StatusWrite)
     }
 
     /// Remembers the status just written for `object`, so that the next evaluation never starts
