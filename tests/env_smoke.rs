@@ -6,6 +6,7 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -13,7 +14,7 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         coordination::v1::{Lease, LeaseSpec},
-        core::v1::{Container, PodSpec, PodTemplateSpec},
+        core::v1::{Container, Pod, PodSpec, PodTemplateSpec},
     },
     apimachinery::pkg::apis::meta::v1::{LabelSelector, MicroTime, ObjectMeta},
     jiff::Timestamp,
@@ -29,8 +30,10 @@ use support::{
     TestEnv, crd_resource,
     exporter::Exporter,
     install_crd,
+    kwok::{self, FakeNode},
     metrics::{Series, now_ms},
     repo_path,
+    workload::{self, Pods},
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -369,65 +372,43 @@ async fn exporter_registered_by_file_sd_is_scraped_by_prometheus_and_victoriamet
 }
 
 /// On the default environment (Kubernetes 1.37), a Deployment's pods are created by the real
-/// controllers, scheduled on the KWOK nodes and become Ready; on the Debian-built 1.20, which runs
-/// no controller-manager, none are created, as the README says. Against your cluster
-/// (SCALEWISE_E2E_CLUSTER=1) it needs KWOK nodes (annotation kwok.x-k8s.io/node=fake) there.
+/// controllers, scheduled on the test's own KWOK node and become Ready; on the Debian-built 1.20,
+/// which runs no controller-manager, none are created, as the README says. Against your cluster
+/// (SCALEWISE_E2E_CLUSTER=1) it needs KWOK there, and fails saying so.
 #[tokio::test]
 async fn a_deployments_pods_become_ready_on_kwok_nodes() {
-    use k8s_openapi::api::core::v1::{Node, Pod};
     let env = TestEnv::new("kwok-pods").await;
-    let nodes = Api::<Node>::all(env.client.clone())
-        .list(&Default::default())
-        .await
-        .expect("list nodes");
-    let kwok = nodes
-        .items
-        .iter()
-        .filter(|n| {
-            n.annotations()
-                .get("kwok.x-k8s.io/node")
-                .map(String::as_str)
-                == Some("fake")
-        })
-        .count();
-    let version = env.client.apiserver_version().await.expect("/version");
-    if !support::e2e_cluster() && version.minor.trim_end_matches('+') == "20" {
-        assert_eq!(kwok, 0, "the 1.20 environment has no nodes");
+    if kwok::no_pods_here(&env).await {
         return;
     }
-    assert!(
-        kwok > 0,
-        "no KWOK node (annotation kwok.x-k8s.io/node=fake): this test needs KWOK managing fake nodes, as the default test environment does"
-    );
-    support::workload::create_deployment(&env, "web", 2).await;
-    let pods: Api<Pod> = env.api();
-    let ready = support::eventually("two Ready pods of web on KWOK nodes", WAIT, || async {
-        let list = pods.list(&Default::default()).await.ok()?;
-        let ready: Vec<(String, String)> = list
-            .items
-            .iter()
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            })
-            .map(|p| {
-                (
-                    p.name_any(),
-                    p.spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.clone())
-                        .unwrap_or_default(),
-                )
-            })
+    let node = FakeNode::create(&env).await;
+    let pods = Pods {
+        node: Some(&node),
+        ..Pods::default()
+    };
+    workload::create_deployment_with(&env, "web", 2, &pods).await;
+    let ready = support::eventually("two Ready pods of web on the KWOK node", WAIT, || async {
+        let ready: Vec<Pod> = workload::pods(&env, "web")
+            .await
+            .into_iter()
+            .filter(workload::is_ready)
             .collect();
         (ready.len() == 2).then_some(ready)
     })
     .await;
-    for (pod, node) in &ready {
-        assert!(pod.starts_with("web-"), "{pod} is not web's");
-        assert!(node.starts_with("kwok-node-"), "{pod} runs on {node}");
+    for pod in &ready {
+        let on = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+        assert!(
+            pod.name_any().starts_with("web-"),
+            "{} is not web's",
+            pod.name_any()
+        );
+        assert_eq!(
+            on.as_deref(),
+            Some(node.name.as_str()),
+            "{}",
+            pod.name_any()
+        );
     }
     // The Deployment controller reports them in its status soon after.
     support::eventually("web's status to count two ready replicas", WAIT, || async {
@@ -435,4 +416,115 @@ async fn a_deployments_pods_become_ready_on_kwok_nodes() {
         (deployment.status?.ready_replicas == Some(2)).then_some(())
     })
     .await;
+}
+
+/// The pod behaviours tests can ask KWOK for (tests/env/kwok/test-stages.yaml): slow to become
+/// ready, never ready (also after being Ready), failing and replaced, and a rolling update that
+/// replaces every pod with one of a new ReplicaSet.
+#[tokio::test]
+async fn pods_can_be_slow_unready_or_failing_and_a_rollout_replaces_them() {
+    let env = TestEnv::new("kwok-chaos").await;
+    if kwok::no_pods_here(&env).await {
+        return;
+    }
+    let node = FakeNode::create(&env).await;
+    let annotated = |key: &str, value: &str| Pods {
+        node: Some(&node),
+        annotations: BTreeMap::from([(key.to_owned(), value.to_owned())]),
+    };
+    workload::create_deployment_with(&env, "slow", 1, &annotated(kwok::READY_AFTER, "8s")).await;
+    workload::create_deployment_with(&env, "never", 1, &annotated(kwok::READY_AFTER, "never"))
+        .await;
+    workload::create_deployment_with(&env, "crash", 1, &annotated(kwok::FAIL_AFTER, "3s")).await;
+    workload::create_deployment_with(
+        &env,
+        "steady",
+        2,
+        &Pods {
+            node: Some(&node),
+            ..Pods::default()
+        },
+    )
+    .await;
+
+    // Running but not Ready at first, then Ready once its delay is over.
+    let running_unready = |pod: &Pod| {
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            && !workload::is_ready(pod)
+    };
+    support::eventually("slow's pod Running and not Ready", WAIT, || async {
+        let pods = workload::pods(&env, "slow").await;
+        pods.iter().any(running_unready).then_some(())
+    })
+    .await;
+    support::eventually("slow's pod Ready after its delay", WAIT, || async {
+        let pods = workload::pods(&env, "slow").await;
+        pods.iter().any(workload::is_ready).then_some(())
+    })
+    .await;
+    let never = workload::pods(&env, "never").await;
+    assert!(
+        never.iter().all(running_unready) && !never.is_empty(),
+        "never's pods are Running and not Ready: {never:?}"
+    );
+    // A failing pod is Failed, and its ReplicaSet makes another.
+    support::eventually(
+        "a Failed pod of crash and its replacement",
+        WAIT,
+        || async {
+            let pods = workload::pods(&env, "crash").await;
+            let failed = pods
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"))
+                .count();
+            (failed >= 1 && pods.len() > failed).then_some(())
+        },
+    )
+    .await;
+
+    // A Ready pod annotated "never" turns unready.
+    let steady = support::eventually("two Ready pods of steady", WAIT, || async {
+        let pods = workload::pods(&env, "steady").await;
+        (pods.iter().filter(|p| workload::is_ready(p)).count() == 2).then_some(pods)
+    })
+    .await;
+    let first = steady[0].name_any();
+    let patch = serde_json::json!({"metadata": {"annotations": {kwok::READY_AFTER: "never"}}});
+    env.api::<Pod>()
+        .patch(&first, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate a pod");
+    support::eventually("the annotated pod of steady unready", WAIT, || async {
+        let pod = env.api::<Pod>().get(&first).await.ok()?;
+        (!workload::is_ready(&pod)).then_some(())
+    })
+    .await;
+
+    // A rolling update: every pod replaced by one of a new ReplicaSet, Ready.
+    let before: Vec<String> = workload::pods(&env, "steady")
+        .await
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+    workload::rollout_restart(&env, "steady", "2026-12-01T00:00:00Z").await;
+    support::eventually("steady rolled out to two new Ready pods", WAIT, || async {
+        let pods = workload::pods(&env, "steady").await;
+        let live: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        (live.len() == 2
+            && live
+                .iter()
+                .all(|p| workload::is_ready(p) && !before.contains(&p.name_any())))
+        .then_some(())
+    })
+    .await;
+    let deployment = env
+        .api::<Deployment>()
+        .get("steady")
+        .await
+        .expect("get steady");
+    let status = deployment.status.unwrap_or_default();
+    assert_eq!(status.updated_replicas, Some(2), "{status:?}");
 }

@@ -18,9 +18,11 @@ fi
 stop_env() {
   local state=$1
   [[ -d $state ]] || return 0
-  # The API server's clients (KWOK, the scheduler, the controller-manager) first, so that it
-  # has no watch left to drain; then the API server, before its etcd; the rest together.
-  stop_pidfiles "$state/kwok.pid" "$state/kube-scheduler.pid" "$state/kube-controller-manager.pid"
+  # The API server's clients (KWOK, the scheduler, the controller-manager, prometheus-adapter)
+  # first, so that it has no watch left to drain; then the API server, before its etcd; the
+  # rest together.
+  stop_pidfiles "$state/kwok.pid" "$state/kube-scheduler.pid" "$state/kube-controller-manager.pid" \
+    "$state/prometheus-adapter.pid"
   stop_pidfiles "$state/kube-apiserver.pid"
   stop_pidfiles "$state"/*.pid
   rm -rf "$state"

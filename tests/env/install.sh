@@ -12,6 +12,7 @@
 # Progress goes to stderr. Stdout gets eval-able lines naming the binaries:
 #   ETCD_BIN=...  KUBE_APISERVER_BIN=...   (empty with SCALEWISE_E2E_CLUSTER=1)
 #   KUBECTL_DIR=...                         (with SCALEWISE_K8S_VERSION=1.37: its kubectl's directory)
+#   ADAPTER_BIN=...                         (with SCALEWISE_K8S_VERSION=1.37: prometheus-adapter)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mkdir -p "$SCALEWISE_CACHE"
@@ -82,7 +83,9 @@ wanted+=("${more[@]}")
 if [[ ${SCALEWISE_K8S_VERSION:-1.37} == 1.37 ]]; then
   apt_install "${wanted[@]}"
   k8s_dir=$("$SCALEWISE_ROOT/tests/env/build-k8s.sh")
-  printf 'ETCD_BIN=%q\nKUBE_APISERVER_BIN=%q\nKUBECTL_DIR=%q\n' "$k8s_dir/etcd" "$k8s_dir/kube-apiserver" "$k8s_dir"
+  adapter_bin=$("$SCALEWISE_ROOT/tests/env/build-adapter.sh")
+  printf 'ETCD_BIN=%q\nKUBE_APISERVER_BIN=%q\nKUBECTL_DIR=%q\nADAPTER_BIN=%q\n' \
+    "$k8s_dir/etcd" "$k8s_dir/kube-apiserver" "$k8s_dir" "$adapter_bin"
   exit 0
 fi
 [[ $SCALEWISE_K8S_VERSION == 1.20 ]] ||

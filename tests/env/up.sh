@@ -34,7 +34,7 @@ if [[ -f $STATE/env ]]; then
   "$SCALEWISE_ROOT/tests/env/down.sh" "$STATE"
 fi
 
-ETCD_BIN="" KUBE_APISERVER_BIN="" KUBECTL_DIR=""
+ETCD_BIN="" KUBE_APISERVER_BIN="" KUBECTL_DIR="" ADAPTER_BIN=""
 eval "$("$SCALEWISE_ROOT/tests/env/install.sh")"
 
 mkdir -p "$STATE"
@@ -72,7 +72,7 @@ start_with_retries() {
 
 t0=$(date +%s%N)
 # Set by free_port (printf -v) in the NAME_start functions.
-etcd_port="" etcd_peer_port="" apiserver_port="" prometheus_port="" vm_port=""
+etcd_port="" etcd_peer_port="" apiserver_port="" prometheus_port="" vm_port="" adapter_port=""
 
 # --- etcd and kube-apiserver --------------------------------------------------
 if ! e2e_cluster; then
@@ -113,8 +113,47 @@ if ! e2e_cluster; then
   mkdir -p "$STATE/apiserver-certs"
 
   # 1.20 still has an insecure port, to be turned off; later releases dropped the flag.
-  insecure_port=(--insecure-port 0)
-  [[ -z $KUBECTL_DIR ]] || insecure_port=()
+  version_flags=(--insecure-port 0)
+  if [[ -n $KUBECTL_DIR ]]; then
+    # The aggregation layer, for prometheus-adapter (started after Prometheus, below): the API
+    # server proxies /apis/metrics.k8s.io and /apis/external.metrics.k8s.io to it, presenting
+    # the front-proxy client certificate "front-proxy-client" signed by a CA of its own; the
+    # adapter trusts the user named in its X-Remote-* headers because it reads that CA from the
+    # ConfigMap kube-system/extension-apiserver-authentication the API server publishes.
+    certs=$STATE/front-proxy
+    mkdir -p "$certs"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=front-proxy-ca \
+      -keyout "$certs/ca.key" -out "$certs/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=front-proxy-client \
+      -keyout "$certs/client.key" -out "$certs/client.csr" 2>/dev/null
+    openssl x509 -req -in "$certs/client.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" \
+      -CAcreateserial -days 2 -extfile <(printf 'extendedKeyUsage=clientAuth\n') \
+      -out "$certs/client.crt" 2>/dev/null
+    # Every request's user, verb and resource (metadata only), to count each client's calls.
+    cat >"$STATE/audit-policy.yaml" <<'AUDIT'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+AUDIT
+    version_flags=(
+      --requestheader-client-ca-file "$certs/ca.crt"
+      --requestheader-allowed-names front-proxy-client
+      --requestheader-username-headers X-Remote-User
+      --requestheader-group-headers X-Remote-Group
+      --requestheader-extra-headers-prefix X-Remote-Extra-
+      --proxy-client-cert-file "$certs/client.crt"
+      --proxy-client-key-file "$certs/client.key"
+      --audit-policy-file "$STATE/audit-policy.yaml"
+      --audit-log-path "$STATE/audit.log"
+      --audit-log-format json
+      --audit-log-maxsize 200
+      --audit-log-maxbackup 1
+    )
+    adapter_token=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+    printf '%s,scalewise-prometheus-adapter,scalewise-prometheus-adapter\n' "$adapter_token" >>"$STATE/tokens.csv"
+  fi
   kube_apiserver_start() {
     free_port apiserver_port
     rm -f "$STATE/apiserver-certs/"*
@@ -122,7 +161,7 @@ if ! e2e_cluster; then
       --etcd-servers "http://127.0.0.1:$etcd_port" \
       --bind-address 127.0.0.1 \
       --secure-port "$apiserver_port" \
-      "${insecure_port[@]}" \
+      "${version_flags[@]}" \
       --cert-dir "$STATE/apiserver-certs" \
       --service-account-issuer https://kubernetes.default.svc.cluster.local \
       --service-account-key-file "$STATE/service-account.key" \
@@ -211,6 +250,7 @@ KUBECONFIG
       pid=$(start_server kwok "$STATE/kwok.log" "$k8s_bin/kwok" \
         --kubeconfig "$STATE/kubeconfig" \
         --config "$k8s_bin/kwok-stages.yaml" \
+        --config "$SCALEWISE_ROOT/tests/env/kwok/test-stages.yaml" \
         --node-lease-duration-seconds=40 \
         --manage-all-nodes=false \
         --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
@@ -309,6 +349,143 @@ victoria_metrics_start() {
 }
 victoria_metrics_ready() { curl -fsS "http://127.0.0.1:$vm_port/health" | grep -qx OK; }
 start_with_retries victoria-metrics 30
+
+# --- prometheus-adapter: metrics.k8s.io and external.metrics.k8s.io for the real HPA ---------
+# Resource metrics (pod CPU and memory) from the cAdvisor-style series in Prometheus, and
+# external metrics from chosen queries, so the HPA in kube-controller-manager scales from the
+# same Prometheus as scalewise. The API server reaches the adapter through the APIServices'
+# Service kube-system/prometheus-adapter, of type ExternalName "localhost": with aggregator
+# routing off the API server dials the Service's externalName at the APIService's port, here
+# the adapter's port on 127.0.0.1, and checks the adapter's certificate (made here, for
+# localhost and prometheus-adapter.kube-system.svc) against the APIService's caBundle.
+if [[ -n $ADAPTER_BIN ]] && ! e2e_cluster; then
+  identity_kubeconfig prometheus-adapter scalewise-prometheus-adapter "$adapter_token"
+  kubectl_ apply -f - >/dev/null <<'RBAC'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: scalewise-prometheus-adapter}
+rules:
+  - apiGroups: ["", "apps"]
+    resources: [pods, nodes, namespaces, services, deployments, replicasets, statefulsets]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: scalewise-prometheus-adapter}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: scalewise-prometheus-adapter}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: scalewise-prometheus-adapter}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: scalewise-prometheus-adapter:auth-delegator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: scalewise-prometheus-adapter}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: scalewise-prometheus-adapter:auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: scalewise-prometheus-adapter}]
+RBAC
+  adapter_certs=$STATE/prometheus-adapter
+  mkdir -p "$adapter_certs"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=prometheus-adapter \
+    -addext "subjectAltName=DNS:localhost,DNS:prometheus-adapter.kube-system.svc,IP:127.0.0.1" \
+    -keyout "$adapter_certs/tls.key" -out "$adapter_certs/tls.crt" 2>/dev/null
+  # Windows of 1 minute, as scalewise's cpu metric reads by default.
+  cat >"$adapter_certs/config.yaml" <<'ADAPTER'
+rules: []
+resourceRules:
+  cpu:
+    containerQuery: sum by (<<.GroupBy>>) (rate(container_cpu_usage_seconds_total{container!="",<<.LabelMatchers>>}[1m]))
+    nodeQuery: sum by (<<.GroupBy>>) (rate(container_cpu_usage_seconds_total{id="/",<<.LabelMatchers>>}[1m]))
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+        pod: {resource: pod}
+        node: {resource: node}
+    containerLabel: container
+  memory:
+    containerQuery: sum by (<<.GroupBy>>) (container_memory_working_set_bytes{container!="",<<.LabelMatchers>>})
+    nodeQuery: sum by (<<.GroupBy>>) (container_memory_working_set_bytes{id="/",<<.LabelMatchers>>})
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+        pod: {resource: pod}
+        node: {resource: node}
+    containerLabel: container
+  window: 1m
+externalRules:
+  # Requests per second of a service, summed over its pods: http_requests_per_second{service=...}.
+  - seriesQuery: 'http_requests_total{namespace!=""}'
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+    name: {matches: ^http_requests_total$, as: http_requests_per_second}
+    metricsQuery: sum by (<<.GroupBy>>) (rate(<<.Series>>{<<.LabelMatchers>>}[1m]))
+  # A test's own gauge, with all its labels: scalewise_test_external{namespace=..., ...}.
+  - seriesQuery: 'scalewise_test_external{namespace!=""}'
+    resources:
+      overrides:
+        namespace: {resource: namespace}
+    metricsQuery: <<.Series>>{<<.LabelMatchers>>}
+ADAPTER
+  prometheus_adapter_start() {
+    free_port adapter_port
+    pid=$(start_server prometheus-adapter "$STATE/prometheus-adapter.log" "$ADAPTER_BIN" \
+      --secure-port "$adapter_port" \
+      --bind-address 127.0.0.1 \
+      --tls-cert-file "$adapter_certs/tls.crt" \
+      --tls-private-key-file "$adapter_certs/tls.key" \
+      --lister-kubeconfig "$STATE/prometheus-adapter.kubeconfig" \
+      --authentication-kubeconfig "$STATE/prometheus-adapter.kubeconfig" \
+      --authorization-kubeconfig "$STATE/prometheus-adapter.kubeconfig" \
+      --prometheus-url "http://127.0.0.1:$prometheus_port" \
+      --metrics-relist-interval 5s \
+      --config "$adapter_certs/config.yaml")
+  }
+  prometheus_adapter_ready() {
+    curl -fsS --cacert "$adapter_certs/tls.crt" "https://localhost:$adapter_port/readyz" >/dev/null 2>&1
+  }
+  start_with_retries prometheus-adapter 60
+  ca_bundle=$(base64 -w0 "$adapter_certs/tls.crt")
+  kubectl_ apply -f - >/dev/null <<APISERVICES
+apiVersion: v1
+kind: Service
+metadata: {name: prometheus-adapter, namespace: kube-system}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{name: https, port: $adapter_port, protocol: TCP}]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  service: {name: prometheus-adapter, namespace: kube-system, port: $adapter_port}
+  caBundle: $ca_bundle
+  groupPriorityMinimum: 100
+  versionPriority: 100
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  service: {name: prometheus-adapter, namespace: kube-system, port: $adapter_port}
+  caBundle: $ca_bundle
+  groupPriorityMinimum: 100
+  versionPriority: 100
+APISERVICES
+  kubectl_ wait --for=condition=Available --timeout=60s \
+    apiservice/v1beta1.metrics.k8s.io apiservice/v1beta1.external.metrics.k8s.io >/dev/null ||
+    die "the API server cannot reach prometheus-adapter; see $STATE/prometheus-adapter.log and $STATE/kube-apiserver.log"
+  log "prometheus-adapter serves metrics.k8s.io and external.metrics.k8s.io through the API server"
+  add_export SCALEWISE_AUDIT_LOG "$STATE/audit.log"
+fi
 
 add_export SCALEWISE_PROMETHEUS_URL "http://127.0.0.1:$prometheus_port"
 add_export SCALEWISE_VICTORIAMETRICS_URL "http://127.0.0.1:$vm_port"

@@ -16,8 +16,10 @@
 
 pub mod exporter;
 pub mod http;
+pub mod kwok;
 pub mod metrics;
 pub mod operator;
+pub mod pod_series;
 pub mod policies;
 pub mod promdata;
 pub mod proxy;
@@ -294,30 +296,44 @@ async fn reload(api: &PromApi) {
 
 impl Drop for TestEnv {
     /// Deletes the namespace (best effort), so that runs against a real
-    /// cluster leave nothing behind. The test's runtime may be gone or busy,
-    /// hence a thread with its own runtime and client.
+    /// cluster leave nothing behind.
     fn drop(&mut self) {
-        let config = self.kube_config.clone();
-        let namespace = self.namespace.clone();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+        delete_when_dropped::<Namespace>(&self.kube_config, &self.namespace);
+    }
+}
+
+/// Deletes cluster-scoped object `name` of kind `K` (best effort, within 10 s), from a `Drop`:
+/// the test's runtime may be gone or busy, hence a thread with its own runtime and client.
+pub(crate) fn delete_when_dropped<K>(config: &Config, name: &str)
+where
+    K: Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    <K as Resource>::DynamicType: Default,
+{
+    let config = config.clone();
+    let name = name.to_owned();
+    let cleanup = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let Ok(client) = Client::try_from(config) else {
                 return;
             };
-            runtime.block_on(async move {
-                let Ok(client) = Client::try_from(config) else {
-                    return;
-                };
-                let namespaces = Api::<Namespace>::all(client);
-                let params = DeleteParams::background();
-                let delete = namespaces.delete(&namespace, &params);
-                let _ = tokio::time::timeout(Duration::from_secs(10), delete).await;
-            });
+            let objects = Api::<K>::all(client);
+            let params = DeleteParams::background();
+            let delete = objects.delete(&name, &params);
+            let _ = tokio::time::timeout(Duration::from_secs(10), delete).await;
         });
-        let _ = cleanup.join();
-    }
+    });
+    let _ = cleanup.join();
 }
 
 /// Creates the CRD from `crds/scalingpolicy.yaml` (or replaces it with that

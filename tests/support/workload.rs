@@ -3,18 +3,44 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::PostParams;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
 
 use super::TestEnv;
+use super::kwok::FakeNode;
+
+/// The name of the pods' one container.
+pub const CONTAINER: &str = "app";
 
 /// Creates Deployment `name` with `replicas` in the test's namespace, its pods requesting 100m CPU
 /// and 64Mi memory. Its pod only sleeps: on the default test environment KWOK runs it on a fake
 /// node with no container, a real cluster runs it, and the Debian-built 1.20 runs no pods at all.
 pub async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
+    create_deployment_with(env, name, replicas, &Pods::default()).await;
+}
+
+/// Where a Deployment's pods run and how they behave there.
+#[derive(Default)]
+pub struct Pods<'a> {
+    /// The test's own fake node, the only one they may run on.
+    pub node: Option<&'a FakeNode>,
+    /// Annotations of the pod template, e.g. [`kwok::READY_AFTER`](super::kwok::READY_AFTER).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// [`create_deployment`], with the pods' node and annotations.
+pub async fn create_deployment_with(env: &TestEnv, name: &str, replicas: i32, pods: &Pods<'_>) {
     let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
+    let (node_selector, tolerations) = match pods.node {
+        Some(node) => {
+            let (selector, toleration) = node.pins();
+            (Some(selector), Some(vec![toleration]))
+        }
+        None => (None, None),
+    };
     let deployment = Deployment {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -29,11 +55,14 @@ pub async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: (!pods.annotations.is_empty()).then(|| pods.annotations.clone()),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
+                    node_selector,
+                    tolerations,
                     containers: vec![Container {
-                        name: "app".into(),
+                        name: CONTAINER.into(),
                         image: Some("busybox:1.36".into()),
                         command: Some(vec!["sleep".into(), "3600".into()]),
                         // As real workloads declare them: what CPU and memory utilisation are
@@ -58,6 +87,42 @@ pub async fn create_deployment(env: &TestEnv, name: &str, replicas: i32) {
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap_or_else(|e| panic!("cannot create Deployment {name}: {e}"));
+}
+
+/// Starts a rolling update of Deployment `name`, as `kubectl rollout restart` does: a new pod
+/// template annotation, so the Deployment controller makes a new ReplicaSet and replaces the pods
+/// (with the default strategy, at most 25% more and 25% fewer than desired at a time).
+pub async fn rollout_restart(env: &TestEnv, name: &str, at: &str) {
+    let patch = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": at,
+    }}}}});
+    env.api::<Deployment>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("cannot restart Deployment {name}: {e}"));
+}
+
+/// The pods of Deployment `name` (label `app=<name>`) in the test's namespace.
+pub async fn pods(env: &TestEnv, name: &str) -> Vec<Pod> {
+    pods_in(&env.client, &env.namespace, name).await
+}
+
+/// The pods of Deployment `name` in `namespace` (none when they cannot be listed: the caller
+/// polls).
+pub async fn pods_in(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("app={name}")))
+        .await
+        .map(|list| list.items)
+        .unwrap_or_default()
+}
+
+/// Whether `pod`'s Ready condition is True.
+pub fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The replicas of Deployment `name`, read through `/scale` as the operator reads them.
