@@ -6,10 +6,14 @@
 //! cargo run --example demo_workload -- --listen 127.0.0.1:9400 --namespace demo --deployment web
 //! ```
 //!
-//! Every second it reads the Deployment's `spec.replicas` from the API server (KUBECONFIG) and
-//! keeps one simulated pod per replica, named as a ReplicaSet names its pods
-//! (`web-<hash>-<suffix>`, a fresh name for every new pod, the newest removed first). The offered
-//! load follows a curve (all times from the workload's start, every number a flag):
+//! Every second it reads the Deployment's Running pods from the API server (KUBECONFIG): those
+//! its ReplicaSets created, which on the test environment run on KWOK's fake nodes. The load is
+//! shared among the Ready ones, as a Service shares it; a pod that is not Ready yet gets none
+//! and uses no CPU. With `--pods simulated` (for a cluster that runs no pods, like the
+//! Debian-built 1.20 test environment) it reads `spec.replicas` instead and keeps one simulated
+//! pod per replica, named as a ReplicaSet names its pods (`web-<hash>-<suffix>`, a fresh name for
+//! every new pod, the newest removed first). The offered load follows a curve (all times from
+//! the workload's start, every number a flag):
 //!
 //! ```text
 //!  req/s
@@ -22,8 +26,8 @@
 //!
 //! and is split evenly over the pods. The service model, per pod:
 //!
-//! - it serves at most `--capacity` requests per second (50); utilisation `u = load / (replicas *
-//!   capacity)`;
+//! - it serves at most `--capacity` requests per second (50); utilisation `u = load / (ready pods
+//!   * capacity)`;
 //! - CPU: the container requests `--cpu-request` cores (0.5, as `examples/demo/deployment.yaml`
 //!   says) and uses `cpu-request * min(u, 1)` (its limit equals its request), so the `cpu` metric
 //!   reads `100 * min(u, 1)` percent;
@@ -35,8 +39,11 @@
 //! and an instrumented HTTP service; counters are floats advanced by rate x elapsed time, so
 //! `rate()` over them returns the model's rates):
 //!
-//! - `container_cpu_usage_seconds_total{container="web"}`
-//! - `kube_pod_container_resource_requests{container="web", resource="cpu", unit="core"}`
+//! - `container_cpu_usage_seconds_total{container="web"}`,
+//!   `container_memory_working_set_bytes{container="web"}` (128 MiB)
+//! - `kube_pod_container_resource_requests{container="web", resource="cpu"|"memory"}` (0.5 core,
+//!   256 MiB), `kube_pod_status_ready{condition="true"|"false"}`, `kube_pod_owner{owner_kind=
+//!   "ReplicaSet", owner_name}`, `kube_replicaset_owner{replicaset, owner_kind="Deployment"}`
 //! - `http_requests_total{service="web", code="200"|"503"}`
 //! - `http_request_duration_seconds_bucket{service="web", le=...}`, `_sum`, `_count`
 //! - `demo_*` gauges for the demo script: offered load, replicas seen, elapsed time, the curve.
@@ -52,7 +59,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Parser;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod as K8sPod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ListParams;
 use kube::{Api, Client};
 use scalewise::api::duration::parse_duration;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -65,6 +75,9 @@ const BUCKETS: [f64; 11] = [
 const MAX_QUEUE_UTILISATION: f64 = 0.95;
 /// The container's name in every container-level series.
 const CONTAINER: &str = "web";
+/// Memory each pod requests (examples/demo/deployment.yaml) and uses: 256 MiB and half of it.
+const MEMORY_REQUEST_BYTES: f64 = 268_435_456.0;
+const MEMORY_USED_BYTES: f64 = 134_217_728.0;
 
 #[derive(Debug, Parser)]
 #[command(about = "The simulated web service of `make demo`")]
@@ -75,9 +88,14 @@ struct Args {
     /// The Deployment's namespace.
     #[arg(long, default_value = "demo")]
     namespace: String,
-    /// The Deployment whose spec.replicas decides the number of pods.
+    /// The Deployment whose pods serve the load.
     #[arg(long, default_value = "web")]
     deployment: String,
+    /// Where the pods come from: `cluster`, the Deployment's Running pods as its ReplicaSets
+    /// created them, sharing the load among the Ready ones; `simulated`, one pod per
+    /// spec.replicas, named as a ReplicaSet would (for a cluster that runs no pods).
+    #[arg(long, value_enum, default_value_t = PodSource::Cluster)]
+    pods: PodSource,
     /// The `service` label of the HTTP series. Default: the Deployment's name.
     #[arg(long)]
     service: Option<String>,
@@ -234,10 +252,14 @@ impl Service {
     }
 }
 
-/// One simulated pod's counters.
+/// One pod's counters.
 #[derive(Clone, Debug, PartialEq)]
 struct Pod {
     name: String,
+    /// The ReplicaSet that owns it.
+    replicaset: String,
+    /// Whether it is Ready: only Ready pods get traffic (and use CPU), as behind a Service.
+    ready: bool,
     cpu_seconds: f64,
     ok: f64,
     errors: f64,
@@ -247,9 +269,11 @@ struct Pod {
 }
 
 impl Pod {
-    fn new(name: String) -> Self {
+    fn new(name: String, replicaset: String) -> Self {
         Pod {
             name,
+            replicaset,
+            ready: true,
             cpu_seconds: 0.0,
             ok: 0.0,
             errors: 0.0,
@@ -352,8 +376,8 @@ impl Sim {
             return;
         }
         let load = self.curve.load(self.now + dt / 2.0);
-        if let Some(rates) = self.service.per_pod(load, self.pods.len()) {
-            for pod in &mut self.pods {
+        if let Some(rates) = self.service.per_pod(load, self.ready_pods()) {
+            for pod in self.pods.iter_mut().filter(|p| p.ready) {
                 pod.advance(&rates, self.service.queue_timeout, dt);
             }
         }
@@ -376,8 +400,29 @@ impl Sim {
                     break name;
                 }
             };
-            self.pods.push(Pod::new(name));
+            let replicaset = format!("{}-{}", self.deployment, self.template_hash);
+            self.pods.push(Pod::new(name, replicaset));
         }
+    }
+
+    /// Takes the pods as the cluster has them: counters kept for the pods still there, fresh
+    /// ones for new pods, none for pods gone.
+    fn set_pods(&mut self, observed: Vec<ObservedPod>) {
+        self.replicas_known = true;
+        let mut old = std::mem::take(&mut self.pods);
+        for o in observed {
+            let mut pod = match old.iter().position(|p| p.name == o.name) {
+                Some(i) => old.swap_remove(i),
+                None => Pod::new(o.name, o.replicaset.clone()),
+            };
+            pod.ready = o.ready;
+            pod.replicaset = o.replicaset;
+            self.pods.push(pod);
+        }
+    }
+
+    fn ready_pods(&self) -> usize {
+        self.pods.iter().filter(|p| p.ready).count()
     }
 
     /// The Prometheus text exposition of everything, as of `self.now`.
@@ -387,7 +432,7 @@ impl Sim {
         let ns = escape(&self.namespace);
         let svc = escape(&self.service_label);
         let load = self.curve.load(t);
-        let rates = self.service.per_pod(load, self.pods.len());
+        let rates = self.service.per_pod(load, self.ready_pods());
 
         let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
             let _ = writeln!(
@@ -404,8 +449,14 @@ impl Sim {
         gauge(
             &mut out,
             "demo_replicas",
-            "Pods simulated now: the Deployment's spec.replicas at the last read.",
+            "Pods now: the Deployment's Running pods (or with --pods simulated its spec.replicas) at the last read.",
             self.pods.len() as f64,
+        );
+        gauge(
+            &mut out,
+            "demo_ready_pods",
+            "Pods Ready now, sharing the load.",
+            self.ready_pods() as f64,
         );
         gauge(
             &mut out,
@@ -496,11 +547,66 @@ impl Sim {
             "# HELP kube_pod_container_resource_requests The number of requested request resource by a container.\n# TYPE kube_pod_container_resource_requests gauge"
         );
         for p in &self.pods {
+            let pod = escape(&p.name);
             let _ = writeln!(
                 out,
-                "kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{}\",container=\"{CONTAINER}\",resource=\"cpu\",unit=\"core\"}} {}",
-                escape(&p.name),
+                "kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{pod}\",container=\"{CONTAINER}\",resource=\"cpu\",unit=\"core\"}} {}",
                 self.service.cpu_request
+            );
+            let _ = writeln!(
+                out,
+                "kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{pod}\",container=\"{CONTAINER}\",resource=\"memory\",unit=\"byte\"}} {MEMORY_REQUEST_BYTES}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP container_memory_working_set_bytes Current working set in bytes.\n# TYPE container_memory_working_set_bytes gauge"
+        );
+        for p in &self.pods {
+            let _ = writeln!(
+                out,
+                "container_memory_working_set_bytes{{namespace=\"{ns}\",pod=\"{}\",container=\"{CONTAINER}\"}} {MEMORY_USED_BYTES}",
+                escape(&p.name)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kube_pod_status_ready Describes whether the pod is ready to serve requests.\n# TYPE kube_pod_status_ready gauge"
+        );
+        for p in &self.pods {
+            for (condition, value) in [("true", p.ready), ("false", !p.ready)] {
+                let _ = writeln!(
+                    out,
+                    "kube_pod_status_ready{{namespace=\"{ns}\",pod=\"{}\",condition=\"{condition}\"}} {}",
+                    escape(&p.name),
+                    u8::from(value)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kube_pod_owner Information about the Pod's owner.\n# TYPE kube_pod_owner gauge"
+        );
+        for p in &self.pods {
+            let _ = writeln!(
+                out,
+                "kube_pod_owner{{namespace=\"{ns}\",pod=\"{}\",owner_kind=\"ReplicaSet\",owner_name=\"{}\",owner_is_controller=\"true\"}} 1",
+                escape(&p.name),
+                escape(&p.replicaset)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kube_replicaset_owner Information about the ReplicaSet's owner.\n# TYPE kube_replicaset_owner gauge"
+        );
+        let replicasets: std::collections::BTreeSet<&str> =
+            self.pods.iter().map(|p| p.replicaset.as_str()).collect();
+        for rs in replicasets {
+            let _ = writeln!(
+                out,
+                "kube_replicaset_owner{{namespace=\"{ns}\",replicaset=\"{}\",owner_kind=\"Deployment\",owner_name=\"{}\",owner_is_controller=\"true\"}} 1",
+                escape(rs),
+                escape(&self.deployment)
             );
         }
         let _ = writeln!(
@@ -561,6 +667,20 @@ fn escape(value: &str) -> String {
 
 type Shared = Arc<Mutex<Sim>>;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum PodSource {
+    Cluster,
+    Simulated,
+}
+
+/// A Running pod of the Deployment, as read from the cluster.
+#[derive(Clone, Debug, PartialEq)]
+struct ObservedPod {
+    name: String,
+    replicaset: String,
+    ready: bool,
+}
+
 /// The simulation, also after a panic elsewhere while it was locked (its data stays consistent:
 /// every update is a few float additions).
 fn lock(sim: &Mutex<Sim>) -> MutexGuard<'_, Sim> {
@@ -577,36 +697,36 @@ async fn metrics(State((sim, started)): State<(Shared, Instant)>) -> impl IntoRe
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
-/// Reads spec.replicas every second and updates the pods.
-async fn follow_replicas(
-    client: Client,
-    sim: Shared,
-    started: Instant,
-    namespace: String,
-    name: String,
-) {
-    let api: Api<Deployment> = Api::namespaced(client, &namespace);
+/// Every second, reads the Deployment's pods (or its spec.replicas) and updates the simulation.
+async fn follow(client: Client, sim: Shared, started: Instant, args: FollowArgs) {
+    let FollowArgs {
+        namespace,
+        name,
+        source,
+    } = args;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last: Option<usize> = None;
+    let mut last: Option<(usize, usize)> = None;
     let mut failing = false;
     loop {
         tick.tick().await;
-        let replicas = match api.get_opt(&name).await {
-            Ok(Some(d)) => {
+        let read = match source {
+            PodSource::Cluster => running_pods(&client, &namespace, &name)
+                .await
+                .map(Observed::Pods),
+            PodSource::Simulated => desired_replicas(&client, &namespace, &name)
+                .await
+                .map(Observed::Replicas),
+        };
+        let observed = match read {
+            Ok(observed) => {
                 failing = false;
-                // The API server defaults a missing spec.replicas to 1.
-                let n = d.spec.and_then(|s| s.replicas).unwrap_or(1);
-                usize::try_from(n).unwrap_or(0)
-            }
-            Ok(None) => {
-                failing = false;
-                0
+                observed
             }
             Err(e) => {
                 if !failing {
                     eprintln!(
-                        "demo-workload: cannot read deployment {namespace}/{name}: {e}; keeping the pods as they are"
+                        "demo-workload: cannot read {namespace}/{name}: {e}; keeping the pods as they are"
                     );
                 }
                 failing = true;
@@ -615,15 +735,105 @@ async fn follow_replicas(
         };
         let mut sim = lock(&sim);
         sim.advance_to(started.elapsed().as_secs_f64());
-        sim.set_replicas(replicas);
-        if last != Some(replicas) {
+        match observed {
+            Observed::Pods(pods) => sim.set_pods(pods),
+            Observed::Replicas(n) => sim.set_replicas(n),
+        }
+        let now = (sim.pods.len(), sim.ready_pods());
+        if last != Some(now) {
             eprintln!(
-                "demo-workload: t={:.0}s {namespace}/{name} has {replicas} replicas",
-                sim.now
+                "demo-workload: t={:.0}s {namespace}/{name} has {} pods, {} Ready",
+                sim.now, now.0, now.1
             );
-            last = Some(replicas);
+            last = Some(now);
         }
     }
+}
+
+/// What one read of the cluster gave.
+enum Observed {
+    Pods(Vec<ObservedPod>),
+    Replicas(usize),
+}
+
+struct FollowArgs {
+    namespace: String,
+    name: String,
+    source: PodSource,
+}
+
+/// The Deployment's spec.replicas (0 when it does not exist).
+async fn desired_replicas(client: &Client, namespace: &str, name: &str) -> kube::Result<usize> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    Ok(match api.get_opt(name).await? {
+        // The API server defaults a missing spec.replicas to 1.
+        Some(d) => usize::try_from(d.spec.and_then(|s| s.replicas).unwrap_or(1)).unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// The Deployment's Running pods, not being deleted: those whose controller is one of the
+/// ReplicaSets the Deployment controls (not merely those its selector matches).
+async fn running_pods(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> kube::Result<Vec<ObservedPod>> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let Some(deployment) = deployments.get_opt(name).await? else {
+        return Ok(Vec::new());
+    };
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let params = ListParams::default().labels(&selector);
+    let controller = |refs: Option<&Vec<OwnerReference>>| {
+        refs.and_then(|r| r.iter().find(|o| o.controller == Some(true)).cloned())
+    };
+    let uid = deployment.metadata.uid.clone();
+    let replicasets: Vec<(String, String)> =
+        Api::<ReplicaSet>::namespaced(client.clone(), namespace)
+            .list(&params)
+            .await?
+            .items
+            .into_iter()
+            .filter(|rs| controller(rs.metadata.owner_references.as_ref()).map(|o| o.uid) == uid)
+            .filter_map(|rs| Some((rs.metadata.uid?, rs.metadata.name?)))
+            .collect();
+    let pods = Api::<K8sPod>::namespaced(client.clone(), namespace)
+        .list(&params)
+        .await?
+        .items;
+    let mut observed: Vec<ObservedPod> = pods
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| {
+            let owner = controller(p.metadata.owner_references.as_ref())?;
+            let (_, replicaset) = replicasets.iter().find(|(uid, _)| *uid == owner.uid)?;
+            let ready = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            Some(ObservedPod {
+                name: p.metadata.name?,
+                replicaset: replicaset.clone(),
+                ready,
+            })
+        })
+        .collect();
+    observed.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(observed)
 }
 
 #[tokio::main]
@@ -681,12 +891,15 @@ async fn main() -> anyhow::Result<()> {
         curve.length
     );
 
-    tokio::spawn(follow_replicas(
+    tokio::spawn(follow(
         client,
         sim.clone(),
         started,
-        args.namespace.clone(),
-        args.deployment.clone(),
+        FollowArgs {
+            namespace: args.namespace.clone(),
+            name: args.deployment.clone(),
+            source: args.pods,
+        },
     ));
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -808,9 +1021,9 @@ mod tests {
     fn counters_accumulate_rate_times_time_whatever_the_steps() {
         let s = service();
         let r = s.per_pod(120.0, 2).unwrap();
-        let mut once = Pod::new("a".into());
+        let mut once = Pod::new("a".into(), "rs".into());
         once.advance(&r, s.queue_timeout, 10.0);
-        let mut steps = Pod::new("a".into());
+        let mut steps = Pod::new("a".into(), "rs".into());
         for _ in 0..40 {
             steps.advance(&r, s.queue_timeout, 0.25);
         }
@@ -829,7 +1042,7 @@ mod tests {
         let s = service();
         // u = 0.4: mean 1/30 s, p95 = ln(20) x mean = 0.0999 s.
         let r = s.per_pod(40.0, 2).unwrap();
-        let mut pod = Pod::new("a".into());
+        let mut pod = Pod::new("a".into(), "rs".into());
         pod.advance(&r, s.queue_timeout, 60.0);
         assert!(pod.buckets.windows(2).all(|w| w[0] <= w[1]));
         assert!(pod.buckets[BUCKETS.len() - 1] <= pod.count());
@@ -838,7 +1051,7 @@ mod tests {
         assert!((p95 - exact).abs() < 0.01, "p95 {p95}, exact {exact}");
 
         // Over capacity the shed requests land at the queue timeout: p95 is about 1 s.
-        let mut over = Pod::new("b".into());
+        let mut over = Pod::new("b".into(), "rs".into());
         over.advance(&s.per_pod(300.0, 2).unwrap(), s.queue_timeout, 60.0);
         assert!(quantile(0.95, &over) > 0.5);
     }
@@ -881,6 +1094,35 @@ mod tests {
                 .collect::<Vec<_>>(),
             first
         );
+    }
+
+    #[test]
+    fn pods_from_the_cluster_keep_their_counters_and_only_ready_ones_serve() {
+        let mut sim = Sim::new(curve(), service(), &args(), 0.0, 42);
+        let pod = |name: &str, ready: bool| ObservedPod {
+            name: name.into(),
+            replicaset: "web-abc".into(),
+            ready,
+        };
+        sim.set_pods(vec![pod("web-abc-1", true), pod("web-abc-2", false)]);
+        sim.advance_to(10.0);
+        // 40 req/s, all on the one Ready pod: u = 0.8, 0.4 cores.
+        assert!((sim.pods[0].cpu_seconds - 4.0).abs() < 1e-9);
+        assert_eq!(sim.pods[1].cpu_seconds, 0.0);
+        assert!((sim.pods[0].ok - 400.0).abs() < 1e-9);
+        sim.set_pods(vec![pod("web-abc-2", true), pod("web-abc-3", true)]);
+        assert_eq!(sim.pods.len(), 2);
+        assert_eq!(sim.pods[0].name, "web-abc-2");
+        assert!(sim.pods.iter().all(|p| p.cpu_seconds == 0.0));
+        let text = sim.render();
+        assert!(text.contains(
+            "kube_pod_owner{namespace=\"demo\",pod=\"web-abc-3\",owner_kind=\"ReplicaSet\",owner_name=\"web-abc\",owner_is_controller=\"true\"} 1\n"
+        ));
+        assert_eq!(text.matches("kube_replicaset_owner{").count(), 1);
+        assert!(text.contains("demo_ready_pods 2\n"));
+        assert!(text.contains(
+            "kube_pod_status_ready{namespace=\"demo\",pod=\"web-abc-2\",condition=\"true\"} 1\n"
+        ));
     }
 
     #[test]

@@ -115,6 +115,10 @@ k apply -f examples/demo/deployment.yaml >/dev/null
 
 # --- 2. The workload ----------------------------------------------------------------------------
 workload_port=""
+# The Deployment's real pods (on the default environment, run by KWOK on fake nodes); the
+# Debian-built 1.20 environment runs none, so the workload simulates one per replica there.
+pod_source=cluster
+[[ ${SCALEWISE_K8S_VERSION:-1.37} != 1.20 ]] || pod_source=simulated
 workload_metrics() { curl -fsS --max-time 2 "http://127.0.0.1:$workload_port/metrics"; }
 # Serving, and it has read the Deployment's replicas. (No `curl | grep -q` under pipefail: grep
 # may exit before curl has written everything.)
@@ -122,7 +126,7 @@ workload_ready() { [[ $(workload_metrics 2>/dev/null) == *$'\ndemo_replicas_know
 for attempt in 1 2 3; do
   free_port workload_port
   "$WORKLOAD_BIN" --listen "127.0.0.1:$workload_port" --namespace "$NS" --deployment "$NAME" \
-    >"$OUT/workload.log" 2>&1 &
+    --pods "$pod_source" >"$OUT/workload.log" 2>&1 &
   workload_pid=$!
   for ((i = 0; i < 100; i++)); do
     workload_ready && break
