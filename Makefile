@@ -39,62 +39,17 @@ verify-generated: ## Fail when crds/ differs from what `scalewise crd` prints
 demo: ## The main job: scalewise scales a simulated web service through a load surge, live (about 6 minutes)
 	CARGO="$(CARGO)" examples/demo/run.sh
 
-# BENCHMARKS.md, section "Decision quality": the example policy against the HPA baseline on every
-# bundled trace, through the simulator. Only the lines between the section's markers are rewritten.
-# The World Cup day peaks at 2,817 requests/s: its replicas serve 400 each, so that the policy's 10
-# replicas can carry the peak. The example's behaviour was chosen on the bundled traces, so the
-# same shapes with other noise (seed 7, written to target/bench) are run as well, as a check on it.
-BENCH_POLICY := examples/web-service.yaml
-BENCH_RUNS := "examples/traces/spike.csv" "examples/traces/ramp.csv" \
-  "examples/traces/diurnal.csv" "examples/traces/worldcup98-1998-06-23.csv --capacity 400"
-BENCH_HELD_OUT := spike ramp diurnal
-BENCH_HELD_OUT_SEED := 7
-
+# BENCHMARKS.md: each benchmark rewrites only its own section, between its markers.
 .PHONY: bench
-bench: ## Regenerate the "Decision quality" figures of BENCHMARKS.md (the simulator on every bundled trace and three held-out ones, against the HPA)
-	$(CARGO) build --locked --quiet
-	@set -euo pipefail; \
-	grep -q '^<!-- decision-quality:begin' BENCHMARKS.md && grep -q '^<!-- decision-quality:end' BENCHMARKS.md \
-	  || { echo "BENCHMARKS.md has no decision-quality markers" >&2; exit 1; }; \
-	section=$$(mktemp); trap 'rm -f "$$section" "$$section.run" BENCHMARKS.md.tmp' EXIT; \
-	one() { \
-	  args="simulate --policy $(BENCH_POLICY) --trace $$1 --compare hpa"; \
-	  ./target/debug/scalewise $$args >"$$section.run"; \
-	  if [ -n "$${2:-}" ]; then \
-	    printf '### %s (held out)\n\n```sh\nscalewise %s\n' "$$1" "$$2"; \
-	  else \
-	    printf '### %s\n\n```sh\n' "$${1%% *}"; \
-	  fi; \
-	  printf 'scalewise %s\n```\n\n```text\n' "$$args"; \
-	  grep -v '^|' "$$section.run" | sed '/^$$/d'; \
-	  printf '```\n\n'; \
-	  grep '^|' "$$section.run"; \
-	  printf '\n'; \
-	  awk -F'|' ' \
-	    function trim(s) { gsub(/^ +| +$$/, "", s); return s } \
-	    function word(a, b) { return a + 0 < b + 0 ? "fewer" : (a + 0 > b + 0 ? "more" : "equal") } \
-	    trim($$2) == "scalewise" { sr = trim($$3); sv = trim($$4); sa = trim($$5) } \
-	    trim($$2) == "hpa" { hr = trim($$3); hv = trim($$4); ha = trim($$5) } \
-	    END { \
-	      met = (sv + 0 <= hv + 0 && sr + 0 < hr + 0 && sa + 0 < ha + 0) ? "met" : "not met"; \
-	      printf "Target %s: minutes violating the SLO %s against %s for the HPA (%s), replica-hours %s against %s (%s), scale actions %s against %s (%s).\n\n", \
-	        met, sv, hv, word(sv, hv), sr, hr, word(sr, hr), sa, ha, word(sa, ha) \
-	    }' "$$section.run"; \
-	}; \
-	for run in $(BENCH_RUNS); do one "$$run" >>"$$section"; done; \
-	mkdir -p target/bench; \
-	for shape in $(BENCH_HELD_OUT); do \
-	  trace=target/bench/$$shape-seed$(BENCH_HELD_OUT_SEED).csv; \
-	  generate="simulate --generate $$shape --seed $(BENCH_HELD_OUT_SEED) --out $$trace"; \
-	  ./target/debug/scalewise $$generate 2>/dev/null; \
-	  one "$$trace" "$$generate" >>"$$section"; \
-	done; \
-	awk -v section="$$section" ' \
-	  /^<!-- decision-quality:begin/ { print; print ""; while ((getline line < section) > 0) print line; skip = 1; next } \
-	  /^<!-- decision-quality:end/ { skip = 0 } \
-	  !skip { print }' BENCHMARKS.md >BENCHMARKS.md.tmp; \
-	mv BENCHMARKS.md.tmp BENCHMARKS.md; \
-	echo "BENCHMARKS.md: Decision quality regenerated" >&2
+bench: bench-quality bench-hpa ## Every benchmark: regenerate all of BENCHMARKS.md's measured sections (about 25 minutes)
+
+.PHONY: bench-quality
+bench-quality: ## "Decision quality": the simulator on every bundled trace and three held-out ones, against the HPA (tests/bench/quality.sh)
+	CARGO="$(CARGO)" tests/bench/quality.sh
+
+.PHONY: bench-hpa
+bench-hpa: ## "Beside the real HPA": the demo workload's surge on two Deployments, one scaled by the HPA of kube-controller-manager, one by scalewise (tests/bench/hpa.sh)
+	CARGO="$(CARGO)" tests/bench/hpa.sh
 
 .PHONY: test
 test: fmt-check lint verify-generated tools ## Everything CI runs: format, clippy, generated files, the whole test suite

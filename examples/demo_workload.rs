@@ -421,6 +421,30 @@ impl Sim {
         }
     }
 
+    /// What users see now, as (p95 latency in seconds, share of requests failing): every request
+    /// fails (after the queue timeout) without a Ready pod; beyond 5% shed requests the p95 is the
+    /// queue timeout; below, the 95th percentile of the served requests' exponential latency.
+    fn slo_now(&self) -> (f64, f64) {
+        let timeout = self.service.queue_timeout;
+        let Some(r) = self
+            .service
+            .per_pod(self.curve.load(self.now), self.ready_pods())
+        else {
+            return (timeout, 1.0);
+        };
+        let offered = r.served + r.rejected;
+        if offered <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let errors = r.rejected / offered;
+        if errors >= 0.05 {
+            return (timeout, errors);
+        }
+        // P(served and latency <= x) = (1 - errors) (1 - exp(-x / mean)) = 0.95
+        let p95 = -r.mean_latency * (1.0 - 0.95 / (1.0 - errors)).ln();
+        (p95.min(timeout), errors)
+    }
+
     fn ready_pods(&self) -> usize {
         self.pods.iter().filter(|p| p.ready).count()
     }
@@ -469,6 +493,19 @@ impl Sim {
             "demo_utilisation",
             "Offered load over total capacity.",
             rates.as_ref().map_or(0.0, |r| r.utilisation),
+        );
+        let (p95, errors) = self.slo_now();
+        gauge(
+            &mut out,
+            "demo_latency_p95_seconds",
+            "The model's p95 request latency now (the SLO: at most 0.5 s).",
+            p95,
+        );
+        gauge(
+            &mut out,
+            "demo_error_ratio",
+            "The model's share of requests failing now (the SLO: at most 1%).",
+            errors,
         );
         gauge(
             &mut out,
@@ -1120,6 +1157,12 @@ mod tests {
         ));
         assert_eq!(text.matches("kube_replicaset_owner{").count(), 1);
         assert!(text.contains("demo_ready_pods 2\n"));
+        // 40 req/s on 2 pods: u = 0.4, mean 20 / 0.6 ms, no errors; p95 = mean x ln 20.
+        let (p95, errors) = sim.slo_now();
+        assert_eq!(errors, 0.0);
+        assert!((p95 - 0.02 / 0.6 * 20f64.ln()).abs() < 1e-9, "{p95}");
+        sim.set_pods(vec![pod("web-abc-2", false)]);
+        assert_eq!(sim.slo_now(), (1.0, 1.0));
         assert!(text.contains(
             "kube_pod_status_ready{namespace=\"demo\",pod=\"web-abc-2\",condition=\"true\"} 1\n"
         ));
