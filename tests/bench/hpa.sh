@@ -86,7 +86,7 @@ token=$(k create token scalewise -n scalewise-system --duration 2h)
 
 # One run in namespace $1, its samples into $2.
 one_run() {
-  local ns=$1 samples=$2 name port
+  local ns=$1 samples=$2 name workload_port
   k create namespace "$ns" >/dev/null
   for name in hpa-web sw-web; do
     sed "s/NAME/$name/g" tests/bench/hpa/deployment.yaml | k apply -n "$ns" -f - >/dev/null
@@ -97,14 +97,14 @@ one_run() {
   # Both workloads at once: the same curve from the same second.
   local ports=()
   for name in hpa-web sw-web; do
-    free_port port
-    "$WORKLOAD_BIN" --listen "127.0.0.1:$port" --namespace "$ns" --deployment "$name" \
+    free_port workload_port
+    "$WORKLOAD_BIN" --listen "127.0.0.1:$workload_port" --namespace "$ns" --deployment "$name" \
       "${CURVE[@]}" >"$OUT/$ns-$name-workload.log" 2>&1 &
     pids+=($!)
-    ports+=("$port")
+    ports+=("$workload_port")
   done
-  for port in "${ports[@]}"; do
-    wait_for 30 "the workload on port $port" curl -fsS "http://127.0.0.1:$port/metrics"
+  for workload_port in "${ports[@]}"; do
+    wait_for 30 "the workload on port $workload_port" curl -fsS "http://127.0.0.1:$workload_port/metrics"
   done
   local sd=$SCALEWISE_PROMETHEUS_FILE_SD_DIR/bench-$ns.json
   printf '[{"targets": ["127.0.0.1:%s", "127.0.0.1:%s"], "labels": {"job": "bench-hpa"}}]\n' \
