@@ -25,8 +25,17 @@ stop_env() {
     "$state/prometheus-adapter.pid"
   stop_pidfiles "$state/kube-apiserver.pid"
   stop_pidfiles "$state"/*.pid
+  # The servers' logs stay in target/test-env-logs/ (the last environment stopped), for a look
+  # afterwards; not the audit log, which is data (and up to 400 MB).
+  local logs=$SCALEWISE_ROOT/target/test-env-logs f
+  if compgen -G "$state/*.log" >/dev/null; then
+    rm -rf "$logs" && mkdir -p "$logs"
+    for f in "$state"/*.log; do
+      [[ $(basename "$f") == audit.log ]] || cp "$f" "$logs"/
+    done
+  fi
   rm -rf "$state"
-  log "stopped and removed $state"
+  log "stopped and removed $state; its servers' logs are in $logs"
 }
 
 if [[ $# -gt 0 ]]; then

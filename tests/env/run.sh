@@ -6,9 +6,9 @@
 # The environment (see up.sh) is started once, the command runs with its
 # exports, and a trap stops every server and removes the data on exit, on
 # failure and on SIGINT/SIGTERM/SIGHUP, so a failing or panicking test leaves no
-# process and no port behind (after a failure the servers' logs are kept in
-# target/test-env-logs/). The command runs in its own session so that a
-# signal stops all of it (cargo and the test binaries) before the teardown.
+# process and no port behind (the servers' logs are kept in target/test-env-logs/).
+# The command runs in its own session so that a signal stops all of it (cargo and
+# the test binaries) before the teardown.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $# -gt 0 ]] || die "usage: run.sh COMMAND [ARG...]"
@@ -26,12 +26,7 @@ teardown() {
     kill -TERM -- "-$child" 2>/dev/null || true
     wait "$child" 2>/dev/null || true
   fi
-  if [[ $rc -ne 0 ]] && compgen -G "$state/*.log" >/dev/null; then
-    # Keep the servers' logs of a failed run for a look afterwards.
-    local logs=$SCALEWISE_ROOT/target/test-env-logs
-    rm -rf "$logs" && mkdir -p "$logs" && cp "$state"/*.log "$logs"/ &&
-      log "server logs of this failed run: $logs"
-  fi
+  # (down.sh keeps the servers' logs in target/test-env-logs/.)
   "$SCALEWISE_ROOT/tests/env/down.sh" "$state" || rc=1
   exit "$rc"
 }
