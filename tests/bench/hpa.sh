@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# `make bench-hpa`: BENCHMARKS.md, section "Beside the real HPA". Two identical Deployments of the
-# demo's web service face the same load surge on the test environment (Kubernetes 1.37, KWOK
+# `make bench-hpa`: BENCHMARKS.md, section "Beside the real HPA". Three identical Deployments of
+# the demo's web service face the same load surge on the test environment (Kubernetes 1.37, KWOK
 # nodes, prometheus-adapter): hpa-web is scaled by an autoscaling/v2 HPA (tests/bench/hpa/hpa.yaml)
 # through the HPA controller of kube-controller-manager, sw-web by `scalewise run` with the same
-# target written as a ScalingPolicy (tests/bench/hpa/policy.yaml). Each Deployment has its own
-# demo workload (examples/demo_workload.rs) with the same curve, serving its Ready pods.
+# target written as a ScalingPolicy (tests/bench/hpa/policy.yaml), keda-web by KEDA's operator and
+# metrics server (tests/bench/hpa/scaledobject.yaml; built by tests/env/build-keda.sh, and
+# registered as external.metrics.k8s.io in place of prometheus-adapter for the benchmark, which
+# restores the adapter's registration afterwards). Each Deployment has its own demo workload
+# (examples/demo_workload.rs) with the same curve, serving its Ready pods.
 #
-#   tests/bench/hpa.sh        (SCALEWISE_BENCH_HPA_RUNS=N runs, default 2, each in a fresh namespace)
+#   tests/bench/hpa.sh   SCALEWISE_BENCH_HPA_RUNS=N runs (default 2), each in a fresh namespace;
+#                        SCALEWISE_BENCH_KEDA=0 leaves KEDA out
 #
 # Every second it records both Deployments' replicas and the model's p95 latency and error rate of
 # both services; afterwards it counts each autoscaler's requests in the API server's audit log,
@@ -29,7 +33,11 @@ if [[ ${SCALEWISE_BENCH_INSIDE:-0} != 1 ]]; then
     die "runs on the local test environment only: it reads the API server's audit log"
   say "building scalewise and the demo workload"
   "$CARGO" build --locked --quiet --bin scalewise --example demo_workload
-  export SCALEWISE_BENCH_INSIDE=1
+  SCALEWISE_BENCH_KEDA_DIR=""
+  if [[ ${SCALEWISE_BENCH_KEDA:-1} == 1 ]]; then
+    SCALEWISE_BENCH_KEDA_DIR=$("$ROOT/tests/env/build-keda.sh")
+  fi
+  export SCALEWISE_BENCH_INSIDE=1 SCALEWISE_BENCH_KEDA_DIR
   exec "$ROOT/tests/env/run.sh" "$ROOT/tests/bench/hpa.sh" "$@"
 fi
 
@@ -39,6 +47,7 @@ cd "$ROOT"
 : "${SCALEWISE_AUDIT_LOG:?the environment has no audit log: run through make bench-hpa}"
 BIN=$ROOT/target/debug/scalewise
 WORKLOAD_BIN=$ROOT/target/debug/examples/demo_workload
+KEDA_DIR=${SCALEWISE_BENCH_KEDA_DIR:-}
 OUT=$ROOT/target/bench/hpa
 RUNS=${SCALEWISE_BENCH_HPA_RUNS:-2}
 [[ $RUNS =~ ^[1-9]$ ]] || die "SCALEWISE_BENCH_HPA_RUNS=$RUNS: 1 to 9 runs"
@@ -46,17 +55,22 @@ RUNS=${SCALEWISE_BENCH_HPA_RUNS:-2}
 # at 3:10; the run ends at 9:00, after the HPA's 300 s scale-down stabilization has passed.
 CURVE=(--surge-start 30s --ramp 20s --surge 2m --length 9m)
 SURGE_START=30
-SA_USER=system:serviceaccount:scalewise-system:scalewise
-HPA_USER=system:serviceaccount:kube-system:horizontal-pod-autoscaler
+LENGTH=540
+# Each autoscaler's Deployment (named <autoscaler>-web) and its users in the audit log.
+AUTOSCALERS=(hpa sw)
+[[ -z $KEDA_DIR ]] || AUTOSCALERS+=(keda)
+DEPLOYMENTS=("${AUTOSCALERS[@]/%/-web}")
 mkdir -p "$OUT"
-rm -f "$OUT"/run-*.tsv "$OUT"/*.log
+rm -rf "$OUT"/run-*.tsv* "$OUT"/*.log "$OUT/keda"
 
 pids=()
 sd_files=()
+apiservice_saved=""
 cleanup() {
   local rc=$? pid
   trap - EXIT INT TERM HUP
   rm -f "${sd_files[@]}"
+  [[ -z $apiservice_saved ]] || restore_apiservice || rc=1
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   [[ $rc == 0 ]] || say "failed (exit $rc); logs in $OUT/"
@@ -76,27 +90,140 @@ wait_for() {
   done
   die "timed out after ${timeout}s waiting for $what"
 }
+# A kubeconfig like the environment's for service account $1 of namespace $2, into file $3.
+sa_kubeconfig() {
+  local token
+  token=$(k create token "$1" -n "$2" --duration 2h)
+  (umask 077 && sed -e "s/^      token: .*/      token: $token/" "$KUBECONFIG" >"$3")
+}
 
 # The operator's own identity, so that the audit log tells its requests from everyone else's.
 k apply -f crds/scalingpolicy.yaml >/dev/null
 k wait --for condition=established --timeout=60s crd/scalingpolicies.scalewise.dev >/dev/null
 k apply -f deploy/namespace.yaml -f deploy/rbac.yaml >/dev/null
-token=$(k create token scalewise -n scalewise-system --duration 2h)
-(umask 077 && sed -e "s/^      token: .*/      token: $token/" "$KUBECONFIG" >"$OUT/scalewise.kubeconfig")
+sa_kubeconfig scalewise scalewise-system "$OUT/scalewise.kubeconfig"
+
+# --- KEDA: its operator and metrics server, on 127.0.0.1 --------------------------------------
+restore_apiservice() {
+  k patch apiservice v1beta1.external.metrics.k8s.io --type merge -p "{\"spec\": $apiservice_saved}" >/dev/null &&
+    k wait --for=condition=Available --timeout=60s apiservice/v1beta1.external.metrics.k8s.io >/dev/null &&
+    say "external.metrics.k8s.io is prometheus-adapter's again" && apiservice_saved=""
+}
+start_keda() {
+  local certs=$OUT/keda/certs port_probe port_metrics port_grpc port_api port_adapter_metrics
+  mkdir -p "$certs"
+  k apply --server-side -f "$KEDA_DIR/crds.yaml" >/dev/null
+  k wait --for condition=established --timeout=60s crd/scaledobjects.keda.sh >/dev/null
+  k create namespace keda >/dev/null
+  k apply -f "$KEDA_DIR/operator-role.yaml" >/dev/null
+  k apply -f - >/dev/null <<RBAC
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: keda-operator, namespace: keda}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: keda-metrics-server, namespace: keda}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: keda-operator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: keda-operator}
+subjects:
+  - {kind: ServiceAccount, name: keda-operator, namespace: keda}
+  - {kind: ServiceAccount, name: keda-metrics-server, namespace: keda}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: keda-operator, namespace: keda}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: keda-operator}
+subjects: [{kind: ServiceAccount, name: keda-operator, namespace: keda}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: keda-metrics-server:auth-delegator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{kind: ServiceAccount, name: keda-metrics-server, namespace: keda}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: keda-metrics-server:auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: keda-metrics-server, namespace: keda}]
+RBAC
+  sa_kubeconfig keda-operator keda "$OUT/keda/operator.kubeconfig"
+  sa_kubeconfig keda-metrics-server keda "$OUT/keda/metrics-server.kubeconfig"
+  # The operator's gRPC metrics service and the metrics server authenticate each other with
+  # certificates of one CA (KEDA's own certificate rotation is off), which also serve the
+  # metrics server's API to the API server.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=keda-bench-ca \
+    -keyout "$certs/ca.key" -out "$certs/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=keda \
+    -keyout "$certs/tls.key" -out "$certs/tls.csr" 2>/dev/null
+  openssl x509 -req -in "$certs/tls.csr" -CA "$certs/ca.crt" -CAkey "$certs/ca.key" -CAcreateserial -days 2 \
+    -extfile <(printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:keda-metrics-apiserver.keda.svc\nextendedKeyUsage=serverAuth,clientAuth\n') \
+    -out "$certs/tls.crt" 2>/dev/null
+  rm -f "$certs/tls.csr"
+  free_port port_probe
+  free_port port_metrics
+  free_port port_grpc
+  free_port port_api
+  free_port port_adapter_metrics
+  POD_NAMESPACE=keda KEDA_CLUSTER_OBJECT_NAMESPACE=keda WATCH_NAMESPACE="" \
+    KUBECONFIG=$OUT/keda/operator.kubeconfig "$KEDA_DIR/keda-operator" \
+    --metrics-bind-address "127.0.0.1:$port_metrics" \
+    --health-probe-bind-address "127.0.0.1:$port_probe" \
+    --metrics-service-bind-address "127.0.0.1:$port_grpc" \
+    --cert-dir "$certs" --enable-cert-rotation=false \
+    --enable-webhook-patching=false --enable-apiservice-patching=false \
+    --zap-log-level info >"$OUT/keda-operator.log" 2>&1 &
+  pids+=($!)
+  wait_for 60 "the KEDA operator (see $OUT/keda-operator.log)" curl -fsS "http://127.0.0.1:$port_probe/readyz"
+  POD_NAMESPACE=keda KEDA_CLUSTER_OBJECT_NAMESPACE=keda WATCH_NAMESPACE="" \
+    KUBECONFIG=$OUT/keda/metrics-server.kubeconfig "$KEDA_DIR/keda-adapter" \
+    --secure-port "$port_api" --bind-address 127.0.0.1 \
+    --cert-dir "$certs" --tls-cert-file "$certs/tls.crt" --tls-private-key-file "$certs/tls.key" \
+    --lister-kubeconfig "$OUT/keda/metrics-server.kubeconfig" \
+    --authentication-kubeconfig "$OUT/keda/metrics-server.kubeconfig" \
+    --authorization-kubeconfig "$OUT/keda/metrics-server.kubeconfig" \
+    --metrics-service-address "127.0.0.1:$port_grpc" --metrics-service-grpc-authority localhost \
+    --port "$port_adapter_metrics" >"$OUT/keda-metrics-server.log" 2>&1 &
+  pids+=($!)
+  wait_for 60 "the KEDA metrics server (see $OUT/keda-metrics-server.log)" \
+    curl -fsS --cacert "$certs/ca.crt" "https://localhost:$port_api/readyz"
+  # In place of prometheus-adapter's external.metrics.k8s.io, for the benchmark only.
+  apiservice_saved=$(k get apiservice v1beta1.external.metrics.k8s.io -o 'jsonpath={.spec}')
+  k apply -f - >/dev/null <<APISERVICE
+apiVersion: v1
+kind: Service
+metadata: {name: keda-metrics-apiserver, namespace: keda}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{name: https, port: $port_api, protocol: TCP}]
+APISERVICE
+  k patch apiservice v1beta1.external.metrics.k8s.io --type merge -p "{\"spec\": {\"service\": {\"name\": \"keda-metrics-apiserver\", \"namespace\": \"keda\", \"port\": $port_api}, \"caBundle\": \"$(base64 -w0 "$certs/ca.crt")\"}}" >/dev/null
+  wait_for 60 "external.metrics.k8s.io served by KEDA" \
+    k wait --for=condition=Available --timeout=5s apiservice/v1beta1.external.metrics.k8s.io
+  say "KEDA $(basename "$KEDA_DIR" | sed 's/_go.*//; s/keda-//') serves external.metrics.k8s.io for the benchmark"
+}
+[[ -z $KEDA_DIR ]] || start_keda
 
 # One run in namespace $1, its samples into $2.
 one_run() {
   local ns=$1 samples=$2 name workload_port
   k create namespace "$ns" >/dev/null
-  for name in hpa-web sw-web; do
+  for name in "${DEPLOYMENTS[@]}"; do
     sed "s/NAME/$name/g" tests/bench/hpa/deployment.yaml | k apply -n "$ns" -f - >/dev/null
   done
-  ready_two() { [[ $(k get deploy hpa-web sw-web -n "$ns" -o 'jsonpath={.items[*].status.readyReplicas}') == "2 2" ]]; }
+  local all_two
+  all_two=$(printf '2 %.0s' "${DEPLOYMENTS[@]}")
+  ready_two() { [[ "$(k get deploy "${DEPLOYMENTS[@]}" -n "$ns" -o 'jsonpath={range .items[*]}{.status.readyReplicas}{" "}{end}')" == "$all_two" ]]; }
   wait_for 120 "2 Ready pods of each Deployment" ready_two
 
-  # Both workloads at once: the same curve from the same second.
+  # The workloads together: the same curve from the same second.
   local ports=()
-  for name in hpa-web sw-web; do
+  for name in "${DEPLOYMENTS[@]}"; do
     free_port workload_port
     "$WORKLOAD_BIN" --listen "127.0.0.1:$workload_port" --namespace "$ns" --deployment "$name" \
       "${CURVE[@]}" >"$OUT/$ns-$name-workload.log" 2>&1 &
@@ -106,13 +233,13 @@ one_run() {
   for workload_port in "${ports[@]}"; do
     wait_for 30 "the workload on port $workload_port" curl -fsS "http://127.0.0.1:$workload_port/metrics"
   done
-  local sd=$SCALEWISE_PROMETHEUS_FILE_SD_DIR/bench-$ns.json
-  printf '[{"targets": ["127.0.0.1:%s", "127.0.0.1:%s"], "labels": {"job": "bench-hpa"}}]\n' \
-    "${ports[0]}" "${ports[1]}" >"$sd.tmp"
+  local sd=$SCALEWISE_PROMETHEUS_FILE_SD_DIR/bench-$ns.json targets
+  targets=$(printf '"127.0.0.1:%s", ' "${ports[@]}")
+  printf '[{"targets": [%s], "labels": {"job": "bench-hpa"}}]\n' "${targets%, }" >"$sd.tmp"
   mv "$sd.tmp" "$sd"
   sd_files+=("$sd")
 
-  # Both autoscalers at once.
+  # The autoscalers together.
   local operator_port
   free_port operator_port
   NO_COLOR=1 KUBECONFIG=$OUT/scalewise.kubeconfig "$BIN" run --namespace "$ns" --leader-election false \
@@ -120,34 +247,41 @@ one_run() {
     --prometheus-url "$SCALEWISE_PROMETHEUS_URL" >"$OUT/$ns-scalewise.log" 2>&1 &
   local operator=$!
   pids+=("$operator")
-  k apply -n "$ns" -f tests/bench/hpa/hpa.yaml -f tests/bench/hpa/policy.yaml >/dev/null
+  local manifests=(-f tests/bench/hpa/hpa.yaml -f tests/bench/hpa/policy.yaml)
+  if [[ -n $KEDA_DIR ]]; then
+    sed -e "s|NAMESPACE|$ns|g" -e "s|PROMETHEUS|$SCALEWISE_PROMETHEUS_URL|" tests/bench/hpa/scaledobject.yaml >"$OUT/$ns-scaledobject.yaml"
+    manifests+=(-f "$OUT/$ns-scaledobject.yaml")
+  fi
+  k apply -n "$ns" "${manifests[@]}" >/dev/null
   local started
   started=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
-  say "$ns: load, HPA and ScalingPolicy started at $started; the run takes 9 minutes"
+  say "$ns: load and autoscalers (${AUTOSCALERS[*]}) started at $started; the run takes 9 minutes"
 
-  # Every second: time on the curve, replicas and ready pods of both, the SLO of both.
-  printf 't\thpa_replicas\thpa_ready\thpa_p95\thpa_errors\tsw_replicas\tsw_ready\tsw_p95\tsw_errors\n' >"$samples"
-  local m0 m1 t replicas h s hr hready sr sready
+  # Every second: time on the curve; per autoscaler, its Deployment's replicas and ready pods and
+  # its service's p95 latency and error rate.
+  local header=t who i m t line replicas rr
+  for who in "${AUTOSCALERS[@]}"; do header+=$'\t'"${who}_replicas"$'\t'"${who}_ready"$'\t'"${who}_p95"$'\t'"${who}_errors"; done
+  printf '%s\n' "$header" >"$samples"
   gauge() { awk -v m="$1" '$1 == m { print $2; exit }' <<<"$2"; }
   while :; do
-    m0=$(curl -fsS --max-time 2 "http://127.0.0.1:${ports[0]}/metrics") || die "the hpa-web workload stopped"
-    m1=$(curl -fsS --max-time 2 "http://127.0.0.1:${ports[1]}/metrics") || die "the sw-web workload stopped"
-    t=$(gauge demo_elapsed_seconds "$m0")
-    # "replicas/ready" of each (readyReplicas is absent while none is Ready).
-    replicas=$(k get deploy hpa-web sw-web -n "$ns" \
-      -o 'jsonpath={range .items[*]}{.spec.replicas}{"/"}{.status.readyReplicas}{" "}{end}')
-    read -r h s <<<"$replicas"
-    hr=${h%/*} hready=${h#*/} sr=${s%/*} sready=${s#*/}
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$hr" "${hready:-0}" \
-      "$(gauge demo_latency_p95_seconds "$m0")" "$(gauge demo_error_ratio "$m0")" \
-      "$sr" "${sready:-0}" "$(gauge demo_latency_p95_seconds "$m1")" "$(gauge demo_error_ratio "$m1")" >>"$samples"
-    awk -v t="$t" 'BEGIN { exit !(t >= 540) }' && break
+    # "replicas/ready" of each, in the order asked (readyReplicas is absent while none is Ready).
+    replicas=($(k get deploy "${DEPLOYMENTS[@]}" -n "$ns" \
+      -o 'jsonpath={range .items[*]}{.spec.replicas}{"/"}{.status.readyReplicas}{" "}{end}'))
+    line="" t=""
+    for i in "${!DEPLOYMENTS[@]}"; do
+      m=$(curl -fsS --max-time 2 "http://127.0.0.1:${ports[$i]}/metrics") || die "the ${DEPLOYMENTS[$i]} workload stopped"
+      [[ -n $t ]] || t=$(gauge demo_elapsed_seconds "$m")
+      rr=${replicas[$i]:-0/}
+      line+=$'\t'"${rr%/*}"$'\t'"${rr#*/}"$'\t'"$(gauge demo_latency_p95_seconds "$m")"$'\t'"$(gauge demo_error_ratio "$m")"
+    done
+    printf '%s%s\n' "$t" "$line" >>"$samples"
+    awk -v t="$t" -v end="$LENGTH" 'BEGIN { exit !(t >= end) }' && break
     kill -0 "$operator" 2>/dev/null || die "scalewise run exited; see $OUT/$ns-scalewise.log"
     sleep 1
   done
   local ended
   ended=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
-  k delete -n "$ns" -f tests/bench/hpa/hpa.yaml -f tests/bench/hpa/policy.yaml >/dev/null
+  k delete -n "$ns" "${manifests[@]}" >/dev/null
   kill -TERM "$operator" 2>/dev/null || true
   wait "$operator" 2>/dev/null || true
   printf '%s\t%s\n' "$started" "$ended" >"$samples.window"
@@ -158,119 +292,12 @@ for ((run = 1; run <= RUNS; run++)); do
 done
 # The audit log's last events are written within a second or so.
 sleep 3
+[[ -z $apiservice_saved ]] || restore_apiservice
 
-# Figures per run and autoscaler, and the section.
 section=$OUT/section.md
-commit=$(git rev-parse --short HEAD)
-python3 - "$OUT" "$RUNS" "$SURGE_START" "$SCALEWISE_AUDIT_LOG" "$SA_USER" "$HPA_USER" "$commit" >"$section" <<'PY'
-import json, sys, datetime, collections
-out, runs, surge_start, audit, sa_user, hpa_user, commit = sys.argv[1:]
-runs, surge_start = int(runs), float(surge_start)
-
-def figures(rows, who):
-    first = None
-    replica_seconds = over_slo = 0.0
-    actions = 0
-    peak = 0
-    prev_t = prev_r = None
-    for row in rows:
-        t, r = float(row["t"]), int(row[who + "_replicas"])
-        p95, err = float(row[who + "_p95"]), float(row[who + "_errors"])
-        peak = max(peak, r)
-        if prev_t is not None:
-            dt = t - prev_t
-            replica_seconds += prev_r * dt
-            if p95 > 0.5 or err > 0.01:
-                over_slo += dt
-            if r != prev_r:
-                actions += 1
-        if first is None and r > 2:
-            first = t - surge_start
-        prev_t, prev_r = t, r
-    return {"first": first, "rs": replica_seconds, "actions": actions, "slo": over_slo,
-            "peak": peak, "final": prev_r}
-
-def parse_time(s):
-    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-windows, results = [], []
-for run in range(1, runs + 1):
-    with open(f"{out}/run-{run}.tsv") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        rows = [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
-    with open(f"{out}/run-{run}.tsv.window") as f:
-        start, end = (parse_time(x) for x in f.read().split())
-    windows.append((start, end))
-    results.append({"hpa": figures(rows, "hpa"), "sw": figures(rows, "sw")})
-
-# Requests by user within each run's window (ResponseComplete, or Panic; a watch counts once).
-calls = [collections.Counter() for _ in range(runs)]
-verbs = [collections.defaultdict(collections.Counter) for _ in range(runs)]
-with open(audit) as f:
-    for line in f:
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e.get("stage") not in ("ResponseComplete", "Panic", "ResponseStarted"):
-            continue
-        if e.get("stage") == "ResponseStarted" and e.get("verb") != "watch":
-            continue
-        if e.get("stage") == "ResponseComplete" and e.get("verb") == "watch":
-            continue
-        user = e.get("user", {}).get("username")
-        who = {sa_user: "sw", hpa_user: "hpa"}.get(user)
-        if who is None:
-            continue
-        at = parse_time(e["requestReceivedTimestamp"])
-        for i, (start, end) in enumerate(windows):
-            if start <= at <= end:
-                calls[i][who] += 1
-                verbs[i][who][e.get("verb")] += 1
-for i in range(runs):
-    for who in ("hpa", "sw"):
-        results[i][who]["api"] = calls[i][who]
-        results[i][who]["verbs"] = dict(verbs[i][who])
-
-def show(v, unit=""):
-    return "none" if v is None else (f"{v:.0f}{unit}" if isinstance(v, float) else f"{v}{unit}")
-
-names = {"hpa": "HPA (kube-controller-manager v1.37)", "sw": "scalewise"}
-today = datetime.date.today().isoformat()
-print(f"Run on {today}, commit {commit}, {runs} runs, with:\n")
-print("```sh\nmake bench-hpa\n```\n")
-print("| run | autoscaler | first scale-out after the surge starts (s) | replica-seconds | scale actions | seconds over the SLO | peak replicas | API requests |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
-for i, r in enumerate(results, 1):
-    for who in ("hpa", "sw"):
-        x = r[who]
-        print(f"| {i} | {names[who]} | {show(x['first'])} | {x['rs']:.0f} | {x['actions']} | {x['slo']:.0f} | {x['peak']} | {x['api']} |")
-print()
-print("API requests by verb, per run: " + "; ".join(
-    f"run {i}: HPA " + ", ".join(f"{v} {n}" for v, n in sorted(r['hpa']['verbs'].items()))
-    + ", scalewise " + ", ".join(f"{v} {n}" for v, n in sorted(r['sw']['verbs'].items()))
-    for i, r in enumerate(results, 1)) + ".")
-print()
-# A difference is called noise when it is no larger than the spread of the same autoscaler's
-# figure between runs (with one run, nothing can be said).
-lines = []
-for key, label in (("first", "time to the first scale-out"), ("rs", "replica-seconds"),
-                   ("actions", "scale actions"), ("slo", "seconds over the SLO"), ("api", "API requests")):
-    vals = {w: [r[w][key] for r in results if r[w][key] is not None] for w in ("hpa", "sw")}
-    if not vals["hpa"] or not vals["sw"]:
-        lines.append(f"- {label}: not comparable (an autoscaler never scaled out)")
-        continue
-    mean = {w: sum(v) / len(v) for w, v in vals.items()}
-    spread = max(max(v) - min(v) for v in vals.values())
-    diff = mean["sw"] - mean["hpa"]
-    if runs < 2:
-        verdict = "one run: run-to-run noise unknown"
-    elif abs(diff) <= spread:
-        verdict = f"within run-to-run noise (the runs differ by up to {spread:.0f})"
-    else:
-        verdict = f"beyond run-to-run noise (the runs differ by up to {spread:.0f})"
-    lines.append(f"- {label}: scalewise {mean['sw']:.0f}, HPA {mean['hpa']:.0f} (mean of {runs}); {verdict}")
-print("\n".join(lines))
-PY
+keda_version=""
+[[ -z $KEDA_DIR ]] || keda_version=$(basename "$KEDA_DIR" | sed 's/_go.*//; s/^keda-//')
+python3 tests/bench/hpa_figures.py "$OUT" "$RUNS" "$SURGE_START" "$SCALEWISE_AUDIT_LOG" \
+  "$(git rev-parse --short HEAD)" "$keda_version" "${AUTOSCALERS[@]}" >"$section"
 tests/bench/section.sh hpa-beside "$section"
 cat "$section" >&2
