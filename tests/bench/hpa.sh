@@ -113,7 +113,8 @@ start_keda() {
   local certs=$OUT/keda/certs port_probe port_metrics port_grpc port_api port_adapter_metrics
   mkdir -p "$certs"
   k apply --server-side -f "$KEDA_DIR/crds.yaml" >/dev/null
-  k wait --for condition=established --timeout=60s crd/scaledobjects.keda.sh >/dev/null
+  # (kubectl wait fails, rather than waits, while the new CRD has no conditions yet.)
+  wait_for 60 "KEDA's CRDs" k wait --for condition=established --timeout=5s crd/scaledobjects.keda.sh
   k create namespace keda >/dev/null
   k apply -f "$KEDA_DIR/operator-role.yaml" >/dev/null
   k apply -f - >/dev/null <<RBAC
