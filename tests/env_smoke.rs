@@ -378,15 +378,10 @@ async fn exporter_registered_by_file_sd_is_scraped_by_prometheus_and_victoriamet
 #[tokio::test]
 async fn a_deployments_pods_become_ready_on_kwok_nodes() {
     let env = TestEnv::new("kwok-pods").await;
-    if kwok::no_pods_here(&env).await {
+    let Some(node) = FakeNode::for_test(&env).await else {
         return;
-    }
-    let node = FakeNode::create(&env).await;
-    let pods = Pods {
-        node: Some(&node),
-        ..Pods::default()
     };
-    workload::create_deployment_with(&env, "web", 2, &pods).await;
+    workload::create_deployment_with(&env, "web", 2, &Pods::on(&node)).await;
     let ready = support::eventually("two Ready pods of web on the KWOK node", WAIT, || async {
         let ready: Vec<Pod> = workload::pods(&env, "web")
             .await
@@ -424,10 +419,9 @@ async fn a_deployments_pods_become_ready_on_kwok_nodes() {
 #[tokio::test]
 async fn pods_can_be_slow_unready_or_failing_and_a_rollout_replaces_them() {
     let env = TestEnv::new("kwok-chaos").await;
-    if kwok::no_pods_here(&env).await {
+    let Some(node) = FakeNode::for_test(&env).await else {
         return;
-    }
-    let node = FakeNode::create(&env).await;
+    };
     let annotated = |key: &str, value: &str| Pods {
         node: Some(&node),
         annotations: BTreeMap::from([(key.to_owned(), value.to_owned())]),
@@ -440,10 +434,7 @@ async fn pods_can_be_slow_unready_or_failing_and_a_rollout_replaces_them() {
         &env,
         "steady",
         2,
-        &Pods {
-            node: Some(&node),
-            ..Pods::default()
-        },
+        &Pods::on(&node),
     )
     .await;
 

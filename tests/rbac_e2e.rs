@@ -600,7 +600,7 @@ async fn cannot_do_anything_else(env: &TestEnv, client: &Client, other_namespace
 /// A second namespace, to try the Leases of (deleted at the end).
 struct OtherNamespace {
     name: String,
-    client: Client,
+    config: Config,
 }
 
 impl OtherNamespace {
@@ -635,29 +635,14 @@ impl OtherNamespace {
             .expect("create a Lease in the second namespace");
         OtherNamespace {
             name,
-            client: env.client.clone(),
+            config: env.kube_config().clone(),
         }
     }
 }
 
 impl Drop for OtherNamespace {
     fn drop(&mut self) {
-        let (client, name) = (self.client.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let namespaces = Api::<Namespace>::all(client);
-                let params = DeleteParams::background();
-                let delete = namespaces.delete(&name, &params);
-                let _ = tokio::time::timeout(Duration::from_secs(10), delete).await;
-            });
-        })
-        .join();
+        support::delete_when_dropped::<Namespace>(&self.config, &self.name);
     }
 }
 

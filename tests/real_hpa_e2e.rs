@@ -62,15 +62,10 @@ async fn wait_for_items(env: &TestEnv, path: &str, what: &str, count: usize) -> 
 #[tokio::test]
 async fn the_real_hpa_scales_a_deployment_from_prometheus_cpu() {
     let env = TestEnv::new("real-hpa").await;
-    if kwok::no_pods_here(&env).await {
+    let Some(node) = FakeNode::for_test(&env).await else {
         return;
-    }
-    let node = FakeNode::create(&env).await;
-    let pods = Pods {
-        node: Some(&node),
-        ..Pods::default()
     };
-    workload::create_deployment_with(&env, "web", 2, &pods).await;
+    workload::create_deployment_with(&env, "web", 2, &Pods::on(&node)).await;
     // Each pod uses 90m of its 100m request: 90%, above the HPA's 50% target.
     let _series = PodSeries::start(
         &env,

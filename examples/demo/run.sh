@@ -37,7 +37,8 @@ if [[ ${SCALEWISE_DEMO_INSIDE:-0} != 1 ]]; then
 fi
 
 # --- Inside the test environment ----------------------------------------------------------------
-# free_port from the environment's helpers (it also sets -euo pipefail).
+# free_port and wait_for from the environment's helpers (it also sets -euo pipefail).
+LOG_PREFIX=demo
 source "$ROOT/tests/env/lib.sh"
 cd "$ROOT"
 
@@ -88,16 +89,6 @@ trap 'exit 129' HUP
 
 k() { kubectl --request-timeout=10s "$@"; }
 
-# Polls CMD... every 0.2 s for up to TIMEOUT seconds. Usage: wait_for TIMEOUT WHAT CMD...
-wait_for() {
-  local timeout=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < timeout * 5; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  fail "timed out after ${timeout}s waiting for $what"
-}
 
 # --- 1. The CRD, the namespace and the Deployment -------------------------------------------------
 say "demo: installing the ScalingPolicy CRD (crds/scalingpolicy.yaml)"

@@ -42,6 +42,8 @@ if [[ ${SCALEWISE_BENCH_INSIDE:-0} != 1 ]]; then
 fi
 
 # --- Inside the test environment ----------------------------------------------------------------
+# free_port, wait_for, die and log from the environment's helpers.
+LOG_PREFIX=bench-hpa
 source "$ROOT/tests/env/lib.sh"
 cd "$ROOT"
 : "${SCALEWISE_AUDIT_LOG:?the environment has no audit log: run through make bench-hpa}"
@@ -61,7 +63,7 @@ AUTOSCALERS=(hpa sw)
 [[ -z $KEDA_DIR ]] || AUTOSCALERS+=(keda)
 DEPLOYMENTS=("${AUTOSCALERS[@]/%/-web}")
 mkdir -p "$OUT"
-rm -rf "$OUT"/run-*.tsv* "$OUT"/*.log "$OUT/keda"
+rm -rf "$OUT"/run-*.tsv* "$OUT"/*.log "$OUT/keda" "$OUT/audit.jsonl"
 
 pids=()
 sd_files=()
@@ -81,15 +83,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 k() { kubectl --request-timeout=10s "$@"; }
-wait_for() {
-  local timeout=$1 what=$2 i
-  shift 2
-  for ((i = 0; i < timeout * 5; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.2
-  done
-  die "timed out after ${timeout}s waiting for $what"
-}
 # A kubeconfig like the environment's for service account $1 of namespace $2, into file $3.
 sa_kubeconfig() {
   local token
@@ -291,14 +284,18 @@ one_run() {
 for ((run = 1; run <= RUNS; run++)); do
   one_run "bench-$run" "$OUT/run-$run.tsv"
 done
-# The audit log's last events are written within a second or so.
+# The audit log's last events are written within a second or so. The autoscalers' events of it
+# are kept with the samples (the environment and its audit log go when the benchmark ends), so
+# that tests/bench/hpa_figures.py can be run again on target/bench/hpa/.
 sleep 3
 [[ -z $apiservice_saved ]] || restore_apiservice
+grep -E '"username":"system:serviceaccount:(kube-system:horizontal-pod-autoscaler|scalewise-system:scalewise|keda:keda-[a-z-]+)"' \
+  "$SCALEWISE_AUDIT_LOG" >"$OUT/audit.jsonl" || true
 
 section=$OUT/section.md
 keda_version=""
 [[ -z $KEDA_DIR ]] || keda_version=$(basename "$KEDA_DIR" | sed 's/_go.*//; s/^keda-//')
-python3 tests/bench/hpa_figures.py "$OUT" "$RUNS" "$SURGE_START" "$SCALEWISE_AUDIT_LOG" \
+python3 tests/bench/hpa_figures.py "$OUT" "$RUNS" "$SURGE_START" "$OUT/audit.jsonl" \
   "$(git rev-parse --short HEAD)" "$keda_version" "${AUTOSCALERS[@]}" >"$section"
 tests/bench/section.sh hpa-beside "$section"
 cat "$section" >&2

@@ -156,7 +156,7 @@ def main():
                 verdict = "beyond run-to-run noise"
             parts.append(f"{names[who]} {mean[who]:.0f} ({verdict})")
         print(f"- {label}: HPA {mean['hpa']:.0f}; " + "; ".join(parts)
-              + (f"; the runs of one autoscaler differ by up to {spread:.0f}" if runs > 1 else ""))
+              + (f"; the runs of one autoscaler differ by up to {spread:.1f}" if runs > 1 else ""))
 
 
 if __name__ == "__main__":

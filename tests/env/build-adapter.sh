@@ -13,21 +13,14 @@ command -v go >/dev/null || die "go is not installed: prometheus-adapter is buil
 version=$(awk '($1 == "sigs.k8s.io/prometheus-adapter") { print $2; exit }' "$module_dir/go.mod")
 [[ -n $version ]] || die "cannot read the pinned prometheus-adapter version from tests/env/adapter/go.mod"
 dest="$SCALEWISE_CACHE/k8s/prometheus-adapter-${version}_$(go env GOVERSION)"
-if [[ -x $dest/adapter ]]; then
-  printf '%s\n' "$dest/adapter"
-  exit 0
-fi
-
-mkdir -p "$SCALEWISE_CACHE/k8s"
-work=$(mktemp -d "$SCALEWISE_CACHE/k8s/.build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-start=$SECONDS
-log "building prometheus-adapter $version (about 2 minutes)"
-(cd "$module_dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" \
-  -o "$work/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter) >&2 ||
-  die "building prometheus-adapter $version failed"
-rm -rf "$dest"
-mv -T "$work" "$dest"
-trap - EXIT
-log "built prometheus-adapter $version in $((SECONDS - start)) s into $dest"
+complete() { [[ -x $1/adapter ]]; }
+build() {
+  local start=$SECONDS
+  log "building prometheus-adapter $version (about 2 minutes)"
+  (cd "$module_dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" \
+    -o "$1/adapter" sigs.k8s.io/prometheus-adapter/cmd/adapter) >&2 ||
+    die "building prometheus-adapter $version failed"
+  log "built prometheus-adapter $version in $((SECONDS - start)) s into $dest"
+}
+cache_build "$dest" complete build
 printf '%s\n' "$dest/adapter"

@@ -39,14 +39,6 @@ complete() {
   for b in "${binaries[@]}"; do [[ -x $1/$b ]] || return 1; done
   [[ -s $1/kwok-stages.yaml ]]
 }
-if complete "$dest"; then
-  printf '%s\n' "$dest"
-  exit 0
-fi
-
-mkdir -p "$SCALEWISE_CACHE/k8s"
-work=$(mktemp -d "$SCALEWISE_CACHE/k8s/.build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 # What `kubectl version` and /version report, as the release's own build sets them.
@@ -58,29 +50,28 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
-start=$SECONDS
-log "building Kubernetes $k8s_version (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) with $go_version; the first build takes a while"
-(cd "$env_dir/k8s" && go build -trimpath -ldflags "$ldflags" -o "$work/" \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler \
-  k8s.io/kubernetes/cmd/kubectl) >&2 || die "building Kubernetes $k8s_version failed"
-log "building etcd $etcd_version"
-(cd "$env_dir/etcd" && go build -trimpath -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3 &&
-  go build -trimpath -ldflags "-s -w" -o "$work/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2 ||
-  die "building etcd $etcd_version failed"
-log "building kwok $kwok_version"
-(cd "$env_dir/kwok" && go build -trimpath -ldflags "-s -w" -o "$work/kwok" sigs.k8s.io/kwok/cmd/kwok) >&2 ||
-  die "building kwok $kwok_version failed"
-kwok_dir=$(cd "$env_dir/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) ||
-  die "cannot find the kwok module's files"
-for stage in "${kwok_stages[@]}"; do
-  [[ -f $kwok_dir/kustomize/stage/$stage ]] || die "kwok $kwok_version has no stage $stage"
-  printf -- '---\n' && cat "$kwok_dir/kustomize/stage/$stage"
-done >"$work/kwok-stages.yaml"
-complete "$work" || die "the build left out a binary: ${binaries[*]} expected in $work"
-rm -rf "$dest"
-mv -T "$work" "$dest"
-trap - EXIT
-log "built Kubernetes $k8s_version, etcd $etcd_version and kwok $kwok_version in $((SECONDS - start)) s into $dest"
+build() {
+  local work=$1 start=$SECONDS kwok_dir stage
+  log "building Kubernetes $k8s_version (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) with $go_version; the first build takes a while"
+  (cd "$env_dir/k8s" && go build -trimpath -ldflags "$ldflags" -o "$work/" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl) >&2 || die "building Kubernetes $k8s_version failed"
+  log "building etcd $etcd_version"
+  (cd "$env_dir/etcd" && go build -trimpath -ldflags "-s -w" -o "$work/etcd" go.etcd.io/etcd/server/v3 &&
+    go build -trimpath -ldflags "-s -w" -o "$work/etcdctl" go.etcd.io/etcd/etcdctl/v3) >&2 ||
+    die "building etcd $etcd_version failed"
+  log "building kwok $kwok_version"
+  (cd "$env_dir/kwok" && go build -trimpath -ldflags "-s -w" -o "$work/kwok" sigs.k8s.io/kwok/cmd/kwok) >&2 ||
+    die "building kwok $kwok_version failed"
+  kwok_dir=$(cd "$env_dir/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) ||
+    die "cannot find the kwok module's files"
+  for stage in "${kwok_stages[@]}"; do
+    [[ -f $kwok_dir/kustomize/stage/$stage ]] || die "kwok $kwok_version has no stage $stage"
+    printf -- '---\n' && cat "$kwok_dir/kustomize/stage/$stage"
+  done >"$work/kwok-stages.yaml"
+  log "built Kubernetes $k8s_version, etcd $etcd_version and kwok $kwok_version in $((SECONDS - start)) s into $dest"
+}
+cache_build "$dest" complete build
 printf '%s\n' "$dest"

@@ -13,42 +13,33 @@ version=$(awk '($1 == "github.com/kedacore/keda/v2") { print $2; exit }' "$modul
 [[ -n $version ]] || die "cannot read the pinned KEDA version from tests/env/keda/go.mod"
 dest="$SCALEWISE_CACHE/k8s/keda-${version}_$(go env GOVERSION)"
 complete() { [[ -x $1/keda-operator && -x $1/keda-adapter && -s $1/crds.yaml && -s $1/operator-role.yaml ]]; }
-if complete "$dest"; then
-  printf '%s\n' "$dest"
-  exit 0
-fi
-
-mkdir -p "$SCALEWISE_CACHE/k8s"
-work=$(mktemp -d "$SCALEWISE_CACHE/k8s/.build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-start=$SECONDS
-log "building KEDA $version (operator and metrics server; about 7 minutes the first time)"
-keda_dir=$(cd "$module_dir" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2) ||
-  die "cannot find the KEDA module's files"
-# One change to KEDA's metrics server: its own /metrics listener binds ":<port>", every
-# interface, with no flag to choose the address; here it binds 127.0.0.1, as every server of the
-# test environment does. Its main package (public packages only) is rebuilt from the module's
-# cmd/adapter/main.go with that one line changed, in a package of this module generated for the
-# build and removed after it; the rest of KEDA is the module as published.
-generated=$module_dir/generated/adapter
-trap 'rm -rf "$work" "$module_dir/generated"' EXIT
-mkdir -p "$generated"
-sed 's/fmt.Sprintf(":%v", metricsAPIServerPort)/fmt.Sprintf("127.0.0.1:%v", metricsAPIServerPort)/' \
-  "$keda_dir/cmd/adapter/main.go" >"$generated/main.go"
-grep -q '"127.0.0.1:%v", metricsAPIServerPort' "$generated/main.go" ||
-  die "KEDA $version's cmd/adapter/main.go no longer binds its metrics listener as expected: review tests/env/build-keda.sh"
-(cd "$module_dir" && export CGO_ENABLED=0 GOFLAGS=-mod=readonly &&
-  go build -trimpath -ldflags "-s -w" -o "$work/keda-operator" github.com/kedacore/keda/v2/cmd/operator &&
-  go build -trimpath -ldflags "-s -w" -o "$work/keda-adapter" ./generated/adapter) >&2 ||
-  die "building KEDA $version failed"
-rm -rf "$module_dir/generated"
-cp "$keda_dir/config/rbac/role.yaml" "$work/operator-role.yaml"
-for crd in "$keda_dir"/config/crd/bases/*.yaml; do
-  printf -- '---\n' && cat "$crd"
-done >"$work/crds.yaml"
-complete "$work" || die "the KEDA build left out a binary or its CRDs in $work"
-rm -rf "$dest"
-mv -T "$work" "$dest"
-trap - EXIT
-log "built KEDA $version in $((SECONDS - start)) s into $dest"
+build() {
+  local work=$1 start=$SECONDS keda_dir generated=$module_dir/generated/adapter crd
+  log "building KEDA $version (operator and metrics server; about 7 minutes the first time)"
+  keda_dir=$(cd "$module_dir" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2) ||
+    die "cannot find the KEDA module's files"
+  # One change to KEDA's metrics server: its own /metrics listener binds ":<port>", every
+  # interface, with no flag to choose the address; here it binds 127.0.0.1, as every server of
+  # the test environment does. Its main package (public packages only) is rebuilt from the
+  # module's cmd/adapter/main.go with that one line changed, in a package of this module
+  # generated for the build (git-ignored, removed after it); the rest of KEDA is the module as
+  # published.
+  rm -rf "$module_dir/generated"
+  mkdir -p "$generated"
+  sed 's/fmt.Sprintf(":%v", metricsAPIServerPort)/fmt.Sprintf("127.0.0.1:%v", metricsAPIServerPort)/' \
+    "$keda_dir/cmd/adapter/main.go" >"$generated/main.go"
+  grep -q '"127.0.0.1:%v", metricsAPIServerPort' "$generated/main.go" ||
+    die "KEDA $version's cmd/adapter/main.go no longer binds its metrics listener as expected: review tests/env/build-keda.sh"
+  (cd "$module_dir" && export CGO_ENABLED=0 GOFLAGS=-mod=readonly &&
+    go build -trimpath -ldflags "-s -w" -o "$work/keda-operator" github.com/kedacore/keda/v2/cmd/operator &&
+    go build -trimpath -ldflags "-s -w" -o "$work/keda-adapter" ./generated/adapter) >&2 ||
+    die "building KEDA $version failed"
+  rm -rf "$module_dir/generated"
+  cp "$keda_dir/config/rbac/role.yaml" "$work/operator-role.yaml"
+  for crd in "$keda_dir"/config/crd/bases/*.yaml; do
+    printf -- '---\n' && cat "$crd"
+  done >"$work/crds.yaml"
+  log "built KEDA $version in $((SECONDS - start)) s into $dest"
+}
+cache_build "$dest" complete build
 printf '%s\n' "$dest"

@@ -22,10 +22,41 @@ lock_state_root() {
   export SCALEWISE_TEST_ENV_LOCKED=1
 }
 
-log() { printf 'test-env: %s\n' "$*" >&2; }
+# Scripts that source this for its helpers (the demo, the benchmarks) set their own prefix.
+LOG_PREFIX=${LOG_PREFIX:-test-env}
+log() { printf '%s: %s\n' "$LOG_PREFIX" "$*" >&2; }
 die() {
-  printf 'test-env: error: %s\n' "$*" >&2
+  printf '%s: error: %s\n' "$LOG_PREFIX" "$*" >&2
   exit 1
+}
+
+# Polls CMD... every 0.2 s (its output discarded) for up to TIMEOUT seconds; dies naming WHAT.
+# Usage: wait_for TIMEOUT WHAT CMD...
+wait_for() {
+  local timeout=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < timeout * 5; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  die "timed out after ${timeout}s waiting for $what"
+}
+
+# Builds into the cache once: when DEST is not complete (COMPLETE DIR fails), runs BUILD WORK
+# with a fresh WORK directory beside DEST, checks it is complete and moves it to DEST, so that a
+# failed or interrupted build leaves nothing that looks done. Usage: cache_build DEST COMPLETE BUILD
+cache_build() {
+  local dest=$1 complete=$2 build=$3 work
+  "$complete" "$dest" && return 0
+  mkdir -p "$(dirname "$dest")"
+  work=$(mktemp -d "$(dirname "$dest")/.build.XXXXXX")
+  # shellcheck disable=SC2064 # the directory is known now
+  trap "rm -rf '$work'" EXIT
+  "$build" "$work"
+  "$complete" "$work" || die "the build left out something expected in $work"
+  rm -rf "$dest"
+  mv -T "$work" "$dest"
+  trap - EXIT
 }
 
 # True when the end-to-end tests target a cluster the user provides.

@@ -392,14 +392,15 @@ RBAC
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=prometheus-adapter \
     -addext "subjectAltName=DNS:localhost,DNS:prometheus-adapter.kube-system.svc,IP:127.0.0.1" \
     -keyout "$adapter_certs/tls.key" -out "$adapter_certs/tls.crt" 2>/dev/null
-  # Windows of 1 minute, as scalewise's cpu metric reads by default.
+  # CPU as a rate over 1 minute, about what metrics-server gives the HPA (scalewise's own cpu
+  # metric reads 2 minutes by default; make bench-hpa's policy sets 1 minute).
   cat >"$adapter_certs/config.yaml" <<'ADAPTER'
 rules: []
 resourceRules:
   cpu:
     containerQuery: sum by (<<.GroupBy>>) (rate(container_cpu_usage_seconds_total{container!="",<<.LabelMatchers>>}[1m]))
     nodeQuery: sum by (<<.GroupBy>>) (rate(container_cpu_usage_seconds_total{id="/",<<.LabelMatchers>>}[1m]))
-    resources:
+    resources: &labels
       overrides:
         namespace: {resource: namespace}
         pod: {resource: pod}
@@ -408,11 +409,7 @@ resourceRules:
   memory:
     containerQuery: sum by (<<.GroupBy>>) (container_memory_working_set_bytes{container!="",<<.LabelMatchers>>})
     nodeQuery: sum by (<<.GroupBy>>) (container_memory_working_set_bytes{id="/",<<.LabelMatchers>>})
-    resources:
-      overrides:
-        namespace: {resource: namespace}
-        pod: {resource: pod}
-        node: {resource: node}
+    resources: *labels
     containerLabel: container
   window: 1m
 externalRules:

@@ -43,6 +43,17 @@ pub async fn no_pods_here(env: &TestEnv) -> bool {
     old
 }
 
+/// The test's own fake node, or None on the Debian-built 1.20 environment, which runs no pods
+/// (see [`no_pods_here`]): `let Some(node) = FakeNode::for_test(&env).await else { return };`
+impl FakeNode {
+    pub async fn for_test(env: &TestEnv) -> Option<FakeNode> {
+        if no_pods_here(env).await {
+            return None;
+        }
+        Some(FakeNode::create(env).await)
+    }
+}
+
 /// A node for one test, deleted (best effort) when dropped.
 pub struct FakeNode {
     pub name: String,

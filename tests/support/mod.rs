@@ -206,6 +206,11 @@ impl TestEnv {
         }
     }
 
+    /// The kube configuration its client was built from.
+    pub fn kube_config(&self) -> &Config {
+        &self.kube_config
+    }
+
     /// The API of a namespaced kind in this test's namespace.
     pub fn api<K>(&self) -> Api<K>
     where

@@ -31,6 +31,16 @@ pub struct Pods<'a> {
     pub annotations: BTreeMap<String, String>,
 }
 
+impl<'a> Pods<'a> {
+    /// Pods on `node`, with no annotations.
+    pub fn on(node: &'a FakeNode) -> Pods<'a> {
+        Pods {
+            node: Some(node),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
 /// [`create_deployment`], with the pods' node and annotations.
 pub async fn create_deployment_with(env: &TestEnv, name: &str, replicas: i32, pods: &Pods<'_>) {
     let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
