@@ -41,14 +41,14 @@ demo: ## The main job: scalewise scales a simulated web service through a load s
 
 # BENCHMARKS.md: each benchmark rewrites only its own section, between its markers.
 .PHONY: bench
-bench: bench-quality bench-hpa ## Every benchmark: regenerate all of BENCHMARKS.md's measured sections (about 25 minutes)
+bench: bench-quality bench-hpa ## Every benchmark: regenerate all of BENCHMARKS.md's measured sections (about 20 minutes)
 
 .PHONY: bench-quality
 bench-quality: ## "Decision quality": the simulator on every bundled trace and three held-out ones, against the HPA (tests/bench/quality.sh)
 	CARGO="$(CARGO)" tests/bench/quality.sh
 
 .PHONY: bench-hpa
-bench-hpa: ## "Beside the real HPA": the demo workload's surge on two Deployments, one scaled by the HPA of kube-controller-manager, one by scalewise (tests/bench/hpa.sh)
+bench-hpa: ## "Beside the real HPA": the demo workload's surge on three Deployments, scaled by the HPA of kube-controller-manager, by scalewise and by KEDA (tests/bench/hpa.sh, about 20 minutes)
 	CARGO="$(CARGO)" tests/bench/hpa.sh
 
 .PHONY: test

@@ -430,13 +430,7 @@ async fn pods_can_be_slow_unready_or_failing_and_a_rollout_replaces_them() {
     workload::create_deployment_with(&env, "never", 1, &annotated(kwok::READY_AFTER, "never"))
         .await;
     workload::create_deployment_with(&env, "crash", 1, &annotated(kwok::FAIL_AFTER, "3s")).await;
-    workload::create_deployment_with(
-        &env,
-        "steady",
-        2,
-        &Pods::on(&node),
-    )
-    .await;
+    workload::create_deployment_with(&env, "steady", 2, &Pods::on(&node)).await;
 
     // Running but not Ready at first, then Ready once its delay is over.
     let running_unready = |pod: &Pod| {
