@@ -1,6 +1,7 @@
 //! Every `scalewise ...` command line the documentation shows still works: README.md,
 //! BENCHMARKS.md, every Markdown, shell and YAML file under examples/ (their comments too), and
-//! the Makefile (its `cargo run -- ARGS` lines and the command lines `make bench` builds).
+//! the Makefile (its `cargo run -- ARGS` lines) and the command lines `make bench-quality` builds
+//! (tests/bench/quality.sh).
 //!
 //! - A line that can run offline (`check`, `decide`, `crd`, `simulate --trace`, `simulate
 //!   --generate`, `--help`, `--version`) runs, with its output files (`--out`, `--out-csv`,
@@ -14,9 +15,9 @@
 //!
 //! Documented output is compared: a shell block followed by an output block (README) is the last
 //! command's standard output byte for byte; in BENCHMARKS.md the ```text block and the table
-//! after it are that output as `make bench` splits it (the lines not starting with `|`, blank
+//! after it are that output as `make bench-quality` splits it (the lines not starting with `|`, blank
 //! ones dropped; then the `|` lines). A `# ...` line right after a command is its first line of
-//! output. The `make bench` command lines must be those BENCHMARKS.md shows, in order.
+//! output. The `make bench-quality` command lines must be those BENCHMARKS.md shows, in order.
 
 mod cmd;
 
@@ -288,64 +289,58 @@ fn comments(file: &str, text: &str) -> Vec<Documented> {
     found
 }
 
-/// The Makefile's variables (`NAME := value`, continued over `\` line ends).
-fn make_variables(text: &str) -> BTreeMap<String, String> {
+/// The variables of `tests/bench/quality.sh` (the script behind `make bench-quality`): `name=value`
+/// (also `local name=value`) and arrays `name=(word ...)`, over lines, as shell words.
+fn script_variables(text: &str) -> BTreeMap<String, Vec<String>> {
     let mut vars = BTreeMap::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
-        let Some((name, value)) = line.split_once(":=") else {
+        let line = line.trim();
+        let line = line.strip_prefix("local ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
             continue;
         };
-        let name = name.trim();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
             continue;
         }
-        let mut value = value.trim().to_owned();
-        while let Some(head) = value.strip_suffix('\\') {
-            value = format!("{} {}", head.trim_end(), lines.next().unwrap_or("").trim());
-        }
+        let value = match value.strip_prefix('(') {
+            Some(first) => {
+                let mut all = first.to_owned();
+                while !all.trim_end().ends_with(')') {
+                    let Some(next) = lines.next() else { break };
+                    all = format!("{all} {}", next.trim());
+                }
+                words(all.trim_end().trim_end_matches(')'))
+            }
+            None => words(value),
+        };
         vars.insert(name.to_owned(), value);
     }
     vars
 }
 
-/// Expands `$(NAME)` from the Makefile and `$$NAME` from the recipe's shell variables.
-fn expand(template: &str, make: &BTreeMap<String, String>, shell: &[(&str, &str)]) -> String {
-    let mut text = template.to_owned();
-    for (name, value) in make {
-        text = text.replace(&format!("$({name})"), value);
-    }
-    for (name, value) in shell {
-        text = text.replace(&format!("$${name}"), value);
+/// Expands `$name` (a variable of the script, longest names first) and `$1` (`arg`).
+fn expand(template: &str, vars: &BTreeMap<String, Vec<String>>, arg: &str) -> String {
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let mut text = template.replace("$1", arg);
+    for name in names {
+        text = text.replace(&format!("${name}"), &vars[name].join(" "));
     }
     assert!(
         !text.contains('$'),
-        "Makefile: cannot expand {template:?}: {text:?}"
+        "tests/bench/quality.sh: cannot expand {template:?}: {text:?}"
     );
     text
 }
 
-/// The value of `NAME="..."` or `NAME=...` in the Makefile's bench recipe.
-fn recipe_assignment<'a>(text: &'a str, name: &str) -> &'a str {
-    let key = format!("{name}=");
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with(&key))
-        .unwrap_or_else(|| panic!("Makefile: the bench recipe has no {key} line"));
-    line[key.len()..]
-        .trim_end_matches(';')
-        .trim_end_matches(" \\")
-        .trim_end_matches(';')
-        .trim_matches('"')
-}
-
-/// The Makefile's scalewise command lines: `$(CARGO) run ... -- ARGS` and the ones `make bench`
-/// builds from BENCH_POLICY, BENCH_RUNS and the held-out shapes, in the order it runs them.
-fn makefile(text: &str) -> (Vec<Documented>, Vec<String>) {
+/// The Makefile's scalewise command lines (`$(CARGO) run ... -- ARGS`), and the ones
+/// `make bench-quality` (tests/bench/quality.sh) runs, from its runs and held-out shapes, in its
+/// order.
+fn makefile(make: &str, script: &str) -> (Vec<Documented>, Vec<String>) {
     let file = "Makefile";
     let mut found = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in make.lines().enumerate() {
         if let Some((_, args)) = line.split_once(" run --locked --quiet -- ") {
             let args = args.split(['>', '|', ';']).next().unwrap_or("").trim();
             found.push(command(
@@ -356,32 +351,31 @@ fn makefile(text: &str) -> (Vec<Documented>, Vec<String>) {
             ));
         }
     }
-    let vars = make_variables(text);
+    let vars = script_variables(script);
     let var = |name: &str| {
         vars.get(name)
-            .unwrap_or_else(|| panic!("Makefile: no {name} := ..."))
+            .unwrap_or_else(|| panic!("tests/bench/quality.sh: no {name}=..."))
             .clone()
     };
-    let args = recipe_assignment(text, "args");
-    let trace = recipe_assignment(text, "trace");
-    let generate = recipe_assignment(text, "generate");
+    let one = |name: &str| var(name).join(" ");
+    let (args, trace, generate) = (one("args"), one("trace"), one("generate"));
     let mut bench = Vec::new();
-    for run in words(&var("BENCH_RUNS")) {
-        bench.push(expand(args, &vars, &[("1", &run)]));
+    for run in var("runs") {
+        bench.push(expand(&args, &vars, &run));
     }
-    for shape in words(&var("BENCH_HELD_OUT")) {
-        let trace = expand(trace, &vars, &[("shape", &shape)]);
-        bench.push(expand(
-            generate,
-            &vars,
-            &[("shape", &shape), ("trace", &trace)],
-        ));
-        bench.push(expand(args, &vars, &[("1", &trace)]));
+    for shape in var("held_out") {
+        let mut with_shape = vars.clone();
+        with_shape.insert("shape".to_owned(), vec![shape.clone()]);
+        let trace = expand(&trace, &with_shape, "");
+        with_shape.insert("trace".to_owned(), vec![trace.clone()]);
+        bench.push(expand(&generate, &with_shape, ""));
+        bench.push(expand(&args, &vars, &trace));
     }
+    let script_file = "tests/bench/quality.sh";
     for (n, line) in bench.iter().enumerate() {
         found.push(command(
-            &format!("{file}: make bench, command {}", n + 1),
-            file,
+            &format!("{script_file}: make bench-quality, command {}", n + 1),
+            script_file,
             &format!("scalewise {line}"),
             false,
         ));
@@ -426,7 +420,10 @@ fn documented() -> (Vec<Documented>, Vec<String>) {
             _ => {}
         }
     }
-    let (make, bench) = makefile(&read(&root.join("Makefile")));
+    let (make, bench) = makefile(
+        &read(&root.join("Makefile")),
+        &read(&root.join("tests/bench/quality.sh")),
+    );
     found.extend(make);
     (found, bench)
 }
@@ -730,7 +727,7 @@ fn make_bench_runs_the_command_lines_benchmarks_md_shows() {
     let built: Vec<String> = bench.iter().map(|line| words(line).join(" ")).collect();
     assert_eq!(
         built, shown,
-        "make bench runs other command lines than BENCHMARKS.md shows: run make bench"
+        "make bench-quality runs other command lines than BENCHMARKS.md shows: run make bench-quality"
     );
     // Every simulation of the section shows its output, which the other test compares.
     let section: Vec<&Documented> = lines
