@@ -12,9 +12,10 @@
 #   tests/bench/hpa.sh   SCALEWISE_BENCH_HPA_RUNS=N runs (default 2), each in a fresh namespace;
 #                        SCALEWISE_BENCH_KEDA=0 leaves KEDA out
 #
-# Every second it records both Deployments' replicas and the model's p95 latency and error rate of
-# both services; afterwards it counts each autoscaler's requests in the API server's audit log,
-# by user. Everything of a run stays in target/bench/hpa/ (samples.tsv per run, logs).
+# Every second it records each Deployment's replicas and its service's p95 latency and error rate
+# (the workload's model); afterwards it counts each autoscaler's requests in the API server's
+# audit log, by user. Everything stays in target/bench/hpa/ (run-N.tsv, the autoscalers' audit
+# events, logs), and `python3 tests/bench/hpa_figures.py` can compute the figures again from it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
