@@ -82,10 +82,7 @@ cleanup() {
   esac
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_exit cleanup
 
 k() { kubectl --request-timeout=10s "$@"; }
 

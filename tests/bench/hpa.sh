@@ -79,10 +79,7 @@ cleanup() {
   [[ $rc == 0 ]] || say "failed (exit $rc); logs in $OUT/"
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_exit cleanup
 k() { kubectl --request-timeout=10s "$@"; }
 # A kubeconfig like the environment's for service account $1 of namespace $2, into file $3.
 sa_kubeconfig() {

@@ -30,6 +30,16 @@ die() {
   exit 1
 }
 
+# Runs FUNCTION when the script exits, also on SIGINT, SIGTERM and SIGHUP (which exit with 130,
+# 143 and 129, as a shell killed by them would).
+trap_exit() {
+  # shellcheck disable=SC2064 # the function's name is known now
+  trap "$1" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap 'exit 129' HUP
+}
+
 # Polls CMD... every 0.2 s (its output discarded) for up to TIMEOUT seconds; dies naming WHAT.
 # Usage: wait_for TIMEOUT WHAT CMD...
 wait_for() {

@@ -30,10 +30,7 @@ teardown() {
   "$SCALEWISE_ROOT/tests/env/down.sh" "$state" || rc=1
   exit "$rc"
 }
-trap teardown EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap_exit teardown
 
 env_lines=$("$SCALEWISE_ROOT/tests/env/up.sh" "$state")
 eval "$env_lines"
