@@ -139,22 +139,27 @@ async fn the_real_hpa_scales_a_deployment_from_prometheus_cpu() {
     })
     .await;
     assert!(replicas <= 6, "beyond maxReplicas: {replicas}");
-    let hpa = env
-        .api::<HorizontalPodAutoscaler>()
-        .get("web")
-        .await
-        .expect("read the HPA");
-    let status = hpa.status.expect("the HPA has a status");
-    let utilization = status
-        .current_metrics
-        .unwrap_or_default()
-        .iter()
-        .find_map(|m| m.resource.as_ref()?.current.average_utilization);
+    // What the HPA read, from its status: a sync that fails (the new pods have no samples yet)
+    // writes none, so wait for one that read the pods' CPU.
+    let hpas = env.api::<HorizontalPodAutoscaler>();
+    let (utilization, desired) = support::eventually(
+        "the HPA's status to report the pods' CPU utilization",
+        WAIT,
+        || async {
+            let status = hpas.get("web").await.ok()?.status?;
+            let utilization = status
+                .current_metrics?
+                .iter()
+                .find_map(|m| m.resource.as_ref()?.current.average_utilization)?;
+            Some((utilization, status.desired_replicas))
+        },
+    )
+    .await;
     assert!(
-        utilization.is_some_and(|u| (80..=100).contains(&u)),
-        "the HPA read {utilization:?}% CPU, not the 90% the pods publish"
+        (80..=100).contains(&utilization),
+        "the HPA read {utilization}% CPU, not the 90% the pods publish"
     );
-    assert!(status.desired_replicas >= 4, "{}", status.desired_replicas);
+    assert!(desired >= 4, "the HPA wants {desired} replicas");
 }
 
 #[tokio::test]
