@@ -4,10 +4,12 @@
 #   examples/demo/run.sh
 #
 # 1. Builds scalewise and the demo workload (examples/demo_workload.rs), then re-runs itself
-#    inside tests/env/run.sh: a fresh etcd, kube-apiserver and Prometheus on 127.0.0.1, installed
-#    or built on first use, and always stopped on exit, on failure and on Ctrl-C.
+#    inside tests/env/run.sh: a fresh Kubernetes (etcd, kube-apiserver, kube-controller-manager,
+#    kube-scheduler, KWOK nodes) and Prometheus on 127.0.0.1, installed or built on first use,
+#    and always stopped on exit, on failure and on Ctrl-C.
 # 2. Installs the CRD, creates the namespace `demo` and the Deployment `web` (2 replicas;
-#    examples/demo/deployment.yaml), starts the workload and registers it with Prometheus (file_sd).
+#    examples/demo/deployment.yaml), whose ReplicaSets' pods run on the KWOK nodes, starts the
+#    workload (serving the load on those pods) and registers it with Prometheus (file_sd).
 # 3. Creates the ScalingPolicy examples/demo/policy.yaml and starts `scalewise run`.
 # 4. Every 5 s prints a row: the offered load, the Deployment's replicas, what the policy read
 #    and decided, with every event of the policy (ScaledOut, ScaledIn with their reasons) as it
