@@ -1,7 +1,8 @@
-//! Keeps `make demo` honest without running it (it takes minutes): its policy is valid, matches
-//! its Deployment and the workload's model, and decides what the demo's summary checks for when
-//! given the values the workload's service model produces. The model itself (load curve, CPU,
-//! latency, errors, counters) is tested in `examples/demo_workload.rs`.
+//! Keeps `make demo` and `make bench-hpa` honest without running them (they take minutes): the
+//! demo's policy is valid, matches its Deployment and the workload's model, and decides what the
+//! demo's summary checks for when given the values the workload's service model produces; the
+//! benchmark's three autoscalers share their target, bounds and behavior. The model itself (load
+//! curve, CPU, latency, errors, counters) is tested in `examples/demo_workload.rs`.
 
 mod cmd;
 
@@ -115,6 +116,13 @@ fn the_demo_policy_targets_the_demo_deployment_whose_cpu_request_the_workload_re
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["name"], "web");
     assert_eq!(container["resources"]["requests"]["cpu"], "500m");
+    // And its 256 MiB memory request, the workload's kube_pod_container_resource_requests.
+    assert_eq!(container["resources"]["requests"]["memory"], "256Mi");
+    // make bench-hpa's Deployments are the same service.
+    let bench = documents("tests/bench/hpa/deployment.yaml");
+    let bench = &kind(&bench, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(bench["resources"], container["resources"]);
+    assert_eq!(bench["name"], container["name"]);
 }
 
 #[test]
@@ -167,4 +175,57 @@ fn the_demo_policy_scales_in_by_two_after_its_20s_window() {
         chained = true;
     }
     assert_eq!(first_scale_in, Some(20));
+}
+
+/// `make bench-hpa` claims its three autoscalers differ in the operator, not the tuning: the
+/// ScalingPolicy is the HPA's target and default behavior written out, and KEDA's ScaledObject
+/// has the same target and bounds.
+#[test]
+fn the_bench_hpa_autoscalers_have_the_same_target_bounds_and_behavior() {
+    let policy = &documents("tests/bench/hpa/policy.yaml")[0];
+    let hpa = &documents("tests/bench/hpa/hpa.yaml")[0];
+    let keda = &documents("tests/bench/hpa/scaledobject.yaml")[0];
+    let out = scalewise(&["check", "-f", "tests/bench/hpa/policy.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let (p, h, k) = (&policy["spec"], &hpa["spec"], &keda["spec"]);
+    for (min, max) in [
+        (&p["minReplicas"], &p["maxReplicas"]),
+        (&k["minReplicaCount"], &k["maxReplicaCount"]),
+    ] {
+        assert_eq!((min, max), (&h["minReplicas"], &h["maxReplicas"]));
+    }
+    // The HPA's defaults: no behavior, tolerance 0.1, a sync every 15 s.
+    assert!(h.get("behavior").is_none(), "the HPA keeps every default");
+    assert_eq!(p["tolerance"], 0.1);
+    assert_eq!(p["interval"], "15s");
+    let target = &h["metrics"][0]["resource"]["target"]["averageUtilization"];
+    assert_eq!(&p["metrics"][0]["target"], target);
+    assert!(p["metrics"][0].get("cpu").is_some());
+    let trigger = &k["triggers"][0];
+    assert_eq!(trigger["metricType"], "Value");
+    assert_eq!(trigger["metadata"]["threshold"], target.to_string());
+    // The HPA's default behavior, as the HPA documents it.
+    let out = &p["behavior"]["scaleOut"];
+    assert_eq!(out["stabilizationWindow"], "0s");
+    assert_eq!(out["cooldown"], "0s");
+    assert_eq!(out["selectPolicy"], "Max");
+    assert_eq!(
+        out["policies"],
+        serde_json::json!([
+            {"type": "Percent", "value": 100, "period": "15s"},
+            {"type": "Pods", "value": 4, "period": "15s"},
+        ])
+    );
+    let scale_in = &p["behavior"]["scaleIn"];
+    assert_eq!(scale_in["stabilizationWindow"], "300s");
+    assert_eq!(scale_in["cooldown"], "0s");
+    assert_eq!(
+        scale_in["policies"],
+        serde_json::json!([{"type": "Percent", "value": 100, "period": "15s"}])
+    );
+    // The same 1-minute window as prometheus-adapter gives the HPA, in scalewise and in KEDA's query.
+    assert_eq!(p["metrics"][0]["window"], "1m");
+    let query = trigger["metadata"]["query"].as_str().unwrap_or_default();
+    assert!(query.contains("[1m]"), "{query}");
 }
