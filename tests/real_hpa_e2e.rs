@@ -41,22 +41,15 @@ async fn get_raw(env: &TestEnv, path: &str) -> Option<Value> {
     serde_json::from_str(&text).ok()
 }
 
-/// Waits for `path` to answer with items, panicking with `needed` when it never does.
+/// Waits for `path` to answer with `count` items or more, failing with what the test needs when
+/// it never does.
 async fn wait_for_items(env: &TestEnv, path: &str, what: &str, count: usize) -> Vec<Value> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(answer) = get_raw(env, path).await {
-            let items = answer["items"].as_array().cloned().unwrap_or_default();
-            if items.len() >= count {
-                return items;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "{path} gave no {what} in 2 minutes: {ADAPTER_NEEDED}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    let waiting = format!("{count} {what} from {path}: {ADAPTER_NEEDED}");
+    support::eventually(&waiting, Duration::from_secs(120), || async {
+        let items = get_raw(env, path).await?["items"].as_array()?.clone();
+        (items.len() >= count).then_some(items)
+    })
+    .await
 }
 
 #[tokio::test]

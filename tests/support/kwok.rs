@@ -43,17 +43,6 @@ pub async fn no_pods_here(env: &TestEnv) -> bool {
     old
 }
 
-/// The test's own fake node, or None on the Debian-built 1.20 environment, which runs no pods
-/// (see [`no_pods_here`]): `let Some(node) = FakeNode::for_test(&env).await else { return };`
-impl FakeNode {
-    pub async fn for_test(env: &TestEnv) -> Option<FakeNode> {
-        if no_pods_here(env).await {
-            return None;
-        }
-        Some(FakeNode::create(env).await)
-    }
-}
-
 /// A node for one test, deleted (best effort) when dropped.
 pub struct FakeNode {
     pub name: String,
@@ -61,6 +50,15 @@ pub struct FakeNode {
 }
 
 impl FakeNode {
+    /// The test's own fake node, or None on the Debian-built 1.20 environment, which runs no pods
+    /// (see [`no_pods_here`]): `let Some(node) = FakeNode::for_test(&env).await else { return };`
+    pub async fn for_test(env: &TestEnv) -> Option<FakeNode> {
+        if no_pods_here(env).await {
+            return None;
+        }
+        Some(FakeNode::create(env).await)
+    }
+
     /// Creates a fake node named after the test's namespace, tainted so that only pods that
     /// tolerate it (see [`FakeNode::pins`]) run there, and waits until KWOK reports it Ready.
     pub async fn create(env: &TestEnv) -> FakeNode {
@@ -108,25 +106,21 @@ impl FakeNode {
             name: name.clone(),
             kube_config: env.kube_config.clone(),
         };
-        let start = std::time::Instant::now();
-        loop {
-            let ready = nodes.get(&name).await.ok().is_some_and(|n| {
-                n.status
-                    .and_then(|s| s.conditions)
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-            });
-            if ready {
-                return fake;
-            }
-            assert!(
-                start.elapsed() < READY_WITHIN,
-                "node {name} (annotation kwok.x-k8s.io/node=fake) was not Ready after {READY_WITHIN:?}: \
-                 this test needs KWOK managing fake nodes, as the default test environment runs it; \
-                 on your own cluster (SCALEWISE_E2E_CLUSTER=1) install KWOK there with \
-                 --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let waiting = format!(
+            "node {name} (annotation kwok.x-k8s.io/node=fake) to be Ready: this test needs KWOK \
+             managing fake nodes, as the default test environment runs it; on your own cluster \
+             (SCALEWISE_E2E_CLUSTER=1) install KWOK there with \
+             --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake"
+        );
+        super::eventually(&waiting, READY_WITHIN, || async {
+            let conditions = nodes.get(&name).await.ok()?.status?.conditions?;
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+                .then_some(())
+        })
+        .await;
+        fake
     }
 
     /// The node selector and toleration that put a pod on this node and nowhere else.

@@ -99,8 +99,21 @@ async fn follow(
                 "container_memory_working_set_bytes{{{labels},container=\"{container}\"}} {}",
                 usage.memory_bytes
             );
-            for (resource, unit, value) in [("cpu", "core", 0.1), ("memory", "byte", 67_108_864.0)]
-            {
+            // The requests of workload::create_deployment_with's container, as kube-state-metrics
+            // reports them.
+            let requests = [
+                (
+                    "cpu",
+                    "core",
+                    f64::from(workload::CPU_REQUEST_MILLICORES) / 1000.0,
+                ),
+                (
+                    "memory",
+                    "byte",
+                    f64::from(workload::MEMORY_REQUEST_MIB) * 1_048_576.0,
+                ),
+            ];
+            for (resource, unit, value) in requests {
                 let _ = writeln!(
                     text,
                     "kube_pod_container_resource_requests{{{labels},container=\"{container}\",resource=\"{resource}\",unit=\"{unit}\"}} {value}"

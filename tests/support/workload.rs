@@ -14,6 +14,9 @@ use super::kwok::FakeNode;
 
 /// The name of the pods' one container.
 pub const CONTAINER: &str = "app";
+/// What that container requests: millicores of CPU and MiB of memory.
+pub const CPU_REQUEST_MILLICORES: u32 = 100;
+pub const MEMORY_REQUEST_MIB: u32 = 64;
 
 /// Creates Deployment `name` with `replicas` in the test's namespace, its pods requesting 100m CPU
 /// and 64Mi memory. Its pod only sleeps: on the default test environment KWOK runs it on a fake
@@ -79,8 +82,14 @@ pub async fn create_deployment_with(env: &TestEnv, name: &str, replicas: i32, po
                         // measured against, and what the scheduler places on the fake nodes.
                         resources: Some(ResourceRequirements {
                             requests: Some(BTreeMap::from([
-                                ("cpu".to_owned(), Quantity("100m".into())),
-                                ("memory".to_owned(), Quantity("64Mi".into())),
+                                (
+                                    "cpu".to_owned(),
+                                    Quantity(format!("{CPU_REQUEST_MILLICORES}m")),
+                                ),
+                                (
+                                    "memory".to_owned(),
+                                    Quantity(format!("{MEMORY_REQUEST_MIB}Mi")),
+                                ),
                             ])),
                             ..Default::default()
                         }),
