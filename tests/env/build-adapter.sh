@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 module_dir="$SCALEWISE_ROOT/tests/env/adapter"
 command -v go >/dev/null || die "go is not installed: prometheus-adapter is built with the go command"
-version=$(awk '($1 == "sigs.k8s.io/prometheus-adapter") { print $2; exit }' "$module_dir/go.mod")
+version=$(go_mod_version "$module_dir/go.mod" sigs.k8s.io/prometheus-adapter)
 [[ -n $version ]] || die "cannot read the pinned prometheus-adapter version from tests/env/adapter/go.mod"
 dest="$SCALEWISE_CACHE/k8s/prometheus-adapter-${version}_$(go env GOVERSION)"
 complete() { [[ -x $1/adapter ]]; }

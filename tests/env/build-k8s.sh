@@ -18,12 +18,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 env_dir="$SCALEWISE_ROOT/tests/env"
 command -v go >/dev/null || die "go is not installed: the current-Kubernetes environment is built with the go command"
 
-# The version a go.mod requires of module $2.
-required() { awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) { print ($1 == m ? $2 : $3); exit }' "$1"; }
 
-k8s_version=$(required "$env_dir/k8s/go.mod" k8s.io/kubernetes)
-etcd_version=$(required "$env_dir/etcd/go.mod" go.etcd.io/etcd/server/v3)
-kwok_version=$(required "$env_dir/kwok/go.mod" sigs.k8s.io/kwok)
+k8s_version=$(go_mod_version "$env_dir/k8s/go.mod" k8s.io/kubernetes)
+etcd_version=$(go_mod_version "$env_dir/etcd/go.mod" go.etcd.io/etcd/server/v3)
+kwok_version=$(go_mod_version "$env_dir/kwok/go.mod" sigs.k8s.io/kwok)
 [[ -n $k8s_version && -n $etcd_version && -n $kwok_version ]] ||
   die "cannot read the pinned versions from tests/env/{k8s,etcd,kwok}/go.mod"
 go_version=$(go env GOVERSION)

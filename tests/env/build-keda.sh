@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 module_dir="$SCALEWISE_ROOT/tests/env/keda"
 command -v go >/dev/null || die "go is not installed: KEDA is built with the go command"
-version=$(awk '($1 == "github.com/kedacore/keda/v2") { print $2; exit }' "$module_dir/go.mod")
+version=$(go_mod_version "$module_dir/go.mod" github.com/kedacore/keda/v2)
 [[ -n $version ]] || die "cannot read the pinned KEDA version from tests/env/keda/go.mod"
 dest="$SCALEWISE_CACHE/k8s/keda-${version}_$(go env GOVERSION)"
 complete() { [[ -x $1/keda-operator && -x $1/keda-adapter && -s $1/crds.yaml && -s $1/operator-role.yaml ]]; }

@@ -52,6 +52,11 @@ wait_for() {
   die "timed out after ${timeout}s waiting for $what"
 }
 
+# The version go.mod FILE requires of MODULE (in a require block or on a require line).
+go_mod_version() {
+  awk -v m="$2" '($1 == m || ($1 == "require" && $2 == m)) { print ($1 == m ? $2 : $3); exit }' "$1"
+}
+
 # Builds into the cache once: when DEST is not complete (COMPLETE DIR fails), runs BUILD WORK
 # with a fresh WORK directory beside DEST, checks it is complete and moves it to DEST, so that a
 # failed or interrupted build leaves nothing that looks done. Usage: cache_build DEST COMPLETE BUILD
