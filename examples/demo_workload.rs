@@ -458,11 +458,13 @@ impl Sim {
         let load = self.curve.load(t);
         let rates = self.service.per_pod(load, self.ready_pods());
 
+        // A metric family's HELP and TYPE lines.
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
         let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+            family(out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {value}");
         };
         gauge(
             &mut out,
@@ -561,15 +563,23 @@ impl Sim {
             "Offered load at the top of the surge.",
             self.curve.peak,
         );
+        family(
+            &mut out,
+            "demo_phase",
+            "gauge",
+            "The phase of the load curve now.",
+        );
         let _ = writeln!(
             out,
-            "# HELP demo_phase The phase of the load curve now.\n# TYPE demo_phase gauge\ndemo_phase{{phase=\"{}\"}} 1",
+            "demo_phase{{phase=\"{}\"}} 1",
             self.curve.phase(t).as_str()
         );
 
-        let _ = writeln!(
-            out,
-            "# HELP container_cpu_usage_seconds_total Cumulative cpu time consumed in seconds.\n# TYPE container_cpu_usage_seconds_total counter"
+        family(
+            &mut out,
+            "container_cpu_usage_seconds_total",
+            "counter",
+            "Cumulative cpu time consumed in seconds.",
         );
         for p in &self.pods {
             let _ = writeln!(
@@ -579,9 +589,11 @@ impl Sim {
                 p.cpu_seconds
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP kube_pod_container_resource_requests The number of requested request resource by a container.\n# TYPE kube_pod_container_resource_requests gauge"
+        family(
+            &mut out,
+            "kube_pod_container_resource_requests",
+            "gauge",
+            "The number of requested request resource by a container.",
         );
         for p in &self.pods {
             let pod = escape(&p.name);
@@ -595,9 +607,11 @@ impl Sim {
                 "kube_pod_container_resource_requests{{namespace=\"{ns}\",pod=\"{pod}\",container=\"{CONTAINER}\",resource=\"memory\",unit=\"byte\"}} {MEMORY_REQUEST_BYTES}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP container_memory_working_set_bytes Current working set in bytes.\n# TYPE container_memory_working_set_bytes gauge"
+        family(
+            &mut out,
+            "container_memory_working_set_bytes",
+            "gauge",
+            "Current working set in bytes.",
         );
         for p in &self.pods {
             let _ = writeln!(
@@ -606,9 +620,11 @@ impl Sim {
                 escape(&p.name)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP kube_pod_status_ready Describes whether the pod is ready to serve requests.\n# TYPE kube_pod_status_ready gauge"
+        family(
+            &mut out,
+            "kube_pod_status_ready",
+            "gauge",
+            "Describes whether the pod is ready to serve requests.",
         );
         for p in &self.pods {
             for (condition, value) in [("true", p.ready), ("false", !p.ready)] {
@@ -620,9 +636,11 @@ impl Sim {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP kube_pod_owner Information about the Pod's owner.\n# TYPE kube_pod_owner gauge"
+        family(
+            &mut out,
+            "kube_pod_owner",
+            "gauge",
+            "Information about the Pod's owner.",
         );
         for p in &self.pods {
             let _ = writeln!(
@@ -632,9 +650,11 @@ impl Sim {
                 escape(&p.replicaset)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP kube_replicaset_owner Information about the ReplicaSet's owner.\n# TYPE kube_replicaset_owner gauge"
+        family(
+            &mut out,
+            "kube_replicaset_owner",
+            "gauge",
+            "Information about the ReplicaSet's owner.",
         );
         let replicasets: std::collections::BTreeSet<&str> =
             self.pods.iter().map(|p| p.replicaset.as_str()).collect();
@@ -646,9 +666,11 @@ impl Sim {
                 escape(&self.deployment)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP http_requests_total Requests answered, by status code.\n# TYPE http_requests_total counter"
+        family(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "Requests answered, by status code.",
         );
         for p in &self.pods {
             let pod = escape(&p.name);
@@ -659,9 +681,11 @@ impl Sim {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram"
+        family(
+            &mut out,
+            "http_request_duration_seconds",
+            "histogram",
+            "Request latency.",
         );
         for p in &self.pods {
             let labels = format!(
