@@ -24,6 +24,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// The command line is parsed once at start: a few hundred bytes on the stack are no concern.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: watch ScalingPolicies and scale their Deployments. The cluster comes
@@ -39,6 +41,19 @@ pub enum Command {
         /// A manifest file (multi-document YAML); `-` reads standard input. Repeatable.
         #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
+
+        /// The namespace of manifests without `metadata.namespace`, as kubectl's: their queries
+        /// may read only its series. Default: `default`.
+        #[arg(
+            long,
+            short = 'n',
+            value_name = "NS",
+            value_parser = namespace_name
+        )]
+        namespace: Option<String>,
+
+        #[command(flatten)]
+        tenancy: TenancyArgs,
     },
 
     /// Run the decision engine once on given metric values, exactly as the controller would.
@@ -82,6 +97,24 @@ pub enum Command {
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
         replicas: Option<i32>,
 
+        /// The namespace of a manifest without `metadata.namespace`, as kubectl's: it fills
+        /// `{namespace}` and is where the target's pods are looked for. A manifest naming
+        /// another namespace is refused. Default: `default`.
+        #[arg(
+            long,
+            short = 'n',
+            value_name = "NS",
+            value_parser = namespace_name
+        )]
+        namespace: Option<String>,
+
+        /// Where `cpu` and `memory` find the target's pods: `cluster` reads them from the
+        /// cluster of the kubeconfig (KUBECONFIG, or ~/.kube/config) as the operator does;
+        /// `kube-state-metrics` joins its ownership series in PromQL; `auto` (the default) is
+        /// `cluster` when a kubeconfig is there.
+        #[arg(long, value_enum, default_value_t = PodsFrom::Auto)]
+        pods: PodsFrom,
+
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -95,6 +128,24 @@ pub enum Command {
     /// beside the Kubernetes HPA (--compare hpa); print a summary, write the timeline (--out-csv)
     /// and a plot (--plot). With --generate, write a synthetic load trace instead.
     Simulate(Box<SimulateArgs>),
+}
+
+/// A namespace name: a DNS label of at most 63 characters.
+fn namespace_name(text: &str) -> Result<String, String> {
+    crate::metrics::tenancy::check_namespace(text).map(|()| text.to_owned())
+}
+
+/// A Prometheus label name.
+fn prometheus_label(text: &str) -> Result<String, String> {
+    crate::metrics::tenancy::check_label_name(text).map(|()| text.to_owned())
+}
+
+/// Where `scalewise query` finds the target's pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodsFrom {
+    Auto,
+    Cluster,
+    KubeStateMetrics,
 }
 
 /// The baselines `--compare` knows.
@@ -299,6 +350,49 @@ pub struct SimulateArgs {
     pub prometheus: PrometheusArgs,
 }
 
+/// Whose series a policy's queries may read: the namespace label of --prometheus-url, the
+/// operator's grants and opted-out namespaces. Shared by `run`, `query`, `simulate` and `check`,
+/// so that what is tried offline is what runs.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Multi-tenancy")]
+pub struct TenancyArgs {
+    /// The label that carries a series' namespace on --prometheus-url, such as
+    /// `kubernetes_namespace` where relabeling named it so, or a tenant label. Every selector
+    /// of a policy's queries is given `LABEL="<the policy's namespace>"`.
+    #[arg(
+        long = "prometheus-namespace-label",
+        value_name = "LABEL",
+        default_value = "namespace",
+        env = "SCALEWISE_PROMETHEUS_NAMESPACE_LABEL",
+        value_parser = prometheus_label
+    )]
+    pub namespace_label: String,
+
+    /// `READER=SOURCE` or `READER=SOURCE:METRIC,METRIC`: policies in namespace READER may read
+    /// the series of namespace SOURCE (only those of the named Prometheus metrics, when given)
+    /// by naming it in a selector (`{namespace="SOURCE"}`). Repeatable (one per line in the
+    /// variable); at most 1000.
+    #[arg(
+        long = "cross-namespace-grant",
+        value_name = "READER=SOURCE[:METRICS]",
+        env = "SCALEWISE_CROSS_NAMESPACE_GRANTS",
+        value_delimiter = '\n'
+    )]
+    pub grants: Vec<crate::metrics::tenancy::Grant>,
+
+    /// A namespace whose policies run their queries as written, reading any namespace's series:
+    /// for platform teams that need global queries. Repeatable (comma-separated in the
+    /// variable); at most 1000.
+    #[arg(
+        long = "allow-cross-namespace-queries",
+        value_name = "NS",
+        env = "SCALEWISE_ALLOW_CROSS_NAMESPACE_QUERIES",
+        value_delimiter = ',',
+        value_parser = namespace_name
+    )]
+    pub unscoped_namespaces: Vec<String>,
+}
+
 /// The flags of `scalewise run`; every flag has an environment fallback.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -312,7 +406,8 @@ pub struct RunArgs {
     )]
     pub namespaces: Vec<String>,
 
-    /// Where to serve /metrics, /healthz and /readyz.
+    /// Where to serve /healthz and /readyz over plain HTTP (the kubelet's probes); /metrics too
+    /// when the address is a loopback one (local debugging), never elsewhere.
     #[arg(
         long,
         value_name = "ADDR",
@@ -320,6 +415,36 @@ pub struct RunArgs {
         env = "SCALEWISE_METRICS_BIND"
     )]
     pub metrics_bind: SocketAddr,
+
+    /// Where to serve /metrics over TLS to clients whose bearer token the API server accepts
+    /// (TokenReview) and whose user may get the non-resource URL /metrics (SubjectAccessReview);
+    /// /healthz and /readyz there are open.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8443",
+        env = "SCALEWISE_SECURE_METRICS_BIND"
+    )]
+    pub secure_metrics_bind: SocketAddr,
+
+    /// The PEM certificate chain of the TLS port (such as a cert-manager Secret's tls.crt),
+    /// read again when it changes. Without it, a self-signed certificate is made at start.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SCALEWISE_METRICS_TLS_CERT_FILE",
+        requires = "metrics_tls_key_file"
+    )]
+    pub metrics_tls_cert_file: Option<PathBuf>,
+
+    /// The PEM private key of --metrics-tls-cert-file (such as tls.key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "SCALEWISE_METRICS_TLS_KEY_FILE",
+        requires = "metrics_tls_cert_file"
+    )]
+    pub metrics_tls_key_file: Option<PathBuf>,
 
     /// Elect a leader on a coordination.k8s.io/v1 Lease: only the leader reconciles.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set, env = "SCALEWISE_LEADER_ELECTION")]
@@ -360,6 +485,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 16, env = "SCALEWISE_MAX_CONCURRENT_RECONCILES", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
 
+    /// The most policy evaluations of one namespace per minute: past it, that namespace's
+    /// evaluations wait their turn (and say so in their Throttled condition), so a namespace
+    /// with many policies slows only itself. From 1 to 1000000.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 3000,
+        env = "SCALEWISE_NAMESPACE_EVALUATIONS_PER_MINUTE",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub namespace_evaluations_per_minute: u32,
+
     /// Prometheus requests in flight at once, across every policy.
     #[arg(long, value_name = "N", default_value_t = 32, env = "SCALEWISE_MAX_CONCURRENT_QUERIES", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_queries: u16,
@@ -384,6 +521,13 @@ pub struct RunArgs {
     /// policy however often its spec or target changes.
     #[arg(long, value_name = "DURATION", default_value = "2s", env = "SCALEWISE_MIN_INTERVAL", value_parser = parse_duration_flag)]
     pub min_interval: Duration,
+
+    /// The longest a policy's written status may lag its evaluations when nothing that matters
+    /// changes (no decision, limit, condition, metric message, pod count or record): status.
+    /// lastEvaluationTime is at most this old (each policy writes within the last fifth of it).
+    /// At or below the policy's interval, every evaluation is written. From 1s to 1h.
+    #[arg(long, value_name = "DURATION", default_value = "10m", env = "SCALEWISE_STATUS_HEARTBEAT", value_parser = status_heartbeat_flag)]
+    pub status_heartbeat: Duration,
 
     #[command(flatten)]
     pub prometheus: PrometheusArgs,
@@ -411,6 +555,11 @@ fn bounded_duration_flag(text: &str, min: Duration, max: Duration) -> Result<Dur
 
 fn lease_duration_flag(text: &str) -> Result<Duration, String> {
     bounded_duration_flag(text, Duration::from_secs(3), Duration::from_secs(600))
+}
+
+fn status_heartbeat_flag(text: &str) -> Result<Duration, String> {
+    use crate::controller::persist::{MAX_HEARTBEAT, MIN_HEARTBEAT};
+    bounded_duration_flag(text, MIN_HEARTBEAT, MAX_HEARTBEAT)
 }
 
 fn api_timeout_flag(text: &str) -> Result<Duration, String> {
@@ -531,25 +680,42 @@ pub struct PrometheusArgs {
     )]
     pub max_series: u32,
 
-    /// A URL prefix a policy's spec.prometheus.address may start with (same scheme, host and
-    /// port; path at or below). Repeatable (comma-separated in the variable). None: policies
-    /// cannot name a server. No credentials or headers are sent to these.
+    /// The most series the per-pod answer of a `cpu` or `memory` metric may hold: one per pod of
+    /// the policy's namespace. Past it the metric is invalid. From 1 to 100000.
+    #[arg(
+        long = "prometheus-max-pod-series",
+        value_name = "N",
+        default_value_t = 5000,
+        env = "SCALEWISE_PROMETHEUS_MAX_POD_SERIES",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub max_pod_series: u32,
+
+    /// `NAMESPACE=PREFIX`: policies in NAMESPACE may name addresses starting with PREFIX in
+    /// spec.prometheus.address (same scheme, host and port; path at or below). Repeatable, one
+    /// namespace each (comma-separated in the variable). A bare PREFIX is usable by no
+    /// namespace (a warning at start names it). None: policies cannot name a server. No
+    /// credentials or headers are sent to these.
     #[arg(
         long = "allowed-prometheus-url",
-        value_name = "PREFIX",
+        value_name = "NS=PREFIX",
         env = "SCALEWISE_ALLOWED_PROMETHEUS_URLS",
         value_delimiter = ','
     )]
     pub allowed_urls: Vec<String>,
 
-    /// A YAML file of allowed prefixes with their own credentials, CA bundle and headers
-    /// (README, "Metrics and PromQL").
+    /// A YAML file of allowed prefixes with their own credentials, CA bundle, headers, the
+    /// namespaces that may use each and the label carrying the namespace on each (README,
+    /// "Metrics and PromQL").
     #[arg(
         long = "allowed-prometheus-config",
         value_name = "FILE",
         env = "SCALEWISE_ALLOWED_PROMETHEUS_CONFIG"
     )]
     pub allowed_config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub tenancy: TenancyArgs,
 }
 
 #[cfg(test)]

@@ -183,6 +183,66 @@ impl Drop for Slot {
     }
 }
 
+/// A per-key budget of events per period (a token bucket): each key may spend `per_period` at
+/// once and earns them back evenly over `period`. Reserving past the budget is allowed and
+/// queues: the answer is how long the caller waits for its turn, so one key's backlog delays
+/// only that key.
+#[derive(Debug)]
+pub struct Budget {
+    per_period: f64,
+    period: Duration,
+    /// Per key: the tokens left (negative: reserved ahead) at an instant.
+    keys: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Keys remembered at most; past it, keys with a full budget are forgotten.
+const BUDGET_KEYS: usize = 100_000;
+
+impl Budget {
+    /// `per_period` events per `period` for each key (at least one event, and a period of at
+    /// least a millisecond).
+    pub fn new(per_period: u32, period: Duration) -> Self {
+        Self {
+            per_period: f64::from(per_period.max(1)),
+            period: period.max(Duration::from_millis(1)),
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The events of one period.
+    pub fn per_period(&self) -> u32 {
+        // Built from a u32 and never changed.
+        self.per_period as u32
+    }
+
+    /// Spends one event of `key` at `now`: how long to wait before it may happen (zero within
+    /// the budget).
+    pub fn reserve_at(&self, key: &str, now: Instant) -> Duration {
+        let rate = self.per_period / self.period.as_secs_f64();
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= BUDGET_KEYS && !keys.contains_key(key) {
+            let full = self.per_period;
+            keys.retain(|_, (tokens, at)| {
+                *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < full
+            });
+        }
+        let (tokens, at) = keys.entry(key.to_owned()).or_insert((self.per_period, now));
+        let earned = now.saturating_duration_since(*at).as_secs_f64() * rate;
+        *tokens = (*tokens + earned).min(self.per_period) - 1.0;
+        *at = now;
+        if *tokens >= -1e-9 {
+            Duration::ZERO
+        } else {
+            Duration::try_from_secs_f64(-*tokens / rate).unwrap_or(Duration::MAX)
+        }
+    }
+
+    /// [`Budget::reserve_at`] now.
+    pub fn reserve(&self, key: &str) -> Duration {
+        self.reserve_at(key, Instant::now())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +334,35 @@ mod tests {
         );
         drop(ok);
         drop(hung);
+    }
+
+    /// About `secs` seconds (the budget's arithmetic is in floating point).
+    fn about(d: Duration, secs: f64) -> bool {
+        (d.as_secs_f64() - secs).abs() < 1e-6
+    }
+
+    #[test]
+    fn a_namespace_over_its_budget_waits_and_another_does_not() {
+        let budget = Budget::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(budget.reserve_at("noisy", t0), Duration::ZERO);
+        }
+        // The 4th and 5th wait for the tokens earned back: one every 20 s.
+        assert!(about(budget.reserve_at("noisy", t0), 20.0));
+        assert!(about(budget.reserve_at("noisy", t0), 40.0));
+        // Another namespace is not touched.
+        assert_eq!(budget.reserve_at("quiet", t0), Duration::ZERO);
+        // A minute later the noisy one has earned 3 back, of which 2 were reserved ahead.
+        let later = t0 + Duration::from_secs(60);
+        assert!(about(budget.reserve_at("noisy", later), 0.0));
+        assert!(about(budget.reserve_at("noisy", later), 20.0));
+        // Earning stops at the budget: an idle hour gives no burst beyond it.
+        let idle = later + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(about(budget.reserve_at("noisy", idle), 0.0));
+        }
+        assert!(budget.reserve_at("noisy", idle) > Duration::from_secs(1));
     }
 
     #[tokio::test]

@@ -19,6 +19,8 @@ pub mod decide;
 pub mod fair;
 pub mod manifest;
 pub mod metrics;
+pub mod pods;
+pub mod ring;
 pub mod simulate;
 pub mod telemetry;
 pub mod text;

@@ -14,7 +14,16 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => return run(args),
         Command::Crd => commands::crd::run(&mut stdout),
-        Command::Check { files } => commands::check::run(files, &mut stdout, &mut stderr),
+        Command::Check {
+            files,
+            namespace,
+            tenancy,
+        } => commands::check::run(
+            files,
+            &commands::check::Scoping::new(namespace.as_deref(), tenancy),
+            &mut stdout,
+            &mut stderr,
+        ),
         Command::Decide {
             policy,
             replicas,
@@ -37,12 +46,16 @@ fn main() -> ExitCode {
         Command::Query {
             policy,
             replicas,
+            namespace,
+            pods,
             output,
             prometheus,
         } => commands::query::run(
             &QueryArgs {
                 policy,
                 replicas: *replicas,
+                namespace: namespace.as_deref(),
+                pods: *pods,
                 output: *output,
                 prometheus,
             },

@@ -11,61 +11,16 @@
 
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use scalewise::metrics::{
     AnswerLimits, Failure, Invalid, ServerConfig, SourceConfig, classify, limits,
 };
+use support::counting::{self, peak_of};
 use support::promdata::{self, Behaviour, FakeServer};
 
-/// The system allocator, counting the bytes allocated now and the peak since the last reset.
-struct Counting;
-
-static NOW: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = NOW.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(p, layout) };
-        NOW.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
-
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, layout, new_size) };
-        if !q.is_null() {
-            if new_size >= layout.size() {
-                let grown = new_size - layout.size();
-                let now = NOW.fetch_add(grown, Ordering::SeqCst) + grown;
-                PEAK.fetch_max(now, Ordering::SeqCst);
-            } else {
-                NOW.fetch_sub(layout.size() - new_size, Ordering::SeqCst);
-            }
-        }
-        q
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The most bytes `f` had allocated at once beyond what was allocated before it.
-fn peak_of(f: impl FnOnce()) -> usize {
-    let before = NOW.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
-    f();
-    PEAK.load(Ordering::SeqCst).saturating_sub(before)
-}
+static ALLOCATOR: support::counting::Counting = support::counting::Counting;
 
 const CAP: usize = limits::DEFAULT_MAX_ANSWER_BYTES;
 
@@ -98,6 +53,7 @@ fn reading_an_answer_that_never_ends_costs_at_most_the_cap_and_a_constant() {
             default: Some(ServerConfig {
                 url: endless.url.parse().unwrap(),
                 access: Default::default(),
+                tenancy: Default::default(),
             }),
             limits: AnswerLimits::default(),
             ..SourceConfig::default()
@@ -109,10 +65,9 @@ fn reading_an_answer_that_never_ends_costs_at_most_the_cap_and_a_constant() {
         );
         // The first read sets up the connection pool; the second is measured.
         promdata::read_with(&source, &policy, None).await;
-        let before = NOW.load(Ordering::SeqCst);
-        PEAK.store(before, Ordering::SeqCst);
+        let before = counting::start();
         let observed = promdata::read_with(&source, &policy, None).await;
-        let peak = PEAK.load(Ordering::SeqCst).saturating_sub(before);
+        let peak = counting::peak_since(before);
         assert_eq!(
             observed[0].result,
             Err(Failure::Invalid(Invalid::TooLarge { limit: CAP }))

@@ -13,9 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ObjectMeta;
 use proptest::prelude::*;
 use scalewise::api::{
-    Action, DecisionRecord, DirectionRules, FailureAction, FailureRules, MetricRule, Policy,
-    RateLimit, RatePolicyType, Recommendation, ResourceMetric, Rule, ScaleEvent, ScalingPolicy,
-    ScalingPolicySpec, ScalingPolicyStatus, SelectPolicy, Source, TargetRef,
+    Action, DecisionRecord, DirectionRules, FailureAction, FailureRules, MetricRule, PodPolicy,
+    Policy, RateLimit, RatePolicyType, Recommendation, ResourceMetric, Rule, ScaleEvent,
+    ScalingPolicy, ScalingPolicySpec, ScalingPolicyStatus, SelectPolicy, Source, TargetKind,
+    TargetRef,
 };
 use scalewise::controller::plan::{self, Evaluation, MAX_REQUEUE, Next, TargetRead};
 use scalewise::controller::resolved::Resolved;
@@ -130,6 +131,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
         .prop_map(
             |(min, max, interval, tolerance, metrics, out, inward, failure, flags)| Policy {
                 target: "web".into(),
+                target_kind: TargetKind::deployment(),
                 address: None,
                 min_replicas: min.max(0),
                 max_replicas: max.max(1),
@@ -158,6 +160,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 },
                 dry_run: flags.0,
                 paused: flags.1,
+                pods: PodPolicy::default(),
             },
         )
 }
@@ -234,6 +237,7 @@ fn object() -> ScalingPolicy {
             on_metric_failure: None,
             dry_run: None,
             paused: None,
+            pods: None,
         },
         status: None,
     }
@@ -277,11 +281,14 @@ proptest! {
             object: &object,
             resolved: &resolved,
             previous: &previous,
-            target: &TargetRead { replicas: current, uid: None, resource_version: None },
+            target: &TargetRead::deployment(current, None, None),
             owners: &[],
             observations: &observations,
+            target_state: &Default::default(),
+            capacity: None,
             now,
             queued: Duration::ZERO,
+            throttled: None,
         });
         match planned.next {
             Next::After(wait) => prop_assert!(wait <= LONGEST_WAIT, "requeue in {wait:?}"),

@@ -50,8 +50,12 @@ prometheus:
   stalenessLimit: 2m
   maxAnswerBytes: 512KiB
   maxSeries: 10
-  allowedUrls: ["http://thanos-query.monitoring:9090"]
+  namespaceLabel: kubernetes_namespace
+  allowedUrls: ["shop=http://thanos-query.monitoring:9090"]
   allowedConfigSecret: {name: scalewise-allowed, key: allowed.yaml}
+tenancy:
+  crossNamespaceGrants: ["shop=messaging:rabbitmq_queue_messages_ready", "payments=messaging"]
+  crossNamespaceQueries: [platform]
 logFormat: text
 logLevel: info,scalewise=debug
 maxConcurrentReconciles: 8
@@ -348,6 +352,7 @@ fn defaults_render_and_validate_strictly() {
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Role",
             "RoleBinding",
@@ -426,6 +431,19 @@ fn wrong_values_are_refused_with_a_message_naming_the_value() {
             "replicaCount 0",
             &[url, image, "replicaCount=0"],
             &["replicaCount: Must be greater than or equal to 1"],
+        ),
+        (
+            "an allowed prefix without its namespace",
+            &[url, image, "prometheus.allowedUrls={http://thanos:9090}"],
+            &[schema, "prometheus.allowedUrls.0: Does not match pattern"],
+        ),
+        (
+            "a grant of no namespace",
+            &[url, image, "tenancy.crossNamespaceGrants={shop}"],
+            &[
+                schema,
+                "tenancy.crossNamespaceGrants.0: Does not match pattern",
+            ],
         ),
         (
             "a bad logFormat",
@@ -580,15 +598,23 @@ fn the_deployment_is_hardened_probed_and_highly_available_by_default() {
             );
         }
     }
+    // The probes on the plain health port; /metrics on the TLS port only.
     assert_eq!(
         c["livenessProbe"]["httpGet"],
-        json!({"path": "/healthz", "port": "metrics"})
+        json!({"path": "/healthz", "port": "health"})
     );
     assert_eq!(
         c["readinessProbe"]["httpGet"],
-        json!({"path": "/readyz", "port": "metrics"})
+        json!({"path": "/readyz", "port": "health"})
     );
-    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    assert_eq!(
+        c["ports"][0],
+        json!({"name": "metrics", "containerPort": 8443, "protocol": "TCP"})
+    );
+    assert_eq!(
+        c["ports"][1],
+        json!({"name": "health", "containerPort": 8080, "protocol": "TCP"})
+    );
 
     let env = c["env"].as_array().expect("env");
     assert!(
@@ -616,6 +642,8 @@ fn the_deployment_is_hardened_probed_and_highly_available_by_default() {
     assert_eq!(run.lease_name, "scalewise-leader");
     assert!(run.namespaces.is_empty(), "every namespace by default");
     assert_eq!(run.metrics_bind.port(), 8080);
+    assert_eq!(run.secure_metrics_bind.port(), 8443);
+    assert_eq!(run.metrics_tls_cert_file, None, "self-signed by default");
     assert_eq!(
         run.prometheus.url.as_deref(),
         Some("http://prometheus.monitoring:9090")
@@ -655,7 +683,18 @@ fn every_value_reaches_the_operator_as_a_flag_it_accepts() {
     assert_eq!(p.max_answer_bytes, 512 * 1024);
     assert_eq!(p.max_series, 10);
     assert_eq!(p.headers, ["X-Scope-OrgID: team-a"]);
-    assert_eq!(p.allowed_urls, ["http://thanos-query.monitoring:9090"]);
+    assert_eq!(p.allowed_urls, ["shop=http://thanos-query.monitoring:9090"]);
+    let t = &p.tenancy;
+    assert_eq!(t.namespace_label, "kubernetes_namespace");
+    let grants: Vec<String> = t.grants.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        grants,
+        [
+            "shop=messaging:rabbitmq_queue_messages_ready",
+            "payments=messaging"
+        ]
+    );
+    assert_eq!(t.unscoped_namespaces, ["platform"]);
 
     // Each credential file lies in a mounted volume of the Secret or ConfigMap it names.
     let c = container(deployment);
@@ -771,7 +810,11 @@ fn operator_grants() -> BTreeSet<Grant> {
         ("scalewise.dev", "scalingpolicies", &["list", "watch"], ""),
         ("scalewise.dev", "scalingpolicies/status", &["patch"], ""),
         ("apps", "deployments", &["list", "watch"], ""),
+        ("apps", "statefulsets", &["list", "watch"], ""),
+        ("apps", "replicasets", &["list", "watch"], ""),
+        ("", "pods", &["list", "watch"], ""),
         ("apps", "deployments/scale", &["get", "patch"], ""),
+        ("apps", "statefulsets/scale", &["get", "patch"], ""),
         (
             "autoscaling",
             "horizontalpodautoscalers",
@@ -780,6 +823,26 @@ fn operator_grants() -> BTreeSet<Grant> {
         ),
         ("events.k8s.io", "events", &["create", "patch"], ""),
     ])
+}
+
+/// Kubernetes' own `system:auth-delegator`, bound cluster-wide even with watchNamespaces: the
+/// reviews of the tokens of /metrics clients.
+fn auth_delegator_grants() -> BTreeSet<Grant> {
+    set(&[
+        ("authentication.k8s.io", "tokenreviews", &["create"], ""),
+        (
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            &["create"],
+            "",
+        ),
+    ])
+}
+
+/// Whether a role or binding is the metrics reader's (get /metrics, bound to rbac.metricsReaders,
+/// never to the operator).
+fn is_metrics_reader(doc: &Value) -> bool {
+    name(doc).ends_with("-metrics-reader")
 }
 
 /// What it may do in its own namespace for leader election.
@@ -815,6 +878,7 @@ fn bound_grants(docs: &[Value], sa: &str, sa_namespace: &str) -> BTreeMap<String
     for binding in docs
         .iter()
         .filter(|d| matches!(kind(d), "ClusterRoleBinding" | "RoleBinding"))
+        .filter(|d| !is_metrics_reader(d))
     {
         assert_eq!(
             subjects(binding).as_slice(),
@@ -833,6 +897,12 @@ fn bound_grants(docs: &[Value], sa: &str, sa_namespace: &str) -> BTreeMap<String
                 .expect("namespace")
                 .to_owned()
         };
+        if role_kind == "ClusterRole" && role_name == "system:auth-delegator" {
+            out.entry(scope)
+                .or_default()
+                .extend(auth_delegator_grants());
+            continue;
+        }
         let role = docs
             .iter()
             .find(|d| {
@@ -852,11 +922,14 @@ fn bound_grants(docs: &[Value], sa: &str, sa_namespace: &str) -> BTreeMap<String
     }
     let roles = docs
         .iter()
-        .filter(|d| matches!(kind(d), "ClusterRole" | "Role"))
+        .filter(|d| matches!(kind(d), "ClusterRole" | "Role") && !is_metrics_reader(d))
         .count();
     let bindings = docs
         .iter()
-        .filter(|d| matches!(kind(d), "ClusterRoleBinding" | "RoleBinding"))
+        .filter(|d| {
+            matches!(kind(d), "ClusterRoleBinding" | "RoleBinding") && !is_metrics_reader(d)
+        })
+        .filter(|d| d["roleRef"]["name"] != "system:auth-delegator")
         .count();
     assert_eq!(roles, bindings, "every role is bound, once");
     out
@@ -892,9 +965,49 @@ fn cluster_wide_rbac_is_exactly_what_the_operator_needs_with_a_reason_for_every_
     assert_eq!(
         by_scope,
         BTreeMap::from([
-            ("*".to_owned(), operator_grants()),
+            (
+                "*".to_owned(),
+                operator_grants()
+                    .into_iter()
+                    .chain(auth_delegator_grants())
+                    .collect()
+            ),
             (NAMESPACE.to_owned(), lease_grants("scalewise-leader")),
         ])
+    );
+    // Who may scrape /metrics: a ClusterRole of exactly get /metrics, bound to no one by default.
+    let reader = docs
+        .iter()
+        .find(|d| kind(d) == "ClusterRole" && is_metrics_reader(d))
+        .expect("the metrics reader ClusterRole");
+    assert_eq!(
+        reader["rules"],
+        json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}])
+    );
+    assert!(
+        !docs
+            .iter()
+            .any(|d| kind(d) == "ClusterRoleBinding" && is_metrics_reader(d))
+    );
+    let bound = documents(&render(
+        &[
+            "rbac.metricsReaders[0].kind=ServiceAccount",
+            "rbac.metricsReaders[0].name=prometheus-k8s",
+            "rbac.metricsReaders[0].namespace=monitoring",
+        ],
+        None,
+    ));
+    let binding = bound
+        .iter()
+        .find(|d| kind(d) == "ClusterRoleBinding" && is_metrics_reader(d))
+        .expect("the metrics reader binding");
+    assert_eq!(
+        subjects(binding),
+        [(
+            "ServiceAccount".to_owned(),
+            "prometheus-k8s".to_owned(),
+            "monitoring".to_owned()
+        )]
     );
     assert!(!rendered.contains("\"*\""), "no wildcards");
     assert!(!rendered.contains("secrets"), "no Secrets");
@@ -907,17 +1020,75 @@ fn cluster_wide_rbac_is_exactly_what_the_operator_needs_with_a_reason_for_every_
 }
 
 #[test]
+fn scale_targets_grant_the_scale_of_each_kind_and_read_access_outside_apps() {
+    let rendered = render(
+        &[
+            "scaleTargets[0].apiGroup=apps",
+            "scaleTargets[0].resources={deployments}",
+            "scaleTargets[1].apiGroup=argoproj.io",
+            "scaleTargets[1].resources={rollouts}",
+        ],
+        None,
+    );
+    let docs = documents(&rendered);
+    let sa = name(one(&docs, "ServiceAccount")).to_owned();
+    let grants = bound_grants(&docs, &sa, NAMESPACE);
+    let cluster = &grants["*"];
+    let has = |group: &str, resource: &str, verbs: &[&str]| {
+        verbs.iter().all(|verb| {
+            cluster.contains(&(
+                group.to_owned(),
+                resource.to_owned(),
+                (*verb).to_owned(),
+                String::new(),
+            ))
+        })
+    };
+    assert!(
+        has("argoproj.io", "rollouts/scale", &["get", "patch"]),
+        "{cluster:?}"
+    );
+    assert!(
+        has("argoproj.io", "rollouts", &["list", "watch"]),
+        "{cluster:?}"
+    );
+    assert!(has("apps", "deployments/scale", &["get", "patch"]));
+    assert!(
+        !has("apps", "statefulsets/scale", &["get", "patch"]),
+        "only the kinds listed"
+    );
+    // Watched always, for rollouts and pod ownership.
+    assert!(has("apps", "statefulsets", &["list", "watch"]));
+    let problems = rule_comment_problems(&rendered);
+    assert!(
+        problems.is_empty(),
+        "every rule says why:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
 fn watch_namespaces_grants_roles_in_those_namespaces_only() {
     let rendered = render(&["watchNamespaces={shop,payments}"], None);
     let docs = documents(&rendered);
-    assert!(
-        of_kind(&docs, "ClusterRole").is_empty() && of_kind(&docs, "ClusterRoleBinding").is_empty()
+    // Cluster-wide only what cannot be namespaced: the token reviews of /metrics clients
+    // (TokenReview and SubjectAccessReview are cluster-scoped kinds), and the metrics reader.
+    let cluster_wide: Vec<&str> = docs
+        .iter()
+        .filter(|d| matches!(kind(d), "ClusterRole" | "ClusterRoleBinding"))
+        .map(name)
+        .collect();
+    assert_eq!(
+        cluster_wide,
+        ["scalewise-metrics-reader", "scalewise-auth-delegator"],
+        "{cluster_wide:?}"
     );
     let sa = name(one(&docs, "ServiceAccount")).to_owned();
     let by_scope = bound_grants(&docs, &sa, NAMESPACE);
     assert_eq!(
         by_scope,
         BTreeMap::from([
+            ("*".to_owned(), auth_delegator_grants()),
             ("shop".to_owned(), operator_grants()),
             ("payments".to_owned(), operator_grants()),
             (NAMESPACE.to_owned(), lease_grants("scalewise-leader")),
@@ -938,7 +1109,47 @@ fn watch_namespaces_grants_roles_in_those_namespaces_only() {
     let by_scope = bound_grants(&docs, &sa, NAMESPACE);
     let mut both = operator_grants();
     both.extend(lease_grants("scalewise-leader"));
-    assert_eq!(by_scope, BTreeMap::from([(NAMESPACE.to_owned(), both)]));
+    assert_eq!(
+        by_scope,
+        BTreeMap::from([
+            ("*".to_owned(), auth_delegator_grants()),
+            (NAMESPACE.to_owned(), both)
+        ])
+    );
+}
+
+#[test]
+fn metrics_are_served_over_tls_to_prometheus_only_and_health_stays_open() {
+    let docs = documents(&render(&[], None));
+    let policy = one(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([
+            {"ports": [{"port": "metrics", "protocol": "TCP"}],
+             "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}]},
+            {"ports": [{"port": "health", "protocol": "TCP"}]}
+        ]),
+        "the default NetworkPolicy"
+    );
+    let service = one(&docs, "Service");
+    assert_eq!(service["spec"]["ports"][0]["port"], 8443);
+    // A mounted certificate (cert-manager's Secret) instead of the self-signed one.
+    let docs = documents(&render(
+        &["metricsTls.secretName=scalewise-metrics-tls"],
+        None,
+    ));
+    let deployment = one(&docs, "Deployment");
+    let run = parse_run_args(&args(deployment));
+    let cert = run.metrics_tls_cert_file.expect("--metrics-tls-cert-file");
+    assert_eq!(cert, PathBuf::from("/etc/scalewise/metrics-tls/tls.crt"));
+    assert_eq!(
+        run.metrics_tls_key_file,
+        Some(PathBuf::from("/etc/scalewise/metrics-tls/tls.key"))
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(pod["volumes"].as_array().expect("volumes").contains(
+        &json!({"name": "metrics-tls", "secret": {"secretName": "scalewise-metrics-tls"}})
+    ));
 }
 
 #[test]
@@ -1140,6 +1351,9 @@ struct NamespaceSelector {
 struct Endpoint {
     port: String,
     path: String,
+    scheme: String,
+    bearer_token_file: String,
+    tls_config: Value,
     interval: String,
     scrape_timeout: String,
     honor_labels: bool,
@@ -1236,6 +1450,13 @@ fn monitoring_objects_use_only_fields_of_their_api_and_real_metric_names() {
             .expect("port name")
     );
     assert_eq!(endpoint.path, "/metrics");
+    // Over TLS with Prometheus' own service account token, which the operator reviews.
+    assert_eq!(endpoint.scheme, "https");
+    assert_eq!(
+        endpoint.bearer_token_file,
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    );
+    assert_eq!(endpoint.tls_config, json!({"insecureSkipVerify": true}));
     assert!(
         endpoint.honor_labels,
         "the policies' namespace label must survive the scrape"

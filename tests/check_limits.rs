@@ -44,6 +44,12 @@ fn everything() -> Value {
             ],
             "behavior": {"scaleOut": rules, "scaleIn": rules},
             "onMetricFailure": {"action": "Fallback", "fallbackReplicas": 2, "after": 3},
+            "pods": {
+                "cpuInitializationPeriod": "5m",
+                "initialReadinessDelay": "30s",
+                "readinessTimeout": "5m",
+                "holdScaleInDuringRollout": true,
+            },
         },
     })
 }

@@ -196,7 +196,7 @@ fn every_rejected_case_is_refused_with_its_field_path() {
         (
             "a target name that is not a DNS subdomain",
             |v| v["spec"]["targetRef"]["name"] = json!("Check_Out"),
-            "spec.targetRef.name: \"Check_Out\" is not a Deployment name",
+            "spec.targetRef.name: \"Check_Out\" is not an object name",
         ),
         (
             "a target name longer than 253 characters",
@@ -288,9 +288,24 @@ fn every_rejected_case_is_refused_with_its_field_path() {
             "spec.metrics[0]: must set exactly one source: cpu, memory",
         ),
         (
-            "a StatefulSet target",
-            |v| v["spec"]["targetRef"]["kind"] = json!("StatefulSet"),
-            "spec.targetRef.kind: must be Deployment (the only kind supported), got \"StatefulSet\"",
+            "a kind that is no kind",
+            |v| v["spec"]["targetRef"]["kind"] = json!("stateful set"),
+            "spec.targetRef.kind: must be a kind such as Deployment or StatefulSet: a letter, then letters and digits, got \"stateful set\"",
+        ),
+        (
+            "an apiVersion that is no version",
+            |v| v["spec"]["targetRef"]["apiVersion"] = json!("apps"),
+            "spec.targetRef.apiVersion: must be a version (v1) or group/version (apps/v1, argoproj.io/v1alpha1), got \"apps\"",
+        ),
+        (
+            "a readiness timeout past its bound",
+            |v| v["spec"]["pods"] = json!({"readinessTimeout": "2h"}),
+            "spec.pods.readinessTimeout: must be between 1s and 1h, got 2h",
+        ),
+        (
+            "a start-up period past its bound",
+            |v| v["spec"]["pods"] = json!({"cpuInitializationPeriod": "61m"}),
+            "spec.pods.cpuInitializationPeriod: must be between 0s and 1h, got 61m",
         ),
         (
             "an unknown field",

@@ -160,7 +160,14 @@ async fn high_load_scales_out_by_the_step_and_the_cooldown_holds_the_next_step()
     assert_eq!(s.metrics[0].value, Some(90.0));
     assert_eq!(
         s.metrics[0].query.as_deref(),
-        Some(format!("max(e2e_load{{job=\"{}\"}})", env.namespace).as_str())
+        // What ran: the policy's query scoped to its namespace.
+        Some(
+            format!(
+                "max(e2e_load{{job=\"{ns}\",namespace=\"{ns}\"}})",
+                ns = env.namespace
+            )
+            .as_str()
+        )
     );
     assert_eq!(
         s.last_scale_direction,
@@ -751,6 +758,7 @@ async fn readiness_fails_until_the_caches_sync() {
             "false",
         ])
         .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .args(["--secure-metrics-bind", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -854,7 +862,7 @@ async fn health_fails_when_the_controller_stops_making_progress() {
     create_deployment(&env, "web", 2).await;
     // A metrics server that accepts connections and never answers: with a long query timeout
     // and one reconcile at a time, the controller hangs on its first evaluation.
-    let (address, held, _accepted) = support::http::blackhole().await;
+    let (address, held, _accepted) = support::http::blackhole(&env.namespace).await;
     create_policy(&env, &policy(&env, "web", "web", "", json!({}))).await;
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_scalewise"))
@@ -868,6 +876,7 @@ async fn health_fails_when_the_controller_stops_making_progress() {
         .args(["--prometheus-url", &address, "--prometheus-timeout", "10m"])
         .args(["--max-concurrent-reconciles", "1", "--stall-timeout", "3s"])
         .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .args(["--secure-metrics-bind", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -970,7 +979,7 @@ async fn sigterm_ends_the_process_in_time_while_queries_hang_and_policies_queue(
     let env = TestEnv::new("sigterm-hang").await;
     install_crd(&env.client).await;
     create_deployment(&env, "web", 2).await;
-    let (address, held, mut accepted) = support::http::blackhole().await;
+    let (address, held, mut accepted) = support::http::blackhole(&env.namespace).await;
     // A few hundred policies: every reconcile and query slot busy, and a queue behind them.
     for i in 0..200 {
         create_policy(
@@ -996,10 +1005,15 @@ async fn sigterm_ends_the_process_in_time_while_queries_hang_and_policies_queue(
             "2s",
         ],
     );
-    // A query is in flight: the reconcile holds the only slot and waits on it.
-    tokio::time::timeout(WAIT, accepted.recv())
-        .await
-        .expect("the operator queried the server that hangs");
+    // Both query slots hold a query of this test's policies: two reconciles wait on them (and
+    // the rest queue behind). A second for both to be well under way.
+    for _ in 0..2 {
+        let queried = tokio::time::timeout(WAIT, accepted.recv())
+            .await
+            .expect("the operator queried the server that hangs");
+        assert!(queried.is_some(), "the server that hangs stopped accepting");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let asked = Instant::now();
     let code = op.terminate(Duration::from_secs(30));
     held.abort();
@@ -1014,5 +1028,150 @@ async fn sigterm_ends_the_process_in_time_while_queries_hang_and_policies_queue(
             .contains("did not finish within the shutdown timeout"),
         "{}",
         op.logs()
+    );
+}
+
+/// The policy's resourceVersion and status.
+async fn versioned(env: &TestEnv, name: &str) -> (String, scalewise::api::ScalingPolicyStatus) {
+    let p = env
+        .api::<ScalingPolicy>()
+        .get(name)
+        .await
+        .expect("read policy");
+    (
+        p.metadata.resource_version.unwrap_or_default(),
+        p.status.unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn a_steady_policy_writes_its_status_when_something_changes_and_at_the_heartbeat() {
+    let (env, exporter) = setup("status-writes", "e2e_load 50\n").await;
+    create_deployment(&env, "web", 2).await;
+    create_policy(
+        &env,
+        &policy(&env, "web", "web", "", json!({"interval": "2s"})),
+    )
+    .await;
+    let op = Operator::start(
+        &env,
+        "op",
+        &["--leader-election", "false", "--status-heartbeat", "30s"],
+    );
+    // Load 50 lies between 30 and 70: the policy holds, evaluation after evaluation.
+    eventually("a first evaluation", WAIT, || async {
+        let s = status(&env, "web").await;
+        s.metrics.first()?.value.filter(|v| *v == 50.0).map(|_| ())
+    })
+    .await;
+    // Once its first evaluations settled (the run, the pods counted), nothing that matters
+    // changes: the evaluations go on, the status is not rewritten.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (version, before) = versioned(&env, "web").await;
+    let deferred = op
+        .metric("scalewise_status_writes_total{outcome=\"deferred\"}")
+        .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (still, after) = versioned(&env, "web").await;
+    let deferred_since = op
+        .metric("scalewise_status_writes_total{outcome=\"deferred\"}")
+        .await
+        - deferred;
+    assert!(
+        deferred_since >= 3.0,
+        "only {deferred_since} evaluations deferred in 10 s at a 2s interval (log: {})",
+        op.log.display()
+    );
+    assert_eq!(
+        (still.as_str(), &after.last_evaluation_time),
+        (version.as_str(), &before.last_evaluation_time),
+        "the status was rewritten while nothing changed"
+    );
+
+    // A reading that changes what the status says is written at the next evaluation.
+    exporter.set("e2e_load 60\n");
+    let changed = Instant::now();
+    eventually("the new reading in status", WAIT, || async {
+        let s = status(&env, "web").await;
+        s.metrics.first()?.value.filter(|v| *v == 60.0).map(|_| ())
+    })
+    .await;
+    assert!(
+        changed.elapsed() < Duration::from_secs(15),
+        "the new reading took {:?} to reach the status",
+        changed.elapsed()
+    );
+
+    // With nothing changing again, lastEvaluationTime still moves at the heartbeat: at most
+    // 30 s old (plus an interval), and not at every evaluation.
+    let written = status(&env, "web").await.last_evaluation_time.unwrap().0;
+    let refreshed = eventually("a heartbeat write", Duration::from_secs(45), || async {
+        let t = status(&env, "web").await.last_evaluation_time?.0;
+        (t > written).then_some(t)
+    })
+    .await;
+    let lag = refreshed.duration_since(written);
+    assert!(
+        lag >= jiff::SignedDuration::from_secs(20) && lag <= jiff::SignedDuration::from_secs(34),
+        "the heartbeat came {lag} after the last write (heartbeat 30s, spread over its last fifth)"
+    );
+    assert_eq!(replicas(&env, "web").await, 2);
+}
+
+#[tokio::test]
+async fn a_replica_that_takes_a_policy_over_waits_a_whole_scale_in_window() {
+    // Load 20 is below 30: the policy wants to scale in, once it has a whole 20 s scale-in
+    // window of evidence.
+    let (env, _exporter) = setup("resume-window", "e2e_load 20\n").await;
+    create_deployment(&env, "web", 3).await;
+    create_policy(
+        &env,
+        &policy(
+            &env,
+            "web",
+            "web",
+            "",
+            json!({"behavior": {"scaleIn": {"stabilizationWindow": "20s"}}}),
+        ),
+    )
+    .await;
+    let mut first = Operator::start(
+        &env,
+        "first",
+        &["--leader-election", "false", "--status-heartbeat", "1h"],
+    );
+    let since = eventually("a run of evaluations", WAIT, || async {
+        status(&env, "web").await.evaluating_since.map(|t| t.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // The first replica's newest evaluations were remembered, not written: a crash loses them.
+    first.kill();
+    let taken = jiff::Timestamp::now();
+    let second = Operator::start(
+        &env,
+        "second",
+        &["--leader-election", "false", "--status-heartbeat", "1h"],
+    );
+    let restarted = eventually("the run to start again", WAIT, || async {
+        let t = status(&env, "web").await.evaluating_since?.0;
+        (t > since).then_some(t)
+    })
+    .await;
+    assert!(restarted >= taken - jiff::SignedDuration::from_secs(1));
+    // No scale-in before a whole window after the takeover, then one step.
+    holds_until(
+        &env,
+        "web",
+        3,
+        restarted + jiff::SignedDuration::from_secs(20),
+    )
+    .await;
+    wait_replicas(&env, "web", 2, WAIT, &second).await;
+    let scaled = scaled_at(&env, "web", 2).await;
+    assert!(
+        scaled.duration_since(restarted) >= jiff::SignedDuration::from_secs(20),
+        "scaled in {} after the takeover, within the 20s window",
+        scaled.duration_since(restarted)
     );
 }

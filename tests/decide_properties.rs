@@ -115,6 +115,7 @@ fn observations(readings: &[Reading]) -> Vec<Observation> {
             name: format!("m{i}"),
             reading: r.clone(),
             query: None,
+            pods: None,
         })
         .collect()
 }
@@ -264,5 +265,146 @@ proptest! {
         let elapsed = (steps as u64 - 1) * 15;
         let shortest = u64::from(s.out_cooldown.min(s.in_cooldown));
         prop_assert!(actions <= elapsed / shortest + 1, "{} actions in {} s with a {} s cooldown", actions, elapsed, shortest);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Counting the pods that are starting, unready or without a sample (the HPA's rule) only
+    /// ever moves a metric's proposal back towards the current replicas: it never reverses the
+    /// direction the ready pods ask for, and never goes beyond it.
+    #[test]
+    fn the_pod_recount_never_reverses_or_exceeds_the_ready_pods_proposal(
+        kind in metric_kind(),
+        current in 1i32..50,
+        ready_usage in 0.0f64..20.0,
+        ready_requests in 0.1f64..20.0,
+        pending in 0.0f64..20.0,
+        missing in 0.0f64..20.0,
+        counted in (0u32..5, 0u32..5, 0u32..5),
+    ) {
+        let p = Setup { metrics: vec![kind], ..plain_setup() }.builder().build();
+        let pods = scalewise::decide::pods::PodUtilization {
+            ready_usage,
+            ready_requests,
+            pending_requests: pending,
+            missing_requests: missing,
+            counts: scalewise::decide::pods::PodCounts {
+                ready: 1,
+                starting: counted.0,
+                unready: counted.1,
+                missing: counted.2,
+                other_workloads: 0,
+            },
+        };
+        let alone = decide(&p, &Default::default(), &[Observation::value("m0", pods.value())], current, at(0));
+        let counted = decide(
+            &p,
+            &Default::default(),
+            &[Observation { pods: Some(pods.clone()), ..Observation::value("m0", pods.value()) }],
+            current,
+            at(0),
+        );
+        let (raw, got) = (
+            alone.metrics[0].proposal.unwrap_or(current),
+            counted.metrics[0].proposal.unwrap_or(current),
+        );
+        if raw >= current {
+            prop_assert!((current..=raw).contains(&got), "raw {raw}, recounted {got}, current {current}");
+        } else {
+            prop_assert!((raw..=current).contains(&got), "raw {raw}, recounted {got}, current {current}");
+        }
+    }
+}
+
+/// A setup without limits, so that a metric's proposal is all that decides.
+fn plain_setup() -> Setup {
+    Setup {
+        min: 1,
+        max: 1000,
+        metrics: Vec::new(),
+        out_step: 1,
+        in_step: 1,
+        out_cooldown: 0,
+        in_cooldown: 0,
+        out_window: 0,
+        in_window: 0,
+        tolerance: 0.1,
+        fallback: None,
+    }
+}
+
+/// A setup, readings for each of `steps` evaluations 15 s apart, and the step a crash comes at.
+fn crash_scenario() -> impl Strategy<Value = (Setup, Vec<Vec<Reading>>, usize)> {
+    setup().prop_flat_map(|s| {
+        let n = s.metrics.len();
+        (
+            Just(s),
+            prop::collection::vec(prop::collection::vec(reading(), n), 10..60),
+        )
+            .prop_flat_map(|(s, walk)| {
+                let steps = walk.len();
+                (Just(s), Just(walk), 1..steps)
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases::scaled(256), ..ProptestConfig::default() })]
+
+    /// The controller writes an evaluation's status only when something that matters changed
+    /// (`persist::should_write`; a scale always), and remembers the rest. A crash loses what was
+    /// remembered: the next replica starts from what was written, resumed. That can only delay:
+    /// no scale-in for a whole scale-in window after the takeover, and every cooldown holds
+    /// across it.
+    #[test]
+    fn a_crash_that_loses_unwritten_evaluations_only_delays_a_scale_in(
+        (s, walk, crash) in crash_scenario(),
+    ) {
+        use scalewise::controller::persist::{self, Cadence};
+        use std::time::Duration;
+        let p = s.builder().build();
+        let cadence = Cadence::for_policy(&p, Duration::from_secs(3600));
+        let mut memory = ScalingPolicyStatus::default();
+        let mut written = ScalingPolicyStatus::default();
+        let mut replicas = s.min.max(1);
+        let mut last_scale: Option<i64> = None;
+        let mut taken_over: Option<i64> = None;
+        for (step, readings) in walk.iter().enumerate() {
+            let t = step as i64 * 15;
+            if step == crash {
+                memory = persist::resumed(written.clone());
+                taken_over = Some(t);
+            }
+            let d = decide(&p, &memory, &observations(readings), replicas, at(t));
+            let new = next_status(&memory, &d, Some(1));
+            let scaled = d.desired_replicas != replicas;
+            if scaled || persist::should_write(&written, &new, at(t), cadence, Duration::ZERO).is_some() {
+                written = new.clone();
+            }
+            memory = new;
+            if scaled {
+                let cooldown = if d.desired_replicas > replicas { s.out_cooldown } else { s.in_cooldown };
+                if let Some(last) = last_scale {
+                    prop_assert!(
+                        t - last >= i64::from(cooldown),
+                        "scaled {} -> {} at {} s, {} s after the last scale, within its {} s cooldown",
+                        replicas, d.desired_replicas, t, t - last, cooldown
+                    );
+                }
+                if let Some(taken) = taken_over && d.desired_replicas < replicas {
+                    prop_assert!(
+                        t - taken >= i64::from(s.in_window),
+                        "scaled in at {} s, {} s after the takeover, within the {} s scale-in window",
+                        t, t - taken, s.in_window
+                    );
+                }
+                last_scale = Some(t);
+            }
+            replicas = d.desired_replicas;
+            // What a scale decided is always on the cluster.
+            prop_assert_eq!(&written.last_scale_time, &memory.last_scale_time);
+        }
     }
 }

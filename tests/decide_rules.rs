@@ -5,7 +5,8 @@ mod fixtures;
 use fixtures::*;
 use jiff::Timestamp;
 use scalewise::api::*;
-use scalewise::decide::{Decision, Observation, decide, next_status};
+use scalewise::decide::pods::{PodCounts, PodUtilization};
+use scalewise::decide::{Decision, Observation, TargetState, decide, decide_for, next_status};
 
 /// Runs one evaluation and returns the decision and the status it leaves.
 fn eval(
@@ -777,4 +778,156 @@ fn policies_that_could_never_leave_zero_are_refused() {
             .any(|e| e.path == "spec.behavior.scaleOut.policies" && e.message.contains("Pods")),
         "{errors:?}"
     );
+}
+
+/// A cpu reading counted pod by pod: ready pods' usage and requests (cores), the requests of the
+/// starting/unready pods, and of the ready pods without a sample.
+fn pod_cpu(ready: (f64, f64), pending: f64, missing: f64, counts: PodCounts) -> Observation {
+    let pods = PodUtilization {
+        ready_usage: ready.0,
+        ready_requests: ready.1,
+        pending_requests: pending,
+        missing_requests: missing,
+        counts,
+    };
+    Observation {
+        pods: Some(pods.clone()),
+        ..value("cpu", pods.value())
+    }
+}
+
+fn counts(ready: u32, starting: u32, missing: u32) -> PodCounts {
+    PodCounts {
+        ready,
+        starting,
+        missing,
+        ..PodCounts::default()
+    }
+}
+
+#[test]
+fn starting_pods_count_as_idle_on_scale_out_as_in_the_hpa() {
+    // 4 replicas: 2 ready at 90% of 1 core, 2 starting. Alone the ready pods ask for
+    // ceil(4 x 90 / 50) = 8; with the starting pods at 0% the value is 45%: inside the band of
+    // target 50 (tolerance 10%): no change.
+    let p = policy().target("cpu", 50.0).default_behavior();
+    let obs = pod_cpu((1.8, 2.0), 2.0, 0.0, counts(2, 2, 0));
+    let (d, _) = eval(&p, &Default::default(), &[obs], 4, at(0));
+    assert_eq!(d.desired_replicas, 4, "{}", d.message);
+    let m = &d.metrics[0].explanation;
+    assert!(
+        m.contains(
+            "90% of ready pods asks for a scale-out, but 45% counting the other pods does not"
+        ),
+        "{m}"
+    );
+    assert!(m.contains("pods: 2 ready, 2 starting"), "{m}");
+}
+
+#[test]
+fn a_scale_out_that_survives_the_recount_uses_the_recounted_value() {
+    // 2 ready at 100%, 1 starting of 1 core: 2/3 = 66.7% over target 50 -> ceil(3 x 66.7/50) = 4.
+    let p = policy().target("cpu", 50.0).default_behavior();
+    let obs = pod_cpu((2.0, 2.0), 1.0, 0.0, counts(2, 1, 0));
+    let (d, _) = eval(&p, &Default::default(), &[obs], 3, at(0));
+    assert_eq!(d.desired_replicas, 4, "{}", d.message);
+    assert!(
+        d.metrics[0]
+            .explanation
+            .contains("(ready pods alone: 100%)"),
+        "{}",
+        d.metrics[0].explanation
+    );
+}
+
+#[test]
+fn a_pod_without_a_sample_never_causes_a_scale_in() {
+    // 2 replicas: one ready pod at 10%, one ready without a sample. Alone the value asks for 1;
+    // with the missing pod at the target (50%) the value is 30%: still a scale-in, to
+    // ceil(2 x 30 / 50) = 2: no change.
+    let p = policy()
+        .target("cpu", 50.0)
+        .default_behavior()
+        .in_window("0s");
+    let obs = pod_cpu((0.1, 1.0), 0.0, 1.0, counts(1, 0, 1));
+    let (d, _) = eval(&p, &Default::default(), &[obs], 2, at(0));
+    assert_eq!(d.desired_replicas, 2, "{}", d.message);
+}
+
+#[test]
+fn scale_in_waits_for_a_rollout_and_says_so() {
+    let p = policy()
+        .target("cpu", 50.0)
+        .default_behavior()
+        .in_window("0s");
+    let target = TargetState {
+        rollout: Some("2 of 4 replicas updated".into()),
+        capacity_not_ready: None,
+    };
+    let d = decide_for(
+        &p.build(),
+        &Default::default(),
+        &[value("cpu", 10.0)],
+        4,
+        &target,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 4);
+    assert_eq!(kinds(&d), [LimitKind::Rollout]);
+    assert_eq!(
+        d.message,
+        "Hold at 4: scale-in waits for the rollout to end (2 of 4 replicas updated); wanted by cpu 10 vs target 50: ceil(4 x 10 / 50) = 1"
+    );
+    // Scale-out is not held by a rollout.
+    let d = decide_for(
+        &p.build(),
+        &Default::default(),
+        &[value("cpu", 90.0)],
+        4,
+        &target,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 8);
+    // Unless the policy says so.
+    let mut spec = p.build();
+    spec.pods.hold_scale_in_during_rollout = false;
+    let d = decide_for(
+        &spec,
+        &Default::default(),
+        &[value("cpu", 10.0)],
+        4,
+        &target,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 1);
+}
+
+#[test]
+fn scale_out_waits_for_capacity_that_is_not_ready() {
+    let p = policy().target("cpu", 50.0).default_behavior();
+    let target = TargetState {
+        rollout: None,
+        capacity_not_ready: Some("2 pods are not Ready 5m after they were created".into()),
+    };
+    let d = decide_for(
+        &p.build(),
+        &Default::default(),
+        &[value("cpu", 90.0)],
+        4,
+        &target,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 4);
+    assert_eq!(kinds(&d), [LimitKind::CapacityNotReady]);
+    // Scale-in rules are unchanged.
+    let p = p.in_window("0s");
+    let d = decide_for(
+        &p.build(),
+        &Default::default(),
+        &[value("cpu", 10.0)],
+        4,
+        &target,
+        at(0),
+    );
+    assert_eq!(d.desired_replicas, 1);
 }

@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -422,10 +421,7 @@ async fn pods_can_be_slow_unready_or_failing_and_a_rollout_replaces_them() {
     let Some(node) = FakeNode::for_test(&env).await else {
         return;
     };
-    let annotated = |key: &str, value: &str| Pods {
-        node: Some(&node),
-        annotations: BTreeMap::from([(key.to_owned(), value.to_owned())]),
-    };
+    let annotated = |key: &str, value: &str| Pods::on(&node).annotated(key, value);
     workload::create_deployment_with(&env, "slow", 1, &annotated(kwok::READY_AFTER, "8s")).await;
     workload::create_deployment_with(&env, "never", 1, &annotated(kwok::READY_AFTER, "never"))
         .await;

@@ -323,6 +323,13 @@ async fn a_frozen_leader_thawed_after_a_takeover_writes_nothing() {
     let a = Operator::start(&env, "op-a", &LEASE_ARGS);
     wait_holder(&env, "op-a").await;
     wait_replicas(&env, 3, &a).await;
+    // op-a's scale is whole (scale, status, then its event) before it is frozen: a freeze
+    // between the status write and the event would leave the scale unreported, which is not
+    // what this test is about.
+    eventually("op-a's ScaledOut event", WAIT, || async {
+        (scaled_out_by(&env).await == ["op-a"]).then_some(())
+    })
+    .await;
     let b = Operator::start(&env, "op-b", &LEASE_ARGS);
     a.signal("STOP");
     wait_holder(&env, "op-b").await;

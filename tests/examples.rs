@@ -75,10 +75,23 @@ fn every_example_policy_passes_scalewise_check() {
         );
     }
     for file in &files {
+        // The queue worker reads its broker's namespace under the operator's grant (README,
+        // "Multi-tenancy"); the others read only their own.
+        let grant: &[&str] = if file.ends_with("queue-worker.yaml") {
+            &[
+                "-n",
+                "shop",
+                "--cross-namespace-grant",
+                "shop=messaging:rabbitmq_queue_messages_ready",
+            ]
+        } else {
+            &[]
+        };
         let out = Command::new(env!("CARGO_BIN_EXE_scalewise"))
             .arg("check")
             .arg("-f")
             .arg(file)
+            .args(grant)
             .output()
             .expect("run scalewise check");
         assert!(
@@ -145,6 +158,20 @@ fn the_web_service_scales_a_deployment_on_cpu_latency_and_errors() {
 fn the_queue_worker_scales_on_custom_promql_per_replica() {
     let (policy, _) = policy_of("examples/queue-worker.yaml");
     assert_eq!(sources(&policy), ["query"]);
+    // Without the grant, the broker's namespace is another tenant's: refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_scalewise"))
+        .args(["check", "-n", "shop", "-f"])
+        .arg(repo_path("examples/queue-worker.yaml"))
+        .output()
+        .expect("run scalewise check");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("shop/orders-worker: spec.metrics[0].query:")
+            || said.contains("orders-worker: spec.metrics[0].query:"),
+        "{said}"
+    );
+    assert!(said.contains(r#"namespace="messaging""#), "{said}");
     assert!(
         policy["spec"]["metrics"][0]["targetPerReplica"]
             .as_f64()

@@ -289,7 +289,10 @@ async fn a_hostile_tenant_cannot_crash_stall_or_starve_the_operator() {
             &required_env("SCALEWISE_PROMETHEUS_URL"),
         ])
         .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .args(["--secure-metrics-bind", "127.0.0.1:0"])
         .args(["--log-format", "json"])
+        // Every evaluation written: the test follows them through lastEvaluationTime.
+        .args(["--status-heartbeat", "1s"])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -69,6 +69,7 @@ async fn the_bearer_token_and_headers_reach_the_default_server() {
                 ],
                 ..Access::default()
             },
+            tenancy: Default::default(),
         }),
         ..SourceConfig::default()
     });
@@ -103,6 +104,7 @@ async fn basic_auth_is_read_from_its_files() {
                 }),
                 ..Access::default()
             },
+            tenancy: Default::default(),
         }),
         ..SourceConfig::default()
     });
@@ -127,6 +129,7 @@ async fn a_rotated_token_is_sent_at_the_next_evaluation() {
                 bearer_token_file: Some(token.clone()),
                 ..Access::default()
             },
+            tenancy: Default::default(),
         }),
         ..SourceConfig::default()
     });
@@ -154,10 +157,12 @@ async fn an_allowed_address_gets_neither_the_default_credentials_nor_headers() {
                 headers: vec![access::parse_header("X-Scope-OrgID: tenant-a").unwrap()],
                 ..Access::default()
             },
+            tenancy: Default::default(),
         }),
         allowed: vec![ServerConfig {
             url: url(&other.url),
             access: Access::default(),
+            tenancy: Default::default(),
         }],
         ..SourceConfig::default()
     });
@@ -185,7 +190,7 @@ async fn an_allow_list_entry_sends_its_own_credentials() {
     let list = secrets.file(
         "allowed.yaml",
         &format!(
-            "servers:\n  - urlPrefix: {}/prometheus\n    bearerTokenFile: {}\n    headers:\n      X-Scope-OrgID: team-b\n",
+            "servers:\n  - urlPrefix: {}/prometheus\n    bearerTokenFile: {}\n    headers:\n      X-Scope-OrgID: team-b\n    namespaces: [shop]\n",
             tenant.url,
             token.display()
         ),
@@ -197,6 +202,7 @@ async fn an_allow_list_entry_sends_its_own_credentials() {
                 bearer_token_file: Some(secrets.file("default", "default-secret")),
                 ..Access::default()
             },
+            tenancy: Default::default(),
         }),
         allowed: endpoint::load_allow_list(&list).unwrap(),
         ..SourceConfig::default()
@@ -214,6 +220,18 @@ async fn an_allow_list_entry_sends_its_own_credentials() {
     );
     assert_eq!(requests[0].headers["authorization"], "Bearer tenant-secret");
     assert_eq!(requests[0].headers["x-scope-orgid"], "team-b");
+    // A policy of a namespace the entry does not list may not name the address: its
+    // credentials and tenant header never leave for another namespace's policy.
+    let mut elsewhere = constant_policy(Some(&address));
+    elsewhere.metadata.namespace = Some("payments".into());
+    let plan =
+        QueryPlan::for_policy(&elsewhere, &Policy::resolve(&elsewhere.spec).unwrap()).unwrap();
+    let result = scalewise::metrics::MetricSource::evaluate(&source, &plan, None).await;
+    assert!(
+        matches!(&result, Err(MetricsError::AddressNotAllowed { allowed, .. }) if allowed.starts_with("none for namespace payments")),
+        "{result:?}"
+    );
+    assert_eq!(tenant.requests().len(), 1, "the server was called again");
 }
 
 #[tokio::test]
@@ -223,6 +241,7 @@ async fn an_address_off_the_allow_list_is_never_called() {
         default: Some(ServerConfig {
             url: url(&promdata::prometheus().url),
             access: Access::default(),
+            tenancy: Default::default(),
         }),
         ..SourceConfig::default()
     });
@@ -233,15 +252,15 @@ async fn an_address_off_the_allow_list_is_never_called() {
         result,
         Err(MetricsError::AddressNotAllowed {
             address: target.url.clone(),
-            allowed: "none; the operator allows none with --allowed-prometheus-url".into()
+            allowed: "none for namespace shop; the operator opens prefixes to namespaces with --allowed-prometheus-url NAMESPACE=PREFIX or the allow-list file's namespaces".into()
         })
     );
     assert_eq!(
-        source.check(Some(target.url.as_str())),
+        source.check("shop", Some(target.url.as_str())),
         vec![scalewise::api::FieldError {
             path: "spec.prometheus.address".into(),
             message: format!(
-                "{} is not allowed by the operator (allowed prefixes: none; the operator allows none with --allowed-prometheus-url)",
+                "{} is not allowed by the operator (allowed prefixes: none for namespace shop; the operator opens prefixes to namespaces with --allowed-prometheus-url NAMESPACE=PREFIX or the allow-list file's namespaces)",
                 target.url
             ),
         }]

@@ -70,6 +70,21 @@ async fn push_checkout_data() {
             1000,
             0.5,
         ),
+        // kube-state-metrics' view of who owns them: ReplicaSet checkout-6b7c8d9f5 of Deployment
+        // checkout, both Ready (what `--pods kube-state-metrics` joins).
+        gauge(
+            "kube_replicaset_owner",
+            &[
+                ns,
+                ("replicaset", "checkout-6b7c8d9f5"),
+                ("owner_kind", "Deployment"),
+                ("owner_name", "checkout"),
+            ],
+            from,
+            to,
+            1000,
+            1.0,
+        ),
         // Requests: 8 OK, 1 not found, 1 server error per second.
         counter(
             "http_requests_total",
@@ -110,6 +125,29 @@ async fn push_checkout_data() {
             180.0,
         ),
     ];
+    for pod in [a, b] {
+        series.push(gauge(
+            "kube_pod_owner",
+            &[
+                ns,
+                ("pod", pod),
+                ("owner_kind", "ReplicaSet"),
+                ("owner_name", "checkout-6b7c8d9f5"),
+            ],
+            from,
+            to,
+            1000,
+            1.0,
+        ));
+        series.push(gauge(
+            "kube_pod_status_ready",
+            &[ns, ("pod", pod), ("condition", "true")],
+            from,
+            to,
+            1000,
+            1.0,
+        ));
+    }
     // Latency: per second 2 requests at or below 0.1 s, 6 at or below 0.25, 9 at or below 0.5,
     // 10 at or below 1 and in all.
     for (le, per_second) in [
@@ -134,6 +172,7 @@ async fn push_checkout_data() {
 async fn query_prints_each_metric_of_the_reference_policy_with_its_promql_and_value() {
     push_checkout_data().await;
     let url = promdata::prometheus().url;
+    // The target's pods through kube-state-metrics (the test cluster has no Deployment checkout).
     let out = scalewise(&[
         "query",
         "--policy",
@@ -142,6 +181,8 @@ async fn query_prints_each_metric_of_the_reference_policy_with_its_promql_and_va
         &url,
         "--replicas",
         "4",
+        "--pods",
+        "kube-state-metrics",
         "-o",
         "json",
     ]);
@@ -168,21 +209,23 @@ async fn query_prints_each_metric_of_the_reference_policy_with_its_promql_and_va
         assert!((got - want).abs() < 1e-9, "{metric}");
         assert!(metric["failure"].is_null(), "{metric}");
     }
-    assert_eq!(
-        metrics[0]["query"],
-        r#"100 * sum(rate(container_cpu_usage_seconds_total{namespace="shop", pod=~"checkout-[a-z0-9]+-[a-z0-9]+", container!="", container!="POD"}[2m])) / sum(kube_pod_container_resource_requests{namespace="shop", pod=~"checkout-[a-z0-9]+-[a-z0-9]+", resource="cpu", unit="core"})"#
+    let cpu_query = metrics[0]["query"].as_str().unwrap();
+    assert!(
+        cpu_query.starts_with(r#"100 * sum(sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD",namespace="shop"}[2m])) * on (namespace, pod) group_left () "#)
+            && cpu_query.contains(r#"kube_replicaset_owner{namespace="shop",owner_kind="Deployment",owner_name="checkout"}"#),
+        "{cpu_query}"
     );
     assert_eq!(
         metrics[1]["query"],
-        r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service="checkout"}[2m])))"#
+        r#"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{namespace="shop",service="checkout"}[2m])))"#
     );
     assert_eq!(
         metrics[2]["query"],
-        r#"(sum(rate(http_requests_total{service="checkout", code=~"5.."}[2m])) or vector(0)) / (sum(rate(http_requests_total{service="checkout"}[2m])) > 0) or sum(rate(http_requests_total{service="checkout"}[2m])) * 0"#
+        r#"(sum(rate(http_requests_total{code=~"5..",namespace="shop",service="checkout"}[2m])) or vector(0)) / (sum(rate(http_requests_total{namespace="shop",service="checkout"}[2m])) > 0) or sum(rate(http_requests_total{namespace="shop",service="checkout"}[2m])) * 0"#
     );
     assert_eq!(
         metrics[3]["query"],
-        r#"sum(orders_queue_depth{queue="checkout"})"#
+        r#"sum(orders_queue_depth{namespace="shop",queue="checkout"})"#
     );
     // At 4 replicas: three thresholds step out by 2; the backlog wants ceil(300 / 100).
     let proposals: Vec<i64> = metrics
@@ -200,6 +243,8 @@ async fn query_prints_each_metric_of_the_reference_policy_with_its_promql_and_va
         &url,
         "--replicas",
         "4",
+        "--pods",
+        "kube-state-metrics",
     ]);
     assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
     let text = stdout(&text);
@@ -207,8 +252,8 @@ async fn query_prints_each_metric_of_the_reference_policy_with_its_promql_and_va
         format!("shop/checkout: 4 metrics of Deployment shop/checkout from {url}/"),
         "proposals for 4 replicas".to_owned(),
         "  proposes:  6 (cpu 75 > 70)".to_owned(),
-        r#"  query:     sum(orders_queue_depth{queue="checkout"})"#.to_owned(),
-        r#"  age query: time() - max(timestamp(orders_queue_depth{queue="checkout"}))"#.to_owned(),
+        r#"  query:     sum(orders_queue_depth{namespace="shop",queue="checkout"})"#.to_owned(),
+        r#"  age query: time() - max(timestamp(orders_queue_depth{namespace="shop",queue="checkout"}))"#.to_owned(),
         "a first evaluation (no history) would decide: Scale out from 4 to 6: cpu 75 > 70"
             .to_owned(),
     ] {
@@ -236,7 +281,15 @@ async fn query_against_a_stopped_prometheus_reports_each_metric_unavailable_and_
     let url = server.api.url.clone();
     server.kill();
 
-    let out = scalewise(&["query", "--policy", &checkout(), "--prometheus-url", &url]);
+    let out = scalewise(&[
+        "query",
+        "--policy",
+        &checkout(),
+        "--prometheus-url",
+        &url,
+        "--pods",
+        "kube-state-metrics",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
     let unavailable: Vec<&str> = text
@@ -267,6 +320,8 @@ async fn query_against_a_stopped_prometheus_reports_each_metric_unavailable_and_
         &checkout(),
         "--prometheus-url",
         &url,
+        "--pods",
+        "kube-state-metrics",
         "-o",
         "json",
     ]);
@@ -312,7 +367,7 @@ fn query_refuses_a_policy_address_off_the_allow_list() {
         "--prometheus-url",
         "http://127.0.0.1:9",
         "--allowed-prometheus-url",
-        "https://mimir.example/prometheus",
+        "shop=https://mimir.example/prometheus",
     ]);
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -322,5 +377,72 @@ fn query_refuses_a_policy_address_off_the_allow_list() {
             "scalewise: {}: shop/checkout: spec.prometheus.address: http://169.254.169.254/latest is not allowed by the operator (allowed prefixes: https://mimir.example/prometheus)\n",
             policy.display()
         )
+    );
+}
+
+#[test]
+fn query_reads_a_manifest_without_a_namespace_in_the_one_given_as_kubectl_does() {
+    let dir = std::env::temp_dir().join(support::unique_name("policy"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("policy.yaml");
+    let text = std::fs::read_to_string(checkout())
+        .unwrap()
+        .replace("  namespace: shop\n", "");
+    assert!(!text.contains("namespace: shop"), "{text}");
+    std::fs::write(&policy, &text).unwrap();
+    let file = policy.to_str().unwrap();
+    let query = |extra: &[&str]| {
+        let mut args = vec![
+            "query",
+            "--policy",
+            file,
+            "--prometheus-url",
+            "http://127.0.0.1:9",
+            "--pods",
+            "kube-state-metrics",
+        ];
+        args.extend_from_slice(extra);
+        scalewise(&args)
+    };
+    // Without --namespace: `default`; with it, that namespace fills {namespace} and the
+    // per-pod query.
+    let out = query(&[]);
+    assert!(
+        stdout(&out).starts_with("default/checkout: 4 metrics of Deployment default/checkout"),
+        "{}",
+        stdout(&out)
+    );
+    let out = query(&["--namespace", "team-a"]);
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("team-a/checkout: 4 metrics of Deployment team-a/checkout"),
+        "{text}"
+    );
+    assert!(text.contains(r#"namespace="team-a""#), "{text}");
+    let bad = query(&["--namespace", "Team_A"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("is not a namespace name"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // A manifest naming another namespace is refused, as kubectl refuses it.
+    let out = scalewise(&[
+        "query",
+        "--policy",
+        &checkout(),
+        "--prometheus-url",
+        "http://127.0.0.1:9",
+        "-n",
+        "team-a",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out)
+            .contains(r#"the policy's namespace "shop" does not match --namespace "team-a""#),
+        "{}",
+        stderr(&out)
     );
 }

@@ -57,7 +57,14 @@ async fn a_selector_matching_nothing_is_empty() {
         ),
     );
     let observed = promdata::read(&promdata::prometheus().url, &policy, None).await;
-    assert_eq!(observed[0].result, Err(Failure::Empty));
+    // Scoped to the policy's namespace: the message says which label was looked for.
+    assert_eq!(
+        observed[0].result,
+        Err(Failure::EmptyInNamespace {
+            label: "namespace".into(),
+            namespace: "shop".into()
+        })
+    );
 }
 
 #[tokio::test]
@@ -94,7 +101,10 @@ async fn samples_older_than_the_limit_but_inside_the_lookback_are_stale() {
     );
     assert_eq!(
         observed[0].age_query.as_deref(),
-        Some(format!("time() - max(timestamp(queue_depth{{test=\"{test}\"}}))").as_str())
+        Some(
+            format!("time() - max(timestamp(queue_depth{{namespace=\"shop\",test=\"{test}\"}}))")
+                .as_str()
+        )
     );
 }
 
@@ -260,6 +270,7 @@ async fn a_listener_that_never_answers_is_unavailable_after_the_timeout() {
         default: Some(ServerConfig {
             url: hang.url.parse().unwrap(),
             access: Default::default(),
+            tenancy: Default::default(),
         }),
         timeout: Duration::from_secs(1),
         ..SourceConfig::default()
@@ -343,14 +354,16 @@ async fn a_redirect_is_not_followed() {
 }
 
 #[tokio::test]
-async fn the_queries_of_one_evaluation_run_concurrently() {
-    // Three metrics, each with a value and an age query, against a server that never answers:
-    // one after the other they would take 6 timeouts (12 s); together they take about one (2 s).
+async fn each_metric_is_one_request_and_they_run_concurrently() {
+    // Three metrics, each reading its value and the age of its samples with one query, against a
+    // server that never answers: one after the other they would take 3 timeouts (6 s); together
+    // they take about one (2 s).
     let hang = FakeServer::start(Behaviour::Hang).await;
     let source = promdata::source_with(SourceConfig {
         default: Some(ServerConfig {
             url: hang.url.parse().unwrap(),
             access: Default::default(),
+            tenancy: Default::default(),
         }),
         timeout: Duration::from_secs(2),
         ..SourceConfig::default()
@@ -363,12 +376,21 @@ async fn the_queries_of_one_evaluation_run_concurrently() {
     let started = Instant::now();
     let observed = promdata::read_with(&source, &policy, None).await;
     assert!(
-        started.elapsed() < Duration::from_secs(6),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );
     assert_eq!(observed.len(), 3);
-    assert_eq!(hang.requests().len(), 6);
+    let requests = hang.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    for request in &requests {
+        // Value and age, in one query (URL-encoded: the label name is plain).
+        assert!(
+            request.request_line.contains("scalewise_part"),
+            "{}",
+            request.request_line
+        );
+    }
     assert_eq!(
         observed.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
         ["a", "b", "c"]
@@ -385,6 +407,7 @@ fn limited_source(
         default: Some(ServerConfig {
             url: url.parse().unwrap(),
             access: Default::default(),
+            tenancy: Default::default(),
         }),
         timeout,
         limits,

@@ -36,10 +36,13 @@ fn resource_overrides_with_placeholders_are_valid() {
     target: 70
 "#;
     assert_eq!(errors(metrics, ""), vec![]);
-    let plan = QueryPlan::new("shop", &Policy::resolve(&spec(metrics, "")).unwrap()).unwrap();
+    // A server relabeled to kubernetes_namespace: that is the label scoped and checked.
+    let scope =
+        scalewise::metrics::tenancy::Rules::default().scope_for("shop", "kubernetes_namespace");
+    let plan = QueryPlan::scoped(&Policy::resolve(&spec(metrics, "")).unwrap(), scope).unwrap();
     assert_eq!(
         plan.metrics[0].promql,
-        r#"100 * sum(rate(container_cpu_usage_seconds_total{kubernetes_namespace="shop", kubernetes_pod_name=~"checkout-.+"}[2m])) / sum(kube_pod_container_resource_requests_cpu_cores{kubernetes_namespace="shop", kubernetes_pod_name=~"checkout-.+", job="kube-state-metrics"})"#
+        r#"100 * sum(rate(container_cpu_usage_seconds_total{kubernetes_namespace="shop",kubernetes_pod_name=~"checkout-.+"}[2m])) / sum(kube_pod_container_resource_requests_cpu_cores{job="kube-state-metrics",kubernetes_namespace="shop",kubernetes_pod_name=~"checkout-.+"})"#
     );
 }
 
@@ -242,7 +245,8 @@ fn the_answer_limits_default_to_1_mib_and_100_series_and_are_bounded() {
         AnswerLimits::default(),
         AnswerLimits {
             max_bytes: 1024 * 1024,
-            max_series: 100
+            max_series: 100,
+            max_pod_series: 5000
         }
     );
     assert_eq!(
@@ -254,7 +258,8 @@ fn the_answer_limits_default_to_1_mib_and_100_series_and_are_bounded() {
         ]),
         Ok(AnswerLimits {
             max_bytes: 256 * 1024,
-            max_series: 5
+            max_series: 5,
+            max_pod_series: 5000
         })
     );
     assert_eq!(

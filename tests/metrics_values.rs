@@ -163,15 +163,32 @@ async fn cpu_is_usage_rate_over_requests_as_a_percent(api: PromApi) {
         ],
     )
     .await;
+    // The target's pods: checkout's two, 0.5 cores each (their specs' requests); the
+    // checkout-api pod is another workload's.
+    let pods = promdata::ready_pods(&[(pod_a, "500m", "1Gi"), (pod_b, "0.5", "1Gi")]);
     let policy = promdata::policy(
         &ns,
         "15s",
         "    - name: cpu\n      cpu: {}\n      window: 30s\n      target: 70\n",
     );
-    let observed = promdata::read(&api.url, &policy, Some(t0)).await;
+    let observed = promdata::read_with_pods(&api.url, &policy, Some(t0), &pods).await;
     // 100 * (0.25 + 0.5) / (0.5 + 0.5)
     assert_close(&observed[0], 75.0);
     assert_fresh(&observed[0]);
+    assert_eq!(observed[0].pods.as_ref().map(|p| p.counts.ready), Some(2));
+    // Without the pods there is nothing to count: unavailable, never a number.
+    let unknown = promdata::read(&api.url, &policy, Some(t0)).await;
+    assert!(unknown[0].result.is_err(), "{:?}", unknown[0].result);
+
+    // A podSelector reads the series it selects as written: usage over kube-state-metrics'
+    // requests.
+    let by_selector = promdata::policy(
+        &ns,
+        "15s",
+        "    - name: cpu\n      cpu: {podSelector: 'namespace=\"{namespace}\", pod=~\"checkout-7d9f8b6c4-.+\"'}\n      window: 30s\n      target: 70\n",
+    );
+    let observed = promdata::read(&api.url, &by_selector, Some(t0)).await;
+    assert_close(&observed[0], 75.0);
 }
 
 async fn memory_is_working_set_over_requests_as_a_percent(api: PromApi) {
@@ -260,7 +277,8 @@ async fn memory_is_working_set_over_requests_as_a_percent(api: PromApi) {
         "15s",
         "    - name: memory\n      memory: {}\n      target: 80\n",
     );
-    let observed = promdata::read(&api.url, &policy, Some(t0)).await;
+    let pods = promdata::ready_pods(&[(pod_a, "1", "512Mi"), (pod_b, "1", "512Mi")]);
+    let observed = promdata::read_with_pods(&api.url, &policy, Some(t0), &pods).await;
     // 100 * (256 + 128) MiB / (512 + 512) MiB
     assert_close(&observed[0], 37.5);
     assert_fresh(&observed[0]);
@@ -430,7 +448,10 @@ async fn error_rate_without_a_total_is_empty(api: PromApi) {
     let observed = promdata::read(&api.url, &error_rate_policy(&test), Some(t0())).await;
     assert_eq!(
         observed[0].result,
-        Err(Failure::Empty),
+        Err(Failure::EmptyInNamespace {
+            label: "namespace".into(),
+            namespace: "shop".into()
+        }),
         "{}",
         observed[0].query
     );
@@ -531,7 +552,8 @@ async fn query_fills_its_placeholders_and_yields_one_number(api: PromApi) {
     let observed = promdata::read(&api.url, &policy, Some(t0)).await;
     assert_eq!(
         observed[0].query,
-        format!("sum(orders_queue_depth{{namespace=\"{ns}\", app=\"checkout\"}})")
+        // The placeholders filled, then the query parsed and printed again as it runs.
+        format!("sum(orders_queue_depth{{app=\"checkout\",namespace=\"{ns}\"}})")
     );
     // 120 + 180 waiting orders; 2 orders per second is 120 per minute.
     assert_close(&observed[0], 300.0);

@@ -15,12 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -155,19 +154,7 @@ impl Drop for Release {
 /// A kubeconfig for the cluster of the current context, authenticated with a fresh token of
 /// ServiceAccount `namespace/sa` (TokenRequest, as the kubelet gets one for a pod).
 async fn service_account_kubeconfig(env: &TestEnv, sa: &str) -> PathBuf {
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![],
-            expiration_seconds: Some(3600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token: TokenRequest = Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
-        .create_subresource("token", sa, &PostParams::default(), &request)
-        .await
-        .unwrap_or_else(|e| panic!("TokenRequest for {}/{sa}: {e}", env.namespace));
-    let token = token.status.expect("a token").token;
+    let token = support::service_account_token(env, sa).await;
 
     let admin =
         Kubeconfig::read().unwrap_or_else(|e| panic!("cannot read KUBECONFIG: {e}; {HOW_TO_RUN}"));
@@ -231,6 +218,8 @@ impl Operator {
             .map(|a| {
                 if a.starts_with("--metrics-bind=") {
                     format!("--metrics-bind=127.0.0.1:{port}")
+                } else if a.starts_with("--secure-metrics-bind=") {
+                    "--secure-metrics-bind=127.0.0.1:0".to_owned()
                 } else {
                     a
                 }
@@ -573,7 +562,13 @@ async fn cannot_do_anything_else(env: &TestEnv, client: &Client, other_namespace
         ("update", "apps", "deployments"),
         ("delete", "scalewise.dev", "scalingpolicies"),
         ("create", "apps", "deployments"),
-        ("list", "", "pods"),
+        ("get", "", "pods"),
+        ("get", "", "pods/log"),
+        ("create", "", "pods/exec"),
+        ("delete", "", "pods"),
+        ("patch", "", "pods"),
+        ("update", "apps", "statefulsets"),
+        ("patch", "apps", "replicasets"),
         ("get", "", "configmaps"),
         ("create", "autoscaling", "horizontalpodautoscalers"),
         ("delete", "coordination.k8s.io", "leases"),
@@ -586,6 +581,11 @@ async fn cannot_do_anything_else(env: &TestEnv, client: &Client, other_namespace
     // And what it needs, as the API server sees it.
     for (verb, group, resource) in [
         ("patch", "apps", "deployments/scale"),
+        ("patch", "apps", "statefulsets/scale"),
+        ("list", "", "pods"),
+        ("watch", "", "pods"),
+        ("watch", "apps", "replicasets"),
+        ("watch", "apps", "statefulsets"),
         ("patch", "scalewise.dev", "scalingpolicies/status"),
         ("watch", "autoscaling", "horizontalpodautoscalers"),
         ("create", "events.k8s.io", "events"),
@@ -690,11 +690,44 @@ async fn cluster_wide_chart_rbac_lets_the_operator_scale_and_nothing_more() {
 async fn namespaced_chart_rbac_lets_the_operator_scale_its_namespaces_only() {
     let (env, _exporter) = setup("rbac-namespaced").await;
     let release = Release::install(&env, &[format!("watchNamespaces={{{}}}", env.namespace)]);
+    // Roles only, but for what cannot be namespaced: the reviews of /metrics clients' tokens
+    // (system:auth-delegator, bound cluster-wide) and the ClusterRole of who may scrape it.
+    let cluster_wide: Vec<(String, String)> = release
+        .objects
+        .iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some("ClusterRole" | "ClusterRoleBinding")
+            )
+        })
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap_or_default().to_owned(),
+                o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
     assert!(
-        !release.objects.iter().any(|o| o["kind"] == "ClusterRole"),
-        "watchNamespaces grants Roles only"
+        cluster_wide.iter().all(|(kind, name)| {
+            (kind == "ClusterRole" && name.ends_with("-metrics-reader"))
+                || (kind == "ClusterRoleBinding" && name.ends_with("-auth-delegator"))
+        }) && cluster_wide.len() == 2,
+        "watchNamespaces grants Roles only, beside the token reviews: {cluster_wide:?}"
     );
     let client = operator_does_its_job(&env, &release).await;
+    for (group, resource) in [
+        ("authentication.k8s.io", "tokenreviews"),
+        ("authorization.k8s.io", "subjectaccessreviews"),
+    ] {
+        assert!(
+            may(&client, "create", group, resource, None, None).await,
+            "{resource}: the reviews of /metrics clients"
+        );
+    }
     let other = OtherNamespace::create(&env).await;
     cannot_do_anything_else(&env, &client, &other.name).await;
     // Nothing outside the watched namespace.
@@ -739,19 +772,7 @@ async fn an_operator_that_cannot_list_its_policies_is_unhealthy_and_still_stops_
     let env = TestEnv::new("cannot-list").await;
     install_crd(&env.client).await;
     let sa = "nothing-allowed";
-    Api::<ServiceAccount>::namespaced(env.client.clone(), &env.namespace)
-        .create(
-            &PostParams::default(),
-            &ServiceAccount {
-                metadata: ObjectMeta {
-                    name: Some(sa.into()),
-                    ..ObjectMeta::default()
-                },
-                ..ServiceAccount::default()
-            },
-        )
-        .await
-        .expect("create the ServiceAccount");
+    support::create_service_account(&env, sa).await;
     let kubeconfig = service_account_kubeconfig(&env, sa).await;
     let port = free_port();
     let log =
@@ -776,6 +797,7 @@ async fn an_operator_that_cannot_list_its_policies_is_unhealthy_and_still_stops_
         ])
         .args(["--list-failure-timeout", "3s", "--shutdown-timeout", "2s"])
         .args(["--metrics-bind", &format!("127.0.0.1:{port}")])
+        .args(["--secure-metrics-bind", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -805,21 +827,35 @@ async fn an_operator_that_cannot_list_its_policies_is_unhealthy_and_still_stops_
     // The metric tells how long, refreshed every 5 s.
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut failing = false;
+    let (mut failing, mut last) = (false, String::new());
     while !failing && std::time::Instant::now() < deadline {
-        let metrics =
-            support::http::request(hyper::Method::GET, &metrics_url, &[], bytes::Bytes::new())
-                .await
-                .map(|r| r.text())
-                .unwrap_or_default();
-        failing = metrics.lines().any(|l| {
-            l.strip_prefix("scalewise_policy_watch_failing_seconds ")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .is_some_and(|v| v > 0.0)
-        });
+        last = match support::http::request(
+            hyper::Method::GET,
+            &metrics_url,
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await
+        {
+            Ok(r) => r
+                .text()
+                .lines()
+                .find(|l| l.starts_with("scalewise_policy_watch_failing_seconds "))
+                .unwrap_or("no scalewise_policy_watch_failing_seconds line")
+                .to_owned(),
+            Err(e) => e,
+        };
+        failing = last
+            .strip_prefix("scalewise_policy_watch_failing_seconds ")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(failing, "scalewise_policy_watch_failing_seconds stayed 0");
+    assert!(
+        failing,
+        "the watch failing time stayed 0; /metrics last said: {last}; log:\n{}",
+        op.logs()
+    );
 
     let code = support::sigterm(&mut op.child, Duration::from_secs(30));
     assert!(

@@ -41,7 +41,9 @@ async fn a_backtest_replays_prometheus_history_through_the_engine_and_the_hpa() 
     // Thirty minutes of a gauge, a sample every 15 s, ending ten minutes ago (Prometheus accepts
     // remote-written samples up to an hour old): 150 for ten minutes, 650 for ten, 150 for ten.
     let base = (now_ms() / 1000 - 40 * 60).div_euclid(15) * 15;
-    let mut series = Series::new("sw_backtest_load").label("test", &env.namespace);
+    let mut series = Series::new("sw_backtest_load")
+        .label("test", &env.namespace)
+        .label("namespace", &env.namespace);
     for k in 0..=120 {
         let value = if (40..80).contains(&k) { 650.0 } else { 150.0 };
         series = series.sample((base + 15 * k) * 1000, value);
@@ -102,6 +104,14 @@ spec:
     assert!(out.status.success(), "{stderr}\n{stdout}");
     assert!(
         stdout.contains("History cannot show feedback from this policy's decisions"),
+        "{stdout}"
+    );
+    // The range query that ran is the policy's, scoped to its namespace.
+    let ns = &env.namespace;
+    assert!(
+        stdout.contains(&format!(
+            r#"sum(sw_backtest_load{{namespace="{ns}",test="{ns}"}})"#
+        )),
         "{stdout}"
     );
     let timeline = std::fs::read_to_string(&csv).unwrap();

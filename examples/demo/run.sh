@@ -181,7 +181,7 @@ evaluated() { [[ -n $(k get sp "$NAME" -n "$NS" -o 'jsonpath={.status.lastEvalua
 for attempt in 1 2 3; do
   free_port operator_port
   NO_COLOR=1 "$BIN" run --namespace "$NS" --leader-election false \
-    --metrics-bind "127.0.0.1:$operator_port" \
+    --metrics-bind "127.0.0.1:$operator_port" --secure-metrics-bind 127.0.0.1:0 \
     --prometheus-url "$SCALEWISE_PROMETHEUS_URL" >"$OUT/scalewise.log" 2>&1 &
   operator_pid=$!
   # Started when it has evaluated the policy once (or given up: it exited).
@@ -334,8 +334,9 @@ IFS=$'\t' read -r path peak peak_at at_max outs_before outs_in_surge ins_after l
       printf "%s\t%d\t%s\t%.0f\t%d\t%d\t%d\t%d\n", path, peak, mmss(peak_t), at_max, before, during, after, r
     }')
 # The same from the workload's side: the replicas it saw, read every second from the API server.
-seen=$(awk '/ has [0-9]+ replicas$/ { sub(/^t=/, "", $2); sub(/s$/, "", $2); t = $2 + 0;
-  printf "%s%d (%d:%02d)", (n++ ? " -> " : ""), $(NF - 1), t / 60, t % 60 }' "$OUT/workload.log")
+# The workload logs `t=53s demo/web has 4 pods, 4 Ready` whenever its pods change.
+seen=$(awk '/ has [0-9]+ pods, [0-9]+ Ready$/ { sub(/^t=/, "", $2); sub(/s$/, "", $2); t = $2 + 0;
+  printf "%s%d (%d Ready, %d:%02d)", (n++ ? " -> " : ""), $5, $7, t / 60, t % 60 }' "$OUT/workload.log")
 
 {
   say ""

@@ -13,6 +13,10 @@ use jiff::SignedDuration;
 /// The largest replica count, step, rate-policy value and failure count: the largest int32.
 /// API servers do not enforce `format: int32`, so the schema says `maximum` too.
 pub const MAX_INT32: i32 = i32::MAX;
+/// The most cross-namespace grants and opted-out namespaces the operator may set.
+pub const MAX_GRANTS: usize = 1000;
+/// The most Prometheus metric names one grant may list.
+pub const MAX_GRANT_METRICS: usize = 100;
 
 /// The shortest evaluation interval.
 pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
@@ -27,6 +31,14 @@ pub const MAX_COOLDOWN: SignedDuration = SignedDuration::from_secs(24 * 3600);
 pub const MAX_STABILIZATION_WINDOW: SignedDuration = SignedDuration::from_secs(3600);
 /// The longest rate-policy period (as in the HorizontalPodAutoscaler).
 pub const MAX_RATE_PERIOD: SignedDuration = SignedDuration::from_secs(1800);
+/// The longest `spec.pods.cpuInitializationPeriod` and `initialReadinessDelay`: the HPA's flags
+/// have no bound, but a pod whose start-up takes longer than an hour is not starting.
+pub const MAX_POD_START_PERIOD: SignedDuration = SignedDuration::from_secs(3600);
+/// The shortest `spec.pods.readinessTimeout`.
+pub const MIN_READINESS_TIMEOUT: SignedDuration = SignedDuration::from_secs(1);
+/// The longest `spec.pods.readinessTimeout`: an hour of waiting for capacity holds every
+/// scale-out for that long.
+pub const MAX_READINESS_TIMEOUT: SignedDuration = SignedDuration::from_secs(3600);
 /// The shortest metric window.
 pub const MIN_WINDOW: SignedDuration = SignedDuration::from_secs(1);
 /// The longest metric window (`{window}`, the range of `rate()`): every evaluation asks
@@ -62,7 +74,7 @@ pub const MAX_PROMETHEUS_NAME_LENGTH: usize = 256;
 pub const MAX_METRIC_NAME_LENGTH: usize = 63;
 /// The longest `spec.prometheus.address`: the usual limit of a URL in browsers and servers.
 pub const MAX_ADDRESS_LENGTH: usize = 2048;
-/// The longest `targetRef.name`: a Deployment's name is a DNS subdomain.
+/// The longest `targetRef.name`: an object's name is a DNS subdomain.
 pub const MAX_TARGET_NAME_LENGTH: usize = 253;
 /// The longest `targetRef.apiVersion` (a group, a DNS subdomain, and a version).
 pub const MAX_API_VERSION_LENGTH: usize = 317;

@@ -12,8 +12,10 @@ use super::spec::{
 /// A validated spec with every default applied: what the decision engine works from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
-    /// The name of the Deployment to scale.
+    /// The name of the workload to scale.
     pub target: String,
+    /// Its API version and kind.
+    pub target_kind: TargetKind,
     /// `spec.prometheus.address`, when the policy names its own server.
     pub address: Option<String>,
     pub min_replicas: i32,
@@ -26,6 +28,77 @@ pub struct Policy {
     pub on_failure: FailureRules,
     pub dry_run: bool,
     pub paused: bool,
+    /// How the target's pods are counted (`spec.pods`).
+    pub pods: PodPolicy,
+}
+
+/// The API version and kind of a policy's target.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TargetKind {
+    pub api_version: String,
+    pub kind: String,
+}
+
+impl TargetKind {
+    /// `apps/v1` `Deployment`.
+    pub fn deployment() -> Self {
+        Self {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+        }
+    }
+
+    /// The API group: `apps`, or empty for the core group (`v1`).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group)
+    }
+
+    /// The version: `v1`.
+    pub fn version(&self) -> &str {
+        self.api_version
+            .split_once('/')
+            .map_or(self.api_version.as_str(), |(_, version)| version)
+    }
+
+    /// Whether this is `kind` in API group `group` (any version).
+    pub fn is(&self, group: &str, kind: &str) -> bool {
+        self.group() == group && self.kind == kind
+    }
+}
+
+/// The kind as people name it: `Deployment`, `StatefulSet` (the core and `apps` groups), and
+/// with its group otherwise: `Rollout.argoproj.io`.
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.group() {
+            "" | "apps" => f.write_str(&self.kind),
+            group => write!(f, "{}.{group}", self.kind),
+        }
+    }
+}
+
+/// How the target's pods are counted (`spec.pods`, defaults applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PodPolicy {
+    pub cpu_initialization_period: SignedDuration,
+    pub initial_readiness_delay: SignedDuration,
+    pub readiness_timeout: SignedDuration,
+    pub hold_scale_in_during_rollout: bool,
+}
+
+impl Default for PodPolicy {
+    /// The HPA's cluster-wide defaults (5m, 30s), a 5m readiness timeout, scale-in held during
+    /// rollouts.
+    fn default() -> Self {
+        Self {
+            cpu_initialization_period: SignedDuration::from_mins(5),
+            initial_readiness_delay: SignedDuration::from_secs(30),
+            readiness_timeout: SignedDuration::from_mins(5),
+            hold_scale_in_during_rollout: true,
+        }
+    }
 }
 
 /// One metric: where its value comes from, over which window, and how the value turns into a

@@ -15,6 +15,8 @@ pub mod condition {
     pub const INVALID_OBJECT: &str = "InvalidObject";
     /// Ready, AbleToScale: the target does not exist.
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    /// The target's kind has no `/scale` subresource, is cluster-scoped, or is not served.
+    pub const TARGET_NOT_SCALABLE: &str = "TargetNotScalable";
     /// AbleToScale, ScalingActive: `spec.paused` is true.
     pub const PAUSED: &str = "Paused";
     /// AbleToScale, ScalingActive: the target has 0 replicas.
@@ -55,6 +57,10 @@ pub mod condition {
     pub const FUTURE_TIMESTAMPS: &str = "FutureTimestamps";
     /// ClockSkew (False): no recorded time lies ahead.
     pub const CLOCKS_AGREE: &str = "ClocksAgree";
+    /// Throttled: the namespace is over `--namespace-evaluations-per-minute`.
+    pub const NAMESPACE_BUDGET: &str = "NamespaceBudget";
+    /// Throttled (False): the namespace's evaluations are within the budget.
+    pub const WITHIN_BUDGET: &str = "WithinBudget";
     /// IntervalLimited: the spec's interval is below `--min-interval`.
     pub const BELOW_MIN_INTERVAL: &str = "BelowMinInterval";
     /// IntervalLimited (False): the spec's interval is used as written.

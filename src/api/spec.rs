@@ -30,9 +30,18 @@ pub const DEFAULT_SCALE_IN_STABILIZATION: &str = "300s";
 pub const DEFAULT_FAILURE_AFTER: i32 = 3;
 /// Default rate window for rate() based queries.
 pub const DEFAULT_METRIC_WINDOW: &str = "2m";
+/// Default time after a pod starts during which its CPU usage is not trusted unless it has been
+/// Ready for a whole metric window (the HPA's `--horizontal-pod-autoscaler-cpu-initialization-period`).
+pub const DEFAULT_CPU_INITIALIZATION_PERIOD: &str = "5m";
+/// Default time after a pod starts within which a change of its readiness is its first
+/// (the HPA's `--horizontal-pod-autoscaler-initial-readiness-delay`).
+pub const DEFAULT_INITIAL_READINESS_DELAY: &str = "30s";
+/// Default time a pod added by a scale-out may take to become Ready before further scale-out
+/// waits for it.
+pub const DEFAULT_READINESS_TIMEOUT: &str = "5m";
 
-/// A ScalingPolicy scales one Deployment between minReplicas and maxReplicas from metrics read
-/// from Prometheus. It scales out when any metric asks for more replicas and scales in only when
+/// A ScalingPolicy scales one workload (a Deployment, a StatefulSet, or any resource with a
+/// `/scale` subresource) between minReplicas and maxReplicas from metrics read from Prometheus. It scales out when any metric asks for more replicas and scales in only when
 /// every metric with a say agrees and none of them failed to read.
 // Each printcolumn(...) repeats `type_ = ...`; clippy reads the repeats as duplicated attributes.
 #[allow(clippy::duplicated_attributes)]
@@ -47,12 +56,12 @@ pub const DEFAULT_METRIC_WINDOW: &str = "2m";
     namespaced,
     status = "ScalingPolicyStatus",
     derive = "PartialEq",
-    doc = "ScalingPolicy scales a Deployment from Prometheus metrics with cooldowns, stabilization and an explanation of every decision.",
+    doc = "ScalingPolicy scales a workload from Prometheus metrics with cooldowns, stabilization and an explanation of every decision.",
     printcolumn(
         name = "Target",
         type_ = "string",
         json_path = ".spec.targetRef.name",
-        description = "The Deployment this policy scales"
+        description = "The workload this policy scales"
     ),
     printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicas"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicas"),
@@ -87,8 +96,11 @@ pub const DEFAULT_METRIC_WINDOW: &str = "2m";
 #[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must not exceed maxReplicas"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScalingPolicySpec {
-    /// The workload to scale. Only `apps/v1` `Deployment` in the policy's namespace is supported;
-    /// its replica count is read and written through the `/scale` subresource.
+    /// The workload to scale, in the policy's namespace: a Deployment, a StatefulSet, or any
+    /// resource with a `/scale` subresource (an Argo Rollout, a custom resource). Its replica
+    /// count is read and written through `/scale`, and its pods are those the `/scale`
+    /// `status.selector` matches and the workload owns. The operator must be allowed to read
+    /// and scale the kind (the Helm chart's `scaleTargets`).
     pub target_ref: TargetRef,
 
     /// The fewest replicas the policy scales to (0 to 2147483647). A target below it is raised
@@ -142,16 +154,48 @@ pub struct ScalingPolicySpec {
     /// stabilization window. Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+
+    /// How the target's pods are counted: readiness, start-up, rollouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<PodRules>,
+}
+
+/// How the target's pods are counted for `cpu` and `memory`, and how their readiness holds
+/// scaling back.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRules {
+    /// For `cpu`: a pod that started less than this ago counts as starting (0% of its request on
+    /// a scale-out, left out on a scale-in) while it is not Ready, or while it has been Ready for
+    /// less than the metric's window. As the HPA's cluster-wide flag, per policy. From 0s to 1h.
+    /// Default: 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_initialization_period: Option<DurationString>,
+    /// A pod that is not Ready and whose readiness last changed within this of its start has
+    /// never been Ready: it counts as starting, not unready. As the HPA's cluster-wide flag, per
+    /// policy. From 0s to 1h. Default: 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_readiness_delay: Option<DurationString>,
+    /// When pods added by a scale-out are still not Ready this long after they were created,
+    /// further scale-out waits (limit `CapacityNotReady`) until they are Ready or replaced.
+    /// From 1s to 1h. Default: 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_timeout: Option<DurationString>,
+    /// Hold scale-in while the target is mid-rollout (limit `Rollout`): surge pods and pods
+    /// still starting make the load per pod look lower than it is. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_scale_in_during_rollout: Option<bool>,
 }
 
 /// The workload a policy scales.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetRef {
-    /// API version of the target: `apps/v1`.
+    /// API version of the target, `group/version` or `v1`: `apps/v1`, `argoproj.io/v1alpha1`.
     #[schemars(length(max = MAX_API_VERSION_LENGTH))]
     pub api_version: String,
-    /// Kind of the target: `Deployment`.
+    /// Kind of the target: `Deployment`, `StatefulSet`, `Rollout`, or any kind with a `/scale`
+    /// subresource.
     #[schemars(length(max = MAX_KIND_LENGTH))]
     pub kind: String,
     /// Name of the target in the policy's namespace (a DNS subdomain, at most 253 characters).
@@ -198,7 +242,7 @@ pub struct MetricSpec {
 
     /// Any PromQL expression that yields exactly one number (a scalar, or an instant vector of
     /// one series). `{namespace}`, `{target}` and `{window}` are replaced by the policy's
-    /// namespace, the target Deployment's name and the metric's window. At most 8192 characters
+    /// namespace, the target's name and the metric's window. At most 8192 characters
     /// and 64 levels of brackets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_QUERY_LENGTH))]
@@ -232,14 +276,17 @@ pub struct MetricSpec {
 /// A resource metric (`cpu` or `memory`) of the target's pods: the pods' usage over their
 /// requests, as a percent. `{}` uses the default label conventions of cAdvisor (usage) and
 /// kube-state-metrics (requests); each field overrides one part. Every text field may use the
-/// placeholders `{namespace}` (the policy's namespace), `{target}` (the Deployment's name) and
+/// placeholders `{namespace}` (the policy's namespace), `{target}` (the target's name) and
 /// `{window}` (the metric's window).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceMetric {
-    /// Label matchers (without braces) selecting the target's pods, applied to both the usage
-    /// and the requests series. Default: `namespace="{namespace}",
-    /// pod=~"{target}-[a-z0-9]+-[a-z0-9]+"` (the pods a Deployment's ReplicaSets name).
+    /// Label matchers (without braces) selecting the pods, applied to both the usage and the
+    /// requests series, instead of the target's own pods. Without it (the default), usage is
+    /// read per pod for the namespace (`namespace="{namespace}"`) and counted for exactly the
+    /// pods the target owns, by their readiness (see `spec.pods`), with requests from the pods'
+    /// specs. With it, the value is usage over requests of whatever series it selects, as
+    /// written: no pod attribution and no readiness rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_SELECTOR_LENGTH))]
     pub pod_selector: Option<String>,
@@ -289,7 +336,7 @@ pub struct PrometheusServer {
 pub mod placeholder {
     /// The policy's namespace.
     pub const NAMESPACE: &str = "{namespace}";
-    /// The name of the target Deployment.
+    /// The name of the target.
     pub const TARGET: &str = "{target}";
     /// The metric's window (`window`, default 2m), as a PromQL duration such as `2m`.
     pub const WINDOW: &str = "{window}";

@@ -32,6 +32,9 @@ pub mod condition {
     /// Times recorded in the status lie ahead of the evaluating replica's clock and were taken as
     /// now (set only while, or once, that is so).
     pub const CLOCK_SKEW: &str = "ClockSkew";
+    /// The namespace's evaluations wait for their turn: it is over the operator's budget of
+    /// evaluations per minute (set only while, or once, that is so).
+    pub const THROTTLED: &str = "Throttled";
 }
 
 /// The observed state of a ScalingPolicy, written by the operator.
@@ -58,7 +61,9 @@ pub struct ScalingPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_direction: Option<ScaleDirection>,
 
-    /// When the policy was last evaluated.
+    /// When the policy was last evaluated, as last written: evaluations that change nothing
+    /// that matters are not written, so this is at most the operator's --status-heartbeat old
+    /// (10 minutes by default) while the policy is evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_evaluation_time: Option<Time>,
 
@@ -67,11 +72,17 @@ pub struct ScalingPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_seconds: Option<f64>,
 
-    /// Start of the current run of evaluations. Reset when the policy is unpaused or when the
-    /// controller was away for more than three intervals; no scale-in happens until a whole
-    /// scale-in stabilization window has passed since.
+    /// Start of the current run of evaluations. Reset when the policy is unpaused, when the
+    /// controller was away for more than three intervals, and when an operator replica takes
+    /// the policy over from the status on the cluster (it started, or another replica wrote
+    /// last); no scale-in happens until a whole scale-in stabilization window has passed since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluating_since: Option<Time>,
+
+    /// The target's pods at the last evaluation: how many there are, how many are Ready, and
+    /// whether the target is mid-rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
 
     /// What each metric read at the last evaluation and the replicas it proposed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -102,9 +113,64 @@ pub struct ScalingPolicyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_scale: Option<ScaleIntent>,
 
+    /// What the policy's queries may read beyond its own namespace's series, when the operator
+    /// allows more; absent when they read only their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_access: Option<NamespaceAccess>,
     /// Ready, AbleToScale, ScalingActive, ScalingLimited and MetricsAvailable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// What a policy's queries may read beyond its own namespace's series.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceAccess {
+    /// The operator runs this namespace's queries as written, reading any namespace
+    /// (`--allow-cross-namespace-queries`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unscoped: bool,
+    /// Other namespaces whose series the operator lets this one read (`--cross-namespace-grant`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::api::limits::MAX_GRANTS))]
+    pub grants: Vec<NamespaceGrant>,
+}
+
+/// One namespace a policy may read, and for which metrics.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceGrant {
+    /// The other namespace.
+    #[schemars(length(max = 63))]
+    pub namespace: String,
+    /// The Prometheus metrics it may read there; every metric when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::api::limits::MAX_GRANT_METRICS))]
+    pub metrics: Vec<String>,
+}
+
+/// The target's pods at one evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    /// The pods the target owns that are not being deleted or ended.
+    #[schemars(range(min = 0, max = crate::api::limits::MAX_INT32))]
+    pub pods: i32,
+    /// Of them, the Ready ones.
+    #[schemars(range(min = 0, max = crate::api::limits::MAX_INT32))]
+    pub ready_pods: i32,
+    /// Pods the target's selector matches that belong to another workload: left out.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(min = 0, max = crate::api::limits::MAX_INT32))]
+    pub other_workload_pods: i32,
+    /// Why the target is mid-rollout (scale-in is held while it is), or that rollouts of its
+    /// kind cannot be told; absent when it is not mid-rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// A scale decided and recorded before it is made.
@@ -247,7 +313,8 @@ impl Action {
 #[serde(rename_all = "camelCase")]
 pub struct Limit {
     /// Which limit: Tolerance, FailureHold, Fallback, Stabilization, RatePolicy, Cooldown,
-    /// MinReplicas, MaxReplicas, RangeCorrection, Paused or ScaledToZero.
+    /// Rollout, CapacityNotReady, MinReplicas, MaxReplicas, RangeCorrection, Paused or
+    /// ScaledToZero.
     #[serde(rename = "type")]
     pub kind: LimitKind,
     /// What the limit did, for humans.
@@ -275,6 +342,11 @@ pub enum LimitKind {
     Stabilization,
     RatePolicy,
     Cooldown,
+    /// Scale-in held while the target is mid-rollout (`spec.pods.holdScaleInDuringRollout`).
+    Rollout,
+    /// Scale-out held while pods added by a scale-out are not Ready after
+    /// `spec.pods.readinessTimeout`.
+    CapacityNotReady,
     MinReplicas,
     MaxReplicas,
 }

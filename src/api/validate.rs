@@ -12,20 +12,25 @@ use jiff::SignedDuration;
 pub use super::address::parse_server_address;
 use super::checker::Checker;
 pub use super::checker::{FieldError, ValidationErrors};
-use super::policy::{DirectionRules, FailureRules, MetricRule, Policy, RateLimit, Rule, Source};
+use super::policy::{
+    DirectionRules, FailureRules, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
+    TargetKind,
+};
 use super::promql_check::{self, check_promql_parts, check_query};
 use super::spec::SelectPolicy;
 use super::spec::{
-    Behavior, DEFAULT_FAILURE_AFTER, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
-    DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN,
-    DEFAULT_SCALE_OUT_STABILIZATION, DEFAULT_STEP, DEFAULT_TOLERANCE, FailureAction, MetricSpec,
-    RatePolicyType, ScalingPolicySpec, ScalingRules,
+    Behavior, DEFAULT_CPU_INITIALIZATION_PERIOD, DEFAULT_FAILURE_AFTER,
+    DEFAULT_INITIAL_READINESS_DELAY, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
+    DEFAULT_READINESS_TIMEOUT, DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION,
+    DEFAULT_SCALE_OUT_COOLDOWN, DEFAULT_SCALE_OUT_STABILIZATION, DEFAULT_STEP, DEFAULT_TOLERANCE,
+    FailureAction, MetricSpec, PodRules, RatePolicyType, ScalingPolicySpec, ScalingRules,
 };
 
 use super::limits::{
     MAX_ADDRESS_LENGTH, MAX_API_VERSION_LENGTH, MAX_COOLDOWN, MAX_INTERVAL, MAX_KIND_LENGTH,
-    MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_QUERY_LENGTH, MAX_RATE_POLICIES,
-    MAX_TARGET_NAME_LENGTH, MAX_WINDOW, MIN_WINDOW, is_dns_subdomain,
+    MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_POD_START_PERIOD, MAX_QUERY_LENGTH, MAX_RATE_POLICIES,
+    MAX_READINESS_TIMEOUT, MAX_TARGET_NAME_LENGTH, MAX_WINDOW, MIN_READINESS_TIMEOUT, MIN_WINDOW,
+    is_dns_subdomain,
 };
 pub use super::limits::{MAX_RATE_PERIOD, MAX_STABILIZATION_WINDOW, MIN_INTERVAL};
 
@@ -39,33 +44,36 @@ impl Policy {
             "spec.targetRef.apiVersion",
             &target.api_version,
             MAX_API_VERSION_LENGTH,
-        ) && target.api_version != "apps/v1"
+        ) && !valid_api_version(&target.api_version)
         {
             c.error(
                 "spec.targetRef.apiVersion",
-                format!("must be apps/v1, got {:?}", target.api_version),
+                format!(
+                    "must be a version (v1) or group/version (apps/v1, argoproj.io/v1alpha1), got {:?}",
+                    target.api_version
+                ),
             );
         }
         if c.length_within("spec.targetRef.kind", &target.kind, MAX_KIND_LENGTH)
-            && target.kind != "Deployment"
+            && !valid_kind(&target.kind)
         {
             c.error(
                 "spec.targetRef.kind",
                 format!(
-                    "must be Deployment (the only kind supported), got {:?}",
+                    "must be a kind such as Deployment or StatefulSet: a letter, then letters and digits, got {:?}",
                     target.kind
                 ),
             );
         }
         if target.name.is_empty() {
-            c.error("spec.targetRef.name", "must name the Deployment to scale");
+            c.error("spec.targetRef.name", "must name the workload to scale");
         } else if c.length_within("spec.targetRef.name", &target.name, MAX_TARGET_NAME_LENGTH)
             && !is_dns_subdomain(&target.name)
         {
             c.error(
                 "spec.targetRef.name",
                 format!(
-                    "{:?} is not a Deployment name: a DNS subdomain of lower-case letters, digits, '-' and '.'",
+                    "{:?} is not an object name: a DNS subdomain of lower-case letters, digits, '-' and '.'",
                     target.name
                 ),
             );
@@ -184,9 +192,16 @@ impl Policy {
             );
         }
 
+        let pods = resolve_pods(&mut c, spec.pods.as_ref());
+
         c.finish()?;
         Ok(Policy {
             target: spec.target_ref.name.clone(),
+            target_kind: TargetKind {
+                api_version: spec.target_ref.api_version.clone(),
+                kind: spec.target_ref.kind.clone(),
+            },
+            pods,
             address: spec.prometheus.as_ref().map(|p| p.address.clone()),
             min_replicas: spec.min_replicas,
             max_replicas: spec.max_replicas,
@@ -204,6 +219,54 @@ impl Policy {
             paused: spec.paused.unwrap_or(false),
         })
     }
+}
+
+/// `spec.pods` with its defaults.
+fn resolve_pods(c: &mut Checker, rules: Option<&PodRules>) -> PodPolicy {
+    let default_rules = PodRules::default();
+    let rules = rules.unwrap_or(&default_rules);
+    PodPolicy {
+        cpu_initialization_period: c.duration_within(
+            "spec.pods.cpuInitializationPeriod",
+            rules.cpu_initialization_period.as_ref(),
+            DEFAULT_CPU_INITIALIZATION_PERIOD,
+            SignedDuration::ZERO..=MAX_POD_START_PERIOD,
+        ),
+        initial_readiness_delay: c.duration_within(
+            "spec.pods.initialReadinessDelay",
+            rules.initial_readiness_delay.as_ref(),
+            DEFAULT_INITIAL_READINESS_DELAY,
+            SignedDuration::ZERO..=MAX_POD_START_PERIOD,
+        ),
+        readiness_timeout: c.duration_within(
+            "spec.pods.readinessTimeout",
+            rules.readiness_timeout.as_ref(),
+            DEFAULT_READINESS_TIMEOUT,
+            MIN_READINESS_TIMEOUT..=MAX_READINESS_TIMEOUT,
+        ),
+        hold_scale_in_during_rollout: rules.hold_scale_in_during_rollout.unwrap_or(true),
+    }
+}
+
+/// An API version: `v1`, or a group (a DNS subdomain) and a version (`apps/v1`).
+fn valid_api_version(text: &str) -> bool {
+    let version_ok = |v: &str| {
+        v.starts_with('v')
+            && !v.is_empty()
+            && v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    match text.split_once('/') {
+        Some((group, version)) => is_dns_subdomain(group) && version_ok(version),
+        None => version_ok(text),
+    }
+}
+
+/// A kind: a letter, then letters and digits (`Deployment`, `StatefulSet`).
+fn valid_kind(text: &str) -> bool {
+    text.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && text.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 /// With `minReplicas: 0`, what would keep a target at zero for good: a metric read from the

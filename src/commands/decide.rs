@@ -106,6 +106,7 @@ pub fn parse_metric_flags(
             name: name.to_owned(),
             reading,
             query: None,
+            pods: None,
         });
     }
     let missing: Vec<&str> = names

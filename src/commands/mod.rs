@@ -4,6 +4,7 @@
 pub mod check;
 pub mod crd;
 pub mod decide;
+pub mod pods;
 pub mod prometheus;
 pub mod query;
 pub mod run;

@@ -4,6 +4,8 @@
 use super::CommandError;
 use crate::api::{Policy, ScalingPolicy};
 use crate::cli::PrometheusArgs;
+use crate::metrics::endpoint::{Namespaces, ServerTenancy};
+use crate::metrics::tenancy::Rules;
 use crate::metrics::{
     Access, AnswerLimits, BasicAuthFiles, ConfigError, MetricsError, PrometheusSource, QueryPlan,
     ServerConfig, SourceConfig,
@@ -38,6 +40,10 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
                     insecure_skip_verify: args.insecure_skip_verify,
                     headers,
                 },
+                tenancy: ServerTenancy {
+                    namespace_label: Some(args.tenancy.namespace_label.clone()),
+                    namespaces: Namespaces::All,
+                },
             })
         })
         .transpose()?;
@@ -45,16 +51,13 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
         .allowed_urls
         .iter()
         .filter(|u| !u.trim().is_empty())
-        .map(|u| {
-            Ok(ServerConfig {
-                url: endpoint::parse_url("--allowed-prometheus-url", u.trim())?,
-                access: Access::default(),
-            })
-        })
+        .map(|u| endpoint::parse_allowed_url(u))
         .collect::<Result<Vec<_>, ConfigError>>()?;
     if let Some(path) = &args.allowed_config {
         allowed.extend(endpoint::load_allow_list(path)?);
     }
+    let allowed = endpoint::merge_allowed(allowed);
+    let tenancy = rules(&args.tenancy).map_err(ConfigError::Tenancy)?;
     if args.timeout.is_zero() {
         return Err(ConfigError::Client(
             "--prometheus-timeout must be at least 1s".into(),
@@ -68,8 +71,20 @@ pub fn source_config(args: &PrometheusArgs) -> Result<SourceConfig, ConfigError>
         limits: AnswerLimits {
             max_bytes: args.max_answer_bytes,
             max_series: usize::try_from(args.max_series).unwrap_or(usize::MAX),
+            max_pod_series: usize::try_from(args.max_pod_series).unwrap_or(usize::MAX),
         },
+        tenancy,
     })
+}
+
+/// The operator's tenancy rules from the command line, checked against their bounds.
+pub fn rules(args: &crate::cli::TenancyArgs) -> Result<Rules, String> {
+    let rules = Rules {
+        unscoped: args.unscoped_namespaces.iter().cloned().collect(),
+        grants: args.grants.clone(),
+    };
+    rules.check()?;
+    Ok(rules)
 }
 
 /// What a command needs to read a policy's metrics: the plan of its queries, the reader built
@@ -82,12 +97,15 @@ pub fn connect(
     policy: &Policy,
     config: SourceConfig,
 ) -> Result<(QueryPlan, PrometheusSource, ServerConfig), CommandError> {
-    let plan =
-        QueryPlan::for_policy(object, policy).map_err(|source| CommandError::InvalidPolicy {
-            file: file.to_owned(),
-            policy: name.clone(),
-            source,
-        })?;
+    let scope = config.scope_for(
+        crate::metrics::plan::namespace_of(object),
+        policy.address.as_deref(),
+    );
+    let plan = QueryPlan::scoped(policy, scope).map_err(|source| CommandError::InvalidPolicy {
+        file: file.to_owned(),
+        policy: name.clone(),
+        source,
+    })?;
     let source = PrometheusSource::new(config).map_err(CommandError::Config)?;
     let server = source.server_for(&plan).map_err(|e| match e {
         MetricsError::NoServer => CommandError::Usage(e.to_string()),

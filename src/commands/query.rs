@@ -8,13 +8,14 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::decide::load_policy;
+use super::pods::PodsSource;
 pub use super::prometheus::source_config;
 use super::{CommandError, EncodeError, Outcome};
 use crate::api::{FailureKind, ScalingPolicy, ScalingPolicyStatus};
-use crate::cli::{OutputFormat, PrometheusArgs};
+use crate::cli::{OutputFormat, PodsFrom, PrometheusArgs};
 use crate::decide::{Decision, Observation, decide};
 use crate::metrics::ConfigError;
-use crate::metrics::{MetricObservation, MetricSource};
+use crate::metrics::{Failure, MetricObservation};
 use crate::text::{self, Precision, Resolution};
 
 /// The inputs of one `query` run.
@@ -22,6 +23,10 @@ pub struct QueryArgs<'a> {
     pub policy: &'a Path,
     /// The target's replicas; default minReplicas (at least 1).
     pub replicas: Option<i32>,
+    /// `--namespace`: the namespace of a manifest without one.
+    pub namespace: Option<&'a str>,
+    /// Where `cpu` and `memory` find the target's pods.
+    pub pods: PodsFrom,
     pub output: OutputFormat,
     pub prometheus: &'a PrometheusArgs,
 }
@@ -65,8 +70,23 @@ pub async fn run_async(
     args: &QueryArgs<'_>,
     out: &mut impl Write,
 ) -> Result<Outcome, CommandError> {
-    let (object, policy) = load_policy(args.policy)?;
+    let (mut object, policy) = load_policy(args.policy)?;
     let file = args.policy.display().to_string();
+    match (&object.metadata.namespace, args.namespace) {
+        (Some(own), Some(given)) if own != given => {
+            return Err(CommandError::Usage(format!(
+                "{file}: the policy's namespace {own:?} does not match --namespace {given:?}"
+            )));
+        }
+        (None, given) => {
+            object.metadata.namespace = Some(
+                given
+                    .unwrap_or(crate::metrics::plan::DEFAULT_NAMESPACE)
+                    .to_owned(),
+            );
+        }
+        (Some(_), _) => {}
+    }
     let replicas = match args.replicas {
         Some(n) if n < 0 => {
             return Err(CommandError::Usage(format!(
@@ -80,12 +100,20 @@ pub async fn run_async(
         ConfigError::Url { .. } | ConfigError::Header { .. } => CommandError::Usage(e.to_string()),
         other => CommandError::Config(other),
     })?;
-    let (plan, source, server) =
+    let (mut plan, source, server) =
         super::prometheus::connect(&file, display_name(&object), &object, &policy, config)?;
-    let observations = source
-        .evaluate(&plan, None)
+    let pods = super::pods::find(&mut plan, &policy, args.pods).await;
+    let mut observations = source
+        .evaluate_with_pods(&plan, None, pods.pods())
         .await
         .map_err(CommandError::Metrics)?;
+    if let PodsSource::KubeStateMetrics(rewritten) = &pods {
+        for o in &mut observations {
+            if rewritten.contains(&o.name) && o.result == Err(Failure::Empty) {
+                o.result = Err(Failure::NoReadyPod(super::pods::NEEDS.to_owned()));
+            }
+        }
+    }
 
     // What the engine makes of them: its first evaluation of the policy, without history.
     let engine_input: Vec<Observation> = observations.iter().cloned().map(Into::into).collect();
@@ -105,6 +133,7 @@ pub async fn run_async(
                 server: server.url.as_str(),
                 replicas,
                 assumed: args.replicas.is_none(),
+                pods: pods.describe(),
             };
             write_text(&header, &observations, &decision, out)?;
         }
@@ -131,6 +160,8 @@ struct Header<'a> {
     replicas: i32,
     /// `--replicas` was not given.
     assumed: bool,
+    /// Where the target's pods came from, when a metric counts them.
+    pods: Option<String>,
 }
 
 fn write_text(
@@ -147,12 +178,16 @@ fn write_text(
         .unwrap_or(crate::metrics::plan::DEFAULT_NAMESPACE);
     writeln!(
         out,
-        "{}: {} metrics of Deployment {namespace}/{} from {}",
+        "{}: {} metrics of {} {namespace}/{} from {}",
         display_name(h.object),
         observations.len(),
+        h.object.spec.target_ref.kind,
         h.object.spec.target_ref.name,
         h.server
     )?;
+    if let Some(pods) = &h.pods {
+        writeln!(out, "{pods}")?;
+    }
     if h.assumed {
         writeln!(
             out,

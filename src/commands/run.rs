@@ -3,13 +3,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::prometheus::source_config;
 use crate::cli::RunArgs;
 use crate::controller::{self, Settings};
 use crate::metrics::{ConfigError, PrometheusSource};
+use crate::telemetry::secure::Certificate;
 use crate::telemetry::{self, Metrics};
+
+/// The names of a self-signed serving certificate: this host's (the pod's) and localhost.
+fn self_signed_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_owned()];
+    if let Ok(host) = std::env::var("HOSTNAME")
+        && !host.is_empty()
+        && host.len() <= 253
+    {
+        names.push(host);
+    }
+    names
+}
 
 /// Why `scalewise run` could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +63,21 @@ pub fn identity() -> String {
 pub fn start(args: &RunArgs) -> Result<(), RunCommandError> {
     telemetry::init_tracing(args.log_format);
     let config = source_config(&args.prometheus)?;
+    for entry in config.unusable_entries() {
+        warn!(
+            prefix = entry.url.as_str(),
+            "an allowed Prometheus prefix names no namespace: no policy may use it (write --allowed-prometheus-url NAMESPACE=PREFIX, or list namespaces in the allow-list file)"
+        );
+    }
+    for grant in &config.tenancy.grants {
+        info!(grant = %grant, "cross-namespace grant in effect");
+    }
+    for namespace in &config.tenancy.unscoped {
+        info!(
+            namespace,
+            "queries of this namespace's policies run as written (--allow-cross-namespace-queries)"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let source = PrometheusSource::new(config)?
         .with_query_limit(usize::from(args.max_concurrent_queries))
@@ -76,17 +104,27 @@ pub async fn run(
     let settings = Settings {
         namespaces: args.namespaces.clone(),
         metrics_bind: args.metrics_bind,
+        secure_metrics_bind: args.secure_metrics_bind,
+        metrics_certificate: match (&args.metrics_tls_cert_file, &args.metrics_tls_key_file) {
+            (Some(cert), Some(key)) => Certificate::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => Certificate::SelfSigned(self_signed_names()),
+        },
         leader_election: args.leader_election,
         lease_name: args.lease_name.clone(),
         lease_namespace: args.lease_namespace.clone(),
         lease_duration: args.lease_duration,
         api_timeout: args.api_timeout,
         max_concurrent_reconciles: usize::from(args.max_concurrent_reconciles),
+        namespace_evaluations_per_minute: args.namespace_evaluations_per_minute,
         stall_timeout: args.stall_timeout,
         identity: identity(),
         shutdown_timeout: args.shutdown_timeout,
         list_failure_timeout: args.list_failure_timeout,
         min_interval: args.min_interval,
+        status_heartbeat: args.status_heartbeat,
     };
     info!(
         version = env!("CARGO_PKG_VERSION"),

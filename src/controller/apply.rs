@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -27,8 +26,21 @@ pub const FIELD_MANAGER: &str = "scalewise";
 /// How often a write that met a conflict (409) is sent again at once.
 const CONFLICT_RETRIES: u32 = 3;
 
-/// The last status written per policy, with the uid of the object it was written to.
-pub type Written = HashMap<ObjectRef<ScalingPolicy>, (Option<String>, Arc<ScalingPolicyStatus>)>;
+/// What this replica remembers of each policy.
+pub type Written = HashMap<ObjectRef<ScalingPolicy>, Remembered>;
+
+/// What this replica remembers of one policy between evaluations.
+#[derive(Clone, Debug)]
+pub struct Remembered {
+    /// The uid of the object it is about.
+    pub uid: Option<String>,
+    /// The status the last evaluation left, written or not: the next evaluation starts from it.
+    pub evaluated: Arc<ScalingPolicyStatus>,
+    /// The last status this replica wrote, or, before its first write, the one on the cluster
+    /// when it first remembered the policy: what a write is judged against
+    /// ([`super::persist::should_write`]).
+    pub written: Arc<ScalingPolicyStatus>,
+}
 
 /// Where the writes go.
 pub struct Writer<'a> {
@@ -70,12 +82,16 @@ impl Writer<'_> {
                 }
             }
             let left = self.ensure_leader("scale")?;
-            let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), &namespace);
+            let Some(read) = plan.read.as_ref() else {
+                return Err(Error::ScaleUnread);
+            };
+            let targets: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &namespace, &read.resource);
             let made = bounded(
                 left,
                 "scale",
                 scale_to(
-                    &deployments,
+                    &targets,
                     &object.spec.target_ref.name,
                     scale.replicas,
                     plan.read.as_ref(),
@@ -147,10 +163,36 @@ impl Writer<'_> {
     /// Remembers the status just written for `object`, so that the next evaluation never starts
     /// from an older one the watch cache may still hold.
     fn wrote(&self, object: &ScalingPolicy, status: &ScalingPolicyStatus) {
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        written.insert(
+        let status = Arc::new(status.clone());
+        self.remember_both(object, status.clone(), status);
+    }
+
+    /// Remembers `status`, an evaluation's status that is not written (it changed nothing that
+    /// matters), for the next evaluation to start from. `written` is what the API server holds
+    /// as far as this replica knows.
+    pub fn remember(
+        &self,
+        object: &ScalingPolicy,
+        status: ScalingPolicyStatus,
+        written: Arc<ScalingPolicyStatus>,
+    ) {
+        self.remember_both(object, Arc::new(status), written);
+    }
+
+    fn remember_both(
+        &self,
+        object: &ScalingPolicy,
+        evaluated: Arc<ScalingPolicyStatus>,
+        written: Arc<ScalingPolicyStatus>,
+    ) {
+        let mut remembered = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        remembered.insert(
             ObjectRef::from_obj(object),
-            (object.uid(), Arc::new(status.clone())),
+            Remembered {
+                uid: object.uid(),
+                evaluated,
+                written,
+            },
         );
     }
 
@@ -233,7 +275,7 @@ impl Writer<'_> {
 /// Deployment changed) is sent again at the new resourceVersion without deciding again; changed
 /// replicas are a concurrent change, returned as such, so that the policy decides again from them.
 async fn scale_to(
-    deployments: &Api<Deployment>,
+    deployments: &Api<DynamicObject>,
     target: &str,
     replicas: i32,
     read: Option<&TargetRead>,
@@ -389,11 +431,7 @@ mod tests {
     }
 
     fn read() -> TargetRead {
-        TargetRead {
-            replicas: 2,
-            uid: Some("target-uid".into()),
-            resource_version: Some("7".into()),
-        }
+        TargetRead::deployment(2, Some("target-uid"), Some("7"))
     }
 
     fn plan(scale: Option<i32>, status: bool, events: usize) -> Plan {

@@ -9,14 +9,17 @@ use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use super::apply::{Writer, Written};
+use super::apply::{Remembered, Writer, Written};
 use super::decoded::Decoded;
 use super::events::Publisher;
 use super::health::Health;
 use super::lease::Fence;
 use super::observe::Observe;
+use super::persist::Cadence;
+use super::pods::PodCaches;
 use super::resolved::Cache;
-use crate::api::{ScalingPolicy, ScalingPolicyStatus};
+use super::target::Kinds;
+use crate::api::ScalingPolicy;
 use crate::fair::FairSlots;
 use crate::telemetry::Metrics;
 
@@ -34,8 +37,12 @@ pub struct Context {
     /// Bounds reconciles in flight across every watched namespace, shared fairly between
     /// namespaces.
     pub slots: Arc<FairSlots>,
-    /// The last status this replica wrote per policy (with the policy's uid), so that an
-    /// evaluation right after a write never starts from the older status the cache may still hold.
+    /// Each namespace's evaluations per minute (`--namespace-evaluations-per-minute`).
+    pub budget: Arc<crate::fair::Budget>,
+    /// What this replica remembers of each policy (with the policy's uid): the status its last
+    /// evaluation left, which the next one starts from (the cache may still hold an older one,
+    /// and an evaluation that changed nothing that matters is not written), and the last status
+    /// it wrote.
     pub written: Arc<Mutex<Written>>,
     /// Consecutive failures per policy, for the exponential backoff; reset on success.
     pub failures: Mutex<HashMap<ObjectRef<ScalingPolicy>, u32>>,
@@ -43,6 +50,12 @@ pub struct Context {
     pub fence: Arc<Fence>,
     /// The longest one call to the API server may take.
     pub api_timeout: Duration,
+    /// The longest a written status may lag its evaluations (`--status-heartbeat`).
+    pub status_heartbeat: Duration,
+    /// The target's pods, ReplicaSets, Deployments and StatefulSets of this scope.
+    pub caches: PodCaches,
+    /// The API of each target kind.
+    pub kinds: Arc<Kinds>,
 }
 
 /// The first retry after a failure; doubles with each consecutive failure.
@@ -71,14 +84,19 @@ impl Context {
         }
     }
 
-    /// The last status this replica wrote for `policy`, if it is the same object (same uid).
-    pub fn written(&self, policy: &ScalingPolicy) -> Option<Arc<ScalingPolicyStatus>> {
+    /// What this replica remembers of `policy`, if it is the same object (same uid).
+    pub fn remembered(&self, policy: &ScalingPolicy) -> Option<Remembered> {
         use kube::ResourceExt;
         let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         written
             .get(&ObjectRef::from_obj(policy))
-            .filter(|(uid, _)| *uid == policy.uid())
-            .map(|(_, status)| Arc::clone(status))
+            .filter(|r| r.uid == policy.uid())
+            .cloned()
+    }
+
+    /// How often `policy`'s status is written when nothing that matters changes.
+    pub fn cadence(&self, policy: &crate::api::Policy) -> Cadence {
+        Cadence::for_policy(policy, self.status_heartbeat)
     }
 
     /// Forgets the failures of `policy` after a success.

@@ -39,6 +39,10 @@ pub enum Error {
         "the target was scaled from {decided_from} to {now} by someone else while this policy decided; deciding again from {now}"
     )]
     TargetChanged { decided_from: i32, now: i32 },
+    #[error("{0}")]
+    Discovery(String),
+    #[error("a scale was planned without a read of the target (a bug): not scaling")]
+    ScaleUnread,
 }
 
 impl Error {
@@ -56,6 +60,8 @@ impl Error {
             Self::Timeout { .. } => "ApiTimeout",
             Self::Panicked(_) => "ReconcilePanicked",
             Self::TargetChanged { .. } => "TargetChanged",
+            Self::Discovery(_) => "DiscoveryFailed",
+            Self::ScaleUnread => "InternalError",
         }
     }
 

@@ -5,7 +5,20 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use kube::runtime::watcher;
+
 use crate::telemetry::Probes;
+
+/// What one event of a watch says about whether it works: `Some(true)` for objects and the end
+/// of a list, `Some(false)` for an error, `None` for the start of a (re)list, which kube's
+/// watcher announces before it lists: it proves nothing.
+pub fn watch_works<K>(event: &Result<watcher::Event<K>, watcher::Error>) -> Option<bool> {
+    match event {
+        Ok(watcher::Event::Init) => None,
+        Ok(_) => Some(true),
+        Err(_) => Some(false),
+    }
+}
 
 /// The controller's health: whether it leads, its caches are synced, its loop runs and makes
 /// progress. Telemetry renders it on `/healthz` and `/readyz` (through [`Probes`]).
@@ -195,6 +208,23 @@ impl Probes for Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relist_that_has_only_started_proves_nothing_about_the_watch() {
+        // kube's watcher announces a (re)list before it lists: a watch that can never list
+        // (403) answers Init, then the error, again and again. Taking Init as a success made a
+        // watch that never listed look healthy between retries.
+        let started: Result<watcher::Event<()>, watcher::Error> = Ok(watcher::Event::Init);
+        assert_eq!(watch_works(&started), None);
+        let listed: Result<watcher::Event<()>, watcher::Error> = Ok(watcher::Event::InitDone);
+        assert_eq!(watch_works(&listed), Some(true));
+        assert_eq!(watch_works(&Ok(watcher::Event::InitApply(()))), Some(true));
+        assert_eq!(watch_works(&Ok(watcher::Event::Apply(()))), Some(true));
+        assert_eq!(watch_works(&Ok(watcher::Event::Delete(()))), Some(true));
+        let failed: Result<watcher::Event<()>, watcher::Error> =
+            Err(watcher::Error::NoResourceVersion);
+        assert_eq!(watch_works(&failed), Some(false));
+    }
 
     #[test]
     fn not_ready_until_leadership_is_known_and_caches_synced() {

@@ -254,11 +254,7 @@ mod tests {
     }
 
     fn target(replicas: i32, uid: &str, version: &str) -> TargetRead {
-        TargetRead {
-            replicas,
-            uid: Some(uid.into()),
-            resource_version: Some(version.into()),
-        }
+        TargetRead::deployment(replicas, Some(uid), Some(version))
     }
 
     #[test]

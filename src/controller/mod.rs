@@ -18,12 +18,16 @@ pub mod events;
 mod fixtures;
 pub mod health;
 pub mod intent;
+pub mod lean;
 pub mod lease;
 pub mod observe;
 pub mod ownership;
+pub mod persist;
 pub mod plan;
+pub mod pods;
 pub mod reconcile;
 pub mod resolved;
+pub mod review;
 pub mod stores;
 pub mod target;
 
@@ -33,8 +37,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, future};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
@@ -43,6 +48,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::fair::FairSlots;
+use crate::pods::LeanPod;
 use crate::telemetry::Metrics;
 pub use context::Context;
 pub use decoded::Decoded;
@@ -59,6 +65,9 @@ pub struct Settings {
     /// Namespaces to watch; empty means all.
     pub namespaces: Vec<String>,
     pub metrics_bind: SocketAddr,
+    /// The TLS port of `/metrics` for reviewed clients, and its certificate.
+    pub secure_metrics_bind: SocketAddr,
+    pub metrics_certificate: crate::telemetry::secure::Certificate,
     pub leader_election: bool,
     pub lease_name: String,
     /// Where the Lease lives; default: the client's namespace.
@@ -69,6 +78,8 @@ pub struct Settings {
     /// The longest one call to the API server may take (a watch excepted).
     pub api_timeout: Duration,
     pub max_concurrent_reconciles: usize,
+    /// The most evaluations of one namespace per minute; more wait their turn.
+    pub namespace_evaluations_per_minute: u32,
     /// How long a leading controller with policies may go without a reconcile before `/healthz`
     /// fails (at least three times the longest policy interval).
     pub stall_timeout: Duration,
@@ -81,6 +92,9 @@ pub struct Settings {
     /// The shortest interval any policy is evaluated at, whatever its spec says, and the
     /// shortest time between two evaluations of one policy however often its spec changes.
     pub min_interval: Duration,
+    /// The longest a written status may lag its evaluations when nothing that matters changes
+    /// (`--status-heartbeat`).
+    pub status_heartbeat: Duration,
 }
 
 /// The longest error text one log line carries (an API error can quote a whole body).
@@ -94,6 +108,8 @@ pub enum RunError {
         bind: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot serve /metrics over TLS: {0}")]
+    Tls(#[from] crate::telemetry::secure::TlsError),
 }
 
 /// Runs until `shutdown` resolves (SIGTERM): in-flight reconciles finish and the lease is
@@ -117,17 +133,35 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
-    let listener = tokio::net::TcpListener::bind(settings.metrics_bind)
-        .await
-        .map_err(|source| RunError::Serve {
-            bind: settings.metrics_bind,
-            source,
-        })?;
-    info!(bind = %settings.metrics_bind, "serving /metrics, /healthz and /readyz");
+    // Everything that can fail at start first: the certificate and both ports.
+    let tls = crate::telemetry::secure::tls_config(&settings.metrics_certificate)?;
+    let listener = bind(settings.metrics_bind).await?;
+    let secure = bind(settings.secure_metrics_bind).await?;
+    info!(
+        bind = %settings.metrics_bind,
+        metrics = settings.metrics_bind.ip().is_loopback(),
+        "serving /healthz and /readyz (and /metrics on a loopback address)"
+    );
     let server = tokio::spawn(crate::telemetry::serve_on(
         listener,
         metrics.clone(),
         health.clone(),
+        stopped(stop_rx.clone()),
+    ));
+    info!(
+        bind = %settings.secure_metrics_bind,
+        "serving /metrics over TLS to clients allowed to get /metrics"
+    );
+    let authorize = Arc::new(review::ApiReview {
+        client: client.clone(),
+        timeout: settings.api_timeout,
+    });
+    let secure_server = tokio::spawn(crate::telemetry::secure::serve_tls(
+        secure,
+        tls,
+        metrics.clone(),
+        health.clone(),
+        authorize,
         stopped(stop_rx.clone()),
     ));
 
@@ -160,6 +194,9 @@ pub async fn run(
             Err(e) => warn!("the metrics server task failed: {e}"),
             Ok(Ok(())) => {}
         }
+        if let Err(e) = secure_server.await {
+            warn!("the TLS metrics server task failed: {e}");
+        }
         result
     };
     tokio::select! {
@@ -169,6 +206,16 @@ pub async fn run(
             Ok(())
         }
     }
+}
+
+/// A listener on `address`, or why not.
+async fn bind(address: SocketAddr) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| RunError::Serve {
+            bind: address,
+            source,
+        })
 }
 
 /// Resolves when `stop` turns true.
@@ -280,12 +327,17 @@ impl Runner {
             settings.namespaces.iter().cloned().map(Some).collect()
         };
         let slots = Arc::new(FairSlots::new(settings.max_concurrent_reconciles));
+        let budget = Arc::new(crate::fair::Budget::new(
+            settings.namespace_evaluations_per_minute,
+            Duration::from_secs(60),
+        ));
         let events = Arc::new(events::Publisher::new(
             client.clone(),
             "scalewise",
             settings.identity.clone(),
         ));
         let pending = Arc::new(AtomicUsize::new(scopes.len()));
+        let kinds = Arc::new(target::Kinds::default());
         let stores: Vec<_> = scopes
             .iter()
             .map(|_| reflector::store::<Decoded>())
@@ -328,10 +380,13 @@ impl Runner {
                     metrics: metrics.clone(),
                     health: health.clone(),
                     slots: slots.clone(),
+                    budget: budget.clone(),
                     fence: fence.clone(),
                     api_timeout: settings.api_timeout,
+                    status_heartbeat: settings.status_heartbeat,
                     pending: pending.clone(),
                     all_policies: readers.clone(),
+                    kinds: kinds.clone(),
                 };
                 run_scope(scope_ctx, reader, writer, stop.clone())
             },
@@ -358,11 +413,14 @@ struct Scope {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     slots: Arc<FairSlots>,
+    budget: Arc<crate::fair::Budget>,
     fence: Arc<Fence>,
     api_timeout: Duration,
+    status_heartbeat: Duration,
     /// Scopes whose caches are not synced yet.
     pending: Arc<AtomicUsize>,
     all_policies: Arc<Vec<Store<Decoded>>>,
+    kinds: Arc<target::Kinds>,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -385,7 +443,9 @@ async fn run_scope(
     stop: watch::Receiver<bool>,
 ) {
     let (forget, forget_resolved) = (scope.metrics.clone(), scope.resolved.clone());
-    // The last status written per policy: forgotten with the policy.
+    // What this replica remembers of each policy between evaluations (the last status it
+    // evaluated and the last it wrote): forgotten with the policy, and with this term of
+    // leadership (a new term starts from the statuses on the cluster).
     let written: Arc<std::sync::Mutex<apply::Written>> = Arc::default();
     let forget_written = written.clone();
     let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
@@ -397,12 +457,12 @@ async fn run_scope(
         watcher::Config::default(),
     )
     .default_backoff()
-    .inspect(move |event| match event {
-        Ok(_) => {
+    .inspect(move |event| match (health::watch_works(event), event) {
+        (Some(true), _) => {
             watch_health.watch_ok();
             watch_metrics.watch_ok();
         }
-        Err(e) => {
+        (_, Err(e)) => {
             let failing = watch_health.watch_failed();
             watch_metrics.watch_failed(failing);
             warn!(
@@ -411,7 +471,9 @@ async fn run_scope(
                 crate::text::shorten(&e.to_string(), LOG_ERROR_BYTES)
             );
         }
+        _ => {}
     })
+    .modify(lean::policy)
     .reflect(policy_writer)
     .inspect(move |event| {
         if let Ok(watcher::Event::Delete(policy)) = event {
@@ -432,16 +494,76 @@ async fn run_scope(
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(lean::hpa)
     .reflect(hpa_writer)
     .touched_objects();
-    // Deployments: only creations and spec changes (such as replicas) matter, not status churn.
+    // Deployments and StatefulSets: cached (without their pod templates) for their rollout
+    // state; only creations and spec changes (such as replicas) wake their policies, not status
+    // churn.
+    let (deployments, deployment_writer) = reflector::store::<Deployment>();
     let deployment_stream = watcher(
         api::<Deployment>(&scope.client, &scope.namespace),
         watcher::Config::default(),
     )
     .default_backoff()
+    .modify(lean::deployment)
+    .reflect(deployment_writer)
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
+    let (statefulsets, statefulset_writer) = reflector::store::<StatefulSet>();
+    let statefulset_stream = watcher(
+        api::<StatefulSet>(&scope.client, &scope.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(lean::statefulset)
+    .reflect(statefulset_writer)
+    .applied_objects()
+    .predicate_filter(predicates::generation, Default::default());
+    // The lean pod cache and the ReplicaSets' metadata (their owners), shared by every policy of
+    // the scope. Neither wakes a policy: each is read at its next evaluation.
+    let (pod_store, pod_writer) = reflector::store::<LeanPod>();
+    let pod_stream = watcher(
+        api::<LeanPod>(&scope.client, &scope.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(pod_writer);
+    let (replicasets, replicaset_writer) = reflector::store::<PartialObjectMeta<ReplicaSet>>();
+    let replicaset_stream = watcher(
+        api::<PartialObjectMeta<ReplicaSet>>(&scope.client, &scope.namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(lean::replicaset)
+    .reflect(replicaset_writer);
+    let caches = pods::PodCaches {
+        pods: pod_store,
+        replicasets,
+        deployments,
+        statefulsets,
+    };
+    let follow = tokio::spawn(async move {
+        let pods = pod_stream.for_each(|event| {
+            if let Err(e) = event {
+                warn!(
+                    "cannot list or watch pods: {}",
+                    crate::text::shorten(&e.to_string(), LOG_ERROR_BYTES)
+                );
+            }
+            future::ready(())
+        });
+        let replicasets = replicaset_stream.for_each(|event| {
+            if let Err(e) = event {
+                warn!(
+                    "cannot list or watch ReplicaSets: {}",
+                    crate::text::shorten(&e.to_string(), LOG_ERROR_BYTES)
+                );
+            }
+            future::ready(())
+        });
+        future::join(pods, replicasets).await;
+    });
 
     let ctx = Arc::new(Context {
         client: scope.client.clone(),
@@ -453,29 +575,50 @@ async fn run_scope(
         policies: policies.clone(),
         hpas: hpas.clone(),
         slots: scope.slots.clone(),
+        budget: scope.budget.clone(),
         written: written.clone(),
         failures: Default::default(),
         fence: scope.fence.clone(),
         api_timeout: scope.api_timeout,
+        status_heartbeat: scope.status_heartbeat,
+        caches: caches.clone(),
+        kinds: scope.kinds.clone(),
     });
 
     let by_deployment = policies.clone();
+    let by_statefulset = policies.clone();
     let by_hpa = policies.clone();
     let controller = Controller::for_stream(policy_stream, policies.clone())
         .watches_stream(deployment_stream, move |d: Deployment| {
             targeting(
                 &by_deployment,
                 &d.namespace().unwrap_or_default(),
+                Some("apps/v1"),
+                "Deployment",
                 &d.name_any(),
             )
         })
+        .watches_stream(statefulset_stream, move |s: StatefulSet| {
+            targeting(
+                &by_statefulset,
+                &s.namespace().unwrap_or_default(),
+                Some("apps/v1"),
+                "StatefulSet",
+                &s.name_any(),
+            )
+        })
         .watches_stream(hpa_stream, move |hpa: HorizontalPodAutoscaler| {
-            let target = hpa
-                .spec
-                .as_ref()
-                .map(|s| s.scale_target_ref.name.clone())
-                .unwrap_or_default();
-            targeting(&by_hpa, &hpa.namespace().unwrap_or_default(), &target)
+            let Some(spec) = hpa.spec.as_ref() else {
+                return Vec::new();
+            };
+            let r = &spec.scale_target_ref;
+            targeting(
+                &by_hpa,
+                &hpa.namespace().unwrap_or_default(),
+                r.api_version.as_deref(),
+                &r.kind,
+                &r.name,
+            )
         })
         .graceful_shutdown_on(stopped(stop));
 
@@ -491,7 +634,10 @@ async fn run_scope(
         );
         let all = scope.all_policies.clone();
         tokio::spawn(async move {
-            let ready = until_ready(&policies).await && until_ready(&hpas).await;
+            let ready = until_ready(&policies).await
+                && until_ready(&hpas).await
+                && until_ready(&caches.pods).await
+                && until_ready(&caches.replicasets).await;
             if ready {
                 if pending.fetch_sub(1, Ordering::SeqCst) == 1 {
                     health.set_synced(true);
@@ -534,16 +680,23 @@ async fn run_scope(
         })
         .await;
     synced.abort();
+    follow.abort();
 }
 
-/// The policies in `store` that scale Deployment `namespace/name`.
-fn targeting(store: &Store<Decoded>, namespace: &str, name: &str) -> Vec<ObjectRef<Decoded>> {
+/// The policies in `store` that scale the object (apiVersion, kind, name) in `namespace`.
+fn targeting(
+    store: &Store<Decoded>,
+    namespace: &str,
+    api_version: Option<&str>,
+    kind: &str,
+    name: &str,
+) -> Vec<ObjectRef<Decoded>> {
     store
         .state()
         .iter()
         .filter(|p| {
             p.policy()
-                .is_some_and(|p| ownership::targets(p, namespace, name))
+                .is_some_and(|p| ownership::targets(p, namespace, api_version, kind, name))
         })
         .map(|p| ObjectRef::from_obj(p.as_ref()))
         .collect()

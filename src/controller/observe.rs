@@ -5,13 +5,22 @@ use futures::future::BoxFuture;
 
 use crate::api::FieldError;
 use crate::decide::Observation;
+use crate::metrics::tenancy::QueryScope;
 use crate::metrics::{PrometheusSource, QueryPlan};
+use crate::pods::TargetPods;
 
 /// Reads a policy's metrics.
 pub trait Observe: Send + Sync + 'static {
-    /// Problems with a policy's `spec.prometheus.address` that depend on the operator's
-    /// configuration (an address outside the allow-list), with field paths.
-    fn check(&self, address: Option<&str>) -> Vec<FieldError>;
+    /// Problems with the `spec.prometheus.address` of a policy in `namespace` that depend on
+    /// the operator's configuration (an address outside the allow-list, or on an entry not open
+    /// to the namespace), with field paths.
+    fn check(&self, namespace: &str, address: Option<&str>) -> Vec<FieldError>;
+
+    /// Whose series the queries of a policy in `namespace` reading `address` may read: by
+    /// default its own namespace's, through the label `namespace`.
+    fn scope(&self, namespace: &str, _address: Option<&str>) -> QueryScope {
+        QueryScope::own(namespace)
+    }
 
     /// A number that changes whenever the configuration [`Observe::check`] depends on changes
     /// (a reloaded allow-list): every policy resolved under another number is resolved again.
@@ -20,17 +29,31 @@ pub trait Observe: Send + Sync + 'static {
     }
 
     /// One observation per metric of the plan, in spec order; failures are observations too.
-    fn observe<'a>(&'a self, plan: &'a QueryPlan) -> BoxFuture<'a, Vec<Observation>>;
+    /// `pods` are the target's pods, over which `cpu` and `memory` are counted, or why they are
+    /// not known.
+    fn observe<'a>(
+        &'a self,
+        plan: &'a QueryPlan,
+        pods: Result<&'a TargetPods, &'a str>,
+    ) -> BoxFuture<'a, Vec<Observation>>;
 }
 
 /// The Prometheus reader as the controller sees it. Its configuration is read once at start-up,
 /// so its epoch never changes.
 impl Observe for PrometheusSource {
-    fn check(&self, address: Option<&str>) -> Vec<FieldError> {
-        PrometheusSource::check(self, address)
+    fn check(&self, namespace: &str, address: Option<&str>) -> Vec<FieldError> {
+        PrometheusSource::check(self, namespace, address)
     }
 
-    fn observe<'a>(&'a self, plan: &'a QueryPlan) -> BoxFuture<'a, Vec<Observation>> {
-        Box::pin(PrometheusSource::observe(self, plan, None))
+    fn scope(&self, namespace: &str, address: Option<&str>) -> QueryScope {
+        self.config().scope_for(namespace, address)
+    }
+
+    fn observe<'a>(
+        &'a self,
+        plan: &'a QueryPlan,
+        pods: Result<&'a TargetPods, &'a str>,
+    ) -> BoxFuture<'a, Vec<Observation>> {
+        Box::pin(PrometheusSource::observe(self, plan, None, pods))
     }
 }

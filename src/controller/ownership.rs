@@ -5,7 +5,7 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use super::decoded::Decoded;
-use crate::api::ScalingPolicy;
+use crate::api::{ScalingPolicy, TargetRef};
 
 /// The other owners of `policy`'s target in its namespace, as `Kind namespace/name`, sorted: its
 /// HorizontalPodAutoscalers and its other live ScalingPolicies. A policy in `dryRun` or `paused`
@@ -16,7 +16,7 @@ pub fn other_owners(
     hpas: &Store<HorizontalPodAutoscaler>,
 ) -> Vec<String> {
     let namespace = policy.namespace().unwrap_or_default();
-    let target = &policy.spec.target_ref.name;
+    let target = &policy.spec.target_ref;
     let state = policies.state();
     let mut owners: Vec<String> = state
         .iter()
@@ -24,7 +24,15 @@ pub fn other_owners(
         .filter(|other| other.namespace().as_deref() == Some(namespace.as_str()))
         .filter(|other| other.name_any() != policy.name_any())
         .filter(|other| live(other))
-        .filter(|other| targets(other, &namespace, target))
+        .filter(|other| {
+            targets(
+                other,
+                &namespace,
+                Some(&target.api_version),
+                &target.kind,
+                &target.name,
+            )
+        })
         .map(|other| format!("ScalingPolicy {namespace}/{}", other.name_any()))
         .collect();
     owners.extend(
@@ -33,7 +41,8 @@ pub fn other_owners(
             .filter(|hpa| hpa.namespace().as_deref() == Some(namespace.as_str()))
             .filter(|hpa| {
                 hpa.spec.as_ref().is_some_and(|s| {
-                    s.scale_target_ref.kind == "Deployment" && &s.scale_target_ref.name == target
+                    let r = &s.scale_target_ref;
+                    same_target(r.api_version.as_deref(), &r.kind, &r.name, target)
                 })
             })
             .map(|hpa| format!("HorizontalPodAutoscaler {namespace}/{}", hpa.name_any())),
@@ -47,11 +56,26 @@ pub fn live(policy: &ScalingPolicy) -> bool {
     !policy.spec.dry_run.unwrap_or(false) && !policy.spec.paused.unwrap_or(false)
 }
 
-/// Whether `policy` scales Deployment `namespace/name`.
-pub fn targets(policy: &ScalingPolicy, namespace: &str, name: &str) -> bool {
+/// Whether `policy` scales the object (apiVersion, kind, name) in `namespace`: the same API
+/// group, kind and name, any version.
+pub fn targets(
+    policy: &ScalingPolicy,
+    namespace: &str,
+    api_version: Option<&str>,
+    kind: &str,
+    name: &str,
+) -> bool {
     policy.namespace().as_deref() == Some(namespace)
-        && policy.spec.target_ref.kind == "Deployment"
-        && policy.spec.target_ref.name == name
+        && same_target(api_version, kind, name, &policy.spec.target_ref)
+}
+
+/// Whether (apiVersion, kind, name) names the same object as `target`: the same group, kind and
+/// name. An HPA's reference without an apiVersion matches on kind and name.
+pub fn same_target(api_version: Option<&str>, kind: &str, name: &str, target: &TargetRef) -> bool {
+    let group = |v: &str| v.split_once('/').map_or("", |(g, _)| g).to_owned();
+    kind == target.kind
+        && name == target.name
+        && api_version.is_none_or(|v| group(v) == group(&target.api_version))
 }
 
 #[cfg(test)]
@@ -93,6 +117,44 @@ mod tests {
         assert_eq!(
             other_owners(&b, &policies, &hpas()),
             ["ScalingPolicy shop/a"]
+        );
+    }
+
+    #[test]
+    fn owners_of_a_statefulset_or_a_custom_resource_are_found_too() {
+        let sts = |name: &str| {
+            let mut p = policy_object(
+                "targetRef: {apiVersion: apps/v1, kind: StatefulSet, name: db}\nminReplicas: 1\nmaxReplicas: 10\nmetrics: [{name: cpu, cpu: {}, target: 50}]\n",
+            );
+            p.metadata.name = Some(name.into());
+            p
+        };
+        let (a, b) = (sts("a"), sts("b"));
+        // A Deployment of the same name is another object.
+        let deployment_db = {
+            let mut p = named("c", "");
+            p.spec.target_ref.name = "db".into();
+            p
+        };
+        let policies = store(&[a.clone(), b.clone(), deployment_db]);
+        assert_eq!(
+            other_owners(&a, &policies, &hpas()),
+            ["ScalingPolicy shop/b"]
+        );
+
+        let (reader, mut writer) = reflector::store();
+        let hpa: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "db-hpa", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db"}, "maxReplicas": 3}
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(hpa));
+        assert_eq!(
+            other_owners(&a, &policies, &reader),
+            [
+                "HorizontalPodAutoscaler shop/db-hpa",
+                "ScalingPolicy shop/b"
+            ]
         );
     }
 

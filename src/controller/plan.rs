@@ -17,11 +17,12 @@ use super::events::EventType;
 use super::intent::{Recovered, Recovery, recover, write_ahead};
 use super::resolved::Resolved;
 pub use super::target::TargetRead;
+use crate::api::Capacity;
 use crate::api::conditions::{find_condition, set_condition, set_episode};
 use crate::api::reason;
 use crate::api::status::condition;
 use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
-use crate::decide::{Decision, Observation, decide, next_status};
+use crate::decide::{Decision, Observation, TargetState, decide_for, next_status};
 use crate::text::shorten;
 
 /// The longest the controller waits before it looks at a policy again (plus its jitter, at most
@@ -186,17 +187,61 @@ pub fn missing_target(
 ) -> Plan {
     let namespace = object.namespace().unwrap_or_default();
     let message = format!(
-        "Deployment {namespace}/{} does not exist; retrying every interval",
-        policy.target
+        "{} {namespace}/{} does not exist; retrying every interval",
+        policy.target_kind, policy.target
     );
+    target_unusable(
+        object,
+        policy,
+        previous,
+        reason::condition::TARGET_NOT_FOUND,
+        &message,
+        now,
+    )
+}
+
+/// A target that cannot be read or scaled: Ready and AbleToScale False with `reason`, tried
+/// again every interval.
+fn target_unusable(
+    object: &ScalingPolicy,
+    policy: &Policy,
+    previous: &ScalingPolicyStatus,
+    reason: &'static str,
+    message: &str,
+    now: Timestamp,
+) -> Plan {
     let why = NotEvaluated {
-        reason: reason::condition::TARGET_NOT_FOUND,
-        message: &message,
-        able_message: &message,
+        reason,
+        message,
+        able_message: message,
         action: reason::action::READ_TARGET,
     };
     let next = Next::After(policy.interval.unsigned_abs().min(MAX_REQUEUE));
     not_evaluated(object, previous, &why, now, next, Outcome::TargetMissing)
+}
+
+/// The plan for a policy whose target's kind cannot be scaled (it has no `/scale`, or the API
+/// server serves no such kind): Ready and AbleToScale are False with the reason, and the
+/// policy is tried again every interval (a CRD can be installed later).
+pub fn unscalable(
+    object: &ScalingPolicy,
+    policy: &Policy,
+    previous: &ScalingPolicyStatus,
+    why: &str,
+    now: Timestamp,
+) -> Plan {
+    let message = format!(
+        "cannot scale {} {}: {why}",
+        policy.target_kind, policy.target
+    );
+    target_unusable(
+        object,
+        policy,
+        previous,
+        reason::condition::TARGET_NOT_SCALABLE,
+        &message,
+        now,
+    )
 }
 
 /// Why a policy could not be evaluated.
@@ -488,13 +533,20 @@ pub struct Evaluation<'a> {
     pub resolved: &'a Resolved,
     /// The persisted status.
     pub previous: &'a ScalingPolicyStatus,
-    /// How long this evaluation waited for reconcile and query slots.
+    /// How long this evaluation waited for reconcile and query slots (and its namespace's turn).
     pub queued: Duration,
+    /// Why it waited for its namespace's turn, when the namespace was over its budget of
+    /// evaluations.
+    pub throttled: Option<&'a str>,
     /// The target's /scale as read.
     pub target: &'a TargetRead,
     /// Other owners of the target, as `Kind namespace/name`.
     pub owners: &'a [String],
     pub observations: &'a [Observation],
+    /// Whether the target is mid-rollout and whether its capacity is there.
+    pub target_state: &'a TargetState,
+    /// The target's pods, for status (none when they are not known).
+    pub capacity: Option<&'a Capacity>,
     pub now: Timestamp,
 }
 
@@ -509,8 +561,11 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         target,
         owners,
         observations,
+        target_state,
+        capacity,
         now,
         queued,
+        throttled,
     } = *input;
     let current = target.replicas;
     let policy = &resolved.policy;
@@ -526,17 +581,19 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     let external = expected.filter(|e| *e != current && !policy.paused && !policy.dry_run);
 
     let decision = if owners.is_empty() || policy.dry_run {
-        decide(policy, previous, observations, current, now)
+        decide_for(policy, previous, observations, current, target_state, now)
     } else {
         let shadow = Policy {
             dry_run: true,
             ..policy.clone()
         };
-        decide(&shadow, previous, observations, current, now)
+        decide_for(&shadow, previous, observations, current, target_state, now)
     };
     let applied = decision.changes_target();
 
     let mut status = next_status(previous, &decision, generation);
+    status.capacity = capacity.cloned();
+    status.namespace_access = resolved.plan.scope.access();
     let context = Context {
         policy,
         owners,
@@ -551,6 +608,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
     let mut events = evaluation_events(object, previous, &status, &decision, &context, applied);
     record_trust(&mut status, reset.as_deref(), &context, &mut events);
     note_clock(&mut status, skew.as_deref(), &context);
+    note_throttle(&mut status, throttled, &context);
     if let Some(recovered) = &recovered {
         events.insert(0, recovery_event(object, recovered, &context));
     }
@@ -639,11 +697,15 @@ pub fn jitter(object: &ScalingPolicy, now: Timestamp, interval: Duration) -> Dur
         .checked_div(20)
         .unwrap_or_default()
         .min(Duration::from_secs(2));
+    hashed_within(span, (object.uid(), object.name_any(), now.as_second()))
+}
+
+/// A duration below `span` (to the millisecond; zero for a span under a millisecond), fixed by
+/// `key`: the same key always gives the same share, different keys spread over the span.
+pub fn hashed_within(span: Duration, key: impl Hash) -> Duration {
     let millis = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    object.uid().hash(&mut h);
-    object.name_any().hash(&mut h);
-    now.as_second().hash(&mut h);
+    key.hash(&mut h);
     Duration::from_millis(h.finish().checked_rem(millis).unwrap_or(0))
 }
 
@@ -668,6 +730,7 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
         generation,
         ref now,
     } = *context;
+    let kind = &policy.target_kind;
     let conditions = &mut status.conditions;
     if !owners.is_empty() {
         let list = owners.join(", ");
@@ -678,7 +741,7 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
                 true,
                 reason::condition::DRY_RUN_BESIDE_OTHER_OWNER,
                 format!(
-                    "Deployment {target} is also scaled by {list}; this dry-run policy records decisions and never applies them"
+                    "{kind} {target} is also scaled by {list}; this dry-run policy records decisions and never applies them"
                 ),
                 generation,
                 now,
@@ -690,7 +753,7 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
                 false,
                 reason::condition::AMBIGUOUS_TARGET,
                 format!(
-                    "Deployment {target} is also scaled by {list}; scalewise does not scale it until only one owner remains (set spec.dryRun to shadow the other owner)"
+                    "{kind} {target} is also scaled by {list}; scalewise does not scale it until only one owner remains (set spec.dryRun to shadow the other owner)"
                 ),
                 generation,
                 now,
@@ -706,13 +769,13 @@ fn annotate(status: &mut ScalingPolicyStatus, context: &Context<'_>) {
             (
                 reason::condition::EXTERNAL_SCALE,
                 format!(
-                    "Deployment {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
+                    "{kind} {target} was scaled from {expected} to {current} by someone other than scalewise; deciding from {current}"
                 ),
             )
         }),
         (
             reason::condition::NO_EXTERNAL_SCALE,
-            &format!("Deployment {target} has the replicas scalewise left it at"),
+            &format!("{kind} {target} has the replicas scalewise left it at"),
         ),
         generation,
         now,
@@ -765,6 +828,23 @@ fn note_clock(status: &mut ScalingPolicyStatus, skew: Option<&str>, context: &Co
         (
             reason::condition::CLOCKS_AGREE,
             "no recorded time lies ahead of this replica's clock",
+        ),
+        context.generation,
+        &context.now,
+    );
+}
+
+/// The `Throttled` condition: True with why while the namespace's evaluations wait for their
+/// turn (`--namespace-evaluations-per-minute`), False again once one did not.
+fn note_throttle(status: &mut ScalingPolicyStatus, throttled: Option<&str>, context: &Context<'_>) {
+    set_episode(
+        &mut status.conditions,
+        condition::THROTTLED,
+        true,
+        throttled.map(|message| (reason::condition::NAMESPACE_BUDGET, message.to_owned())),
+        (
+            reason::condition::WITHIN_BUDGET,
+            "the namespace's evaluations are within the operator's budget",
         ),
         context.generation,
         &context.now,
@@ -924,10 +1004,14 @@ mod tests {
     struct Configured;
 
     impl Observe for Configured {
-        fn check(&self, _address: Option<&str>) -> Vec<FieldError> {
+        fn check(&self, _namespace: &str, _address: Option<&str>) -> Vec<FieldError> {
             Vec::new()
         }
-        fn observe<'a>(&'a self, _plan: &'a QueryPlan) -> BoxFuture<'a, Vec<Observation>> {
+        fn observe<'a>(
+            &'a self,
+            _plan: &'a QueryPlan,
+            _pods: Result<&'a crate::pods::TargetPods, &'a str>,
+        ) -> BoxFuture<'a, Vec<Observation>> {
             Box::pin(async { Vec::new() })
         }
     }
@@ -973,6 +1057,8 @@ behavior:
         /// The target's resourceVersion.
         version: &'static str,
         owners: Vec<String>,
+        /// Why the evaluation waited for its namespace's turn.
+        throttled: Option<&'static str>,
     }
 
     impl<'a> Run<'a> {
@@ -983,6 +1069,7 @@ behavior:
                 current,
                 version: "7",
                 owners: Vec::new(),
+                throttled: None,
             }
         }
 
@@ -992,15 +1079,18 @@ behavior:
                 object: self.object,
                 resolved: &resolved,
                 previous: &self.previous,
-                target: &TargetRead {
-                    replicas: self.current,
-                    uid: Some("target-uid".into()),
-                    resource_version: Some(self.version.into()),
-                },
+                target: &TargetRead::deployment(
+                    self.current,
+                    Some("target-uid"),
+                    Some(self.version),
+                ),
                 owners: &self.owners,
                 observations,
+                target_state: &TargetState::default(),
+                capacity: None,
                 now,
                 queued: Duration::from_millis(1234),
+                throttled: self.throttled,
             })
         }
     }
@@ -1551,15 +1641,14 @@ behavior:
             object: &object,
             resolved: &resolved,
             previous: &ScalingPolicyStatus::default(),
-            target: &TargetRead {
-                replicas: 2,
-                uid: None,
-                resource_version: None,
-            },
+            target: &TargetRead::deployment(2, None, None),
             owners: &[],
             observations: &cpu(50.0),
+            target_state: &TargetState::default(),
+            capacity: None,
             now: at(0),
             queued: Duration::from_millis(1234),
+            throttled: None,
         });
         let status = plan.status.unwrap();
         let c = find_condition(&status.conditions, condition::INTERVAL_LIMITED).unwrap();
@@ -1635,6 +1724,31 @@ behavior:
             c.message
         );
         assert!(status.last_evaluation_time.unwrap().0 <= at(0));
+    }
+
+    #[test]
+    fn an_evaluation_that_waited_for_its_namespaces_turn_says_so_until_one_does_not() {
+        let object = object();
+        let mut run = Run::new(&object, 2);
+        let status = run.evaluate(&cpu(50.0), at(0)).status.unwrap();
+        assert!(find_condition(&status.conditions, condition::THROTTLED).is_none());
+        run.throttled = Some("namespace shop is over the operator's budget");
+        run.previous = status;
+        let status = run.evaluate(&cpu(50.0), at(30)).status.unwrap();
+        let c = find_condition(&status.conditions, condition::THROTTLED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "NamespaceBudget")
+        );
+        assert!(c.message.contains("over the operator's budget"));
+        run.throttled = None;
+        run.previous = status;
+        let status = run.evaluate(&cpu(50.0), at(60)).status.unwrap();
+        let c = find_condition(&status.conditions, condition::THROTTLED).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "WithinBudget")
+        );
     }
 
     #[test]

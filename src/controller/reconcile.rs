@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
@@ -19,12 +18,16 @@ use super::decoded::{Decoded, Undecodable};
 use super::error::{Error, is_not_found};
 use super::events::EventType;
 use super::ownership::other_owners;
+use super::persist;
 use super::plan::{self, Evaluation, Next, Note, Outcome, Plan, TargetRead};
+use super::pods;
 use super::resolved::Resolved;
 use super::stores::until_ready;
+use super::target::KindError;
 use crate::api::reason;
 use crate::api::{ScalingPolicy, ScalingPolicyStatus};
 use crate::fair::Slot;
+use crate::pods::TargetPods;
 use crate::text::shorten;
 
 /// Reconciles one policy; see the module documentation for the steps. A policy the types cannot
@@ -114,19 +117,47 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     let now = Timestamp::now();
     let started = Instant::now();
     let cached = policy.status.clone().unwrap_or_default();
-    let previous = match ctx.written(policy) {
-        Some(written) if plan::newer(&written, &cached) => (*written).clone(),
-        _ => cached,
+    let remembered = ctx.remembered(policy);
+    let evaluated_at = |s: &ScalingPolicyStatus| s.last_evaluation_time.as_ref().map(|t| t.0);
+    // Where the evaluation starts, and whether it takes the policy over (`resumed`).
+    let (previous, resumed) = match &remembered {
+        // This replica's own last evaluation, written or not: nobody wrote since.
+        Some(r) if !plan::newer(&cached, &r.evaluated) => ((*r.evaluated).clone(), false),
+        // The cache still holds the intent this replica wrote ahead of its last evaluation's
+        // scale: judged from it, as the cache says.
+        Some(r) if evaluated_at(&cached) == evaluated_at(&r.evaluated) => (cached.clone(), false),
+        // Nothing remembered (this replica started, or leads anew), or another replica wrote
+        // since: what the last writer did not write is unknown.
+        _ => (cached.clone(), true),
+    };
+    // What the API server holds, as far as this replica knows.
+    let last_written = match remembered {
+        Some(r) if !resumed => r.written,
+        _ => Arc::new(cached),
     };
     let writer = ctx.writer();
 
     let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
     // A slot of this namespace's share for the whole reconcile, but for the metric queries.
     let mut slot = Some(ctx.slots.acquire(&namespace).await);
-    let (plan, resolved) = match gather_and_plan(policy, ctx, &previous, now, &mut slot).await? {
+    let gathered = gather_and_plan(policy, ctx, &previous, resumed, now, &mut slot, None).await?;
+    let gathered = match gathered {
+        // Over its namespace's budget: wait the turn without a slot, then evaluate as of then.
+        Gathered::Throttled(wait) => {
+            drop(slot.take());
+            tokio::time::sleep(wait).await;
+            slot = Some(ctx.slots.acquire(&namespace).await);
+            let now = Timestamp::now();
+            gather_and_plan(policy, ctx, &previous, resumed, now, &mut slot, Some(wait)).await?
+        }
+        other => other,
+    };
+    let (mut plan, resolved) = match gathered {
         Gathered::Plan(plan, resolved) => (*plan, resolved),
         Gathered::NotDue(wait) => return Ok(Action::requeue(wait)),
+        Gathered::Throttled(wait) => return Ok(Action::requeue(wait)),
     };
+    defer_unchanged(policy, ctx, &mut plan, resolved.as_deref(), last_written);
     writer.apply(policy, &plan).await?;
     drop(slot);
     report(policy, ctx, &plan, resolved.as_deref());
@@ -136,12 +167,45 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     })
 }
 
+/// Leaves out of `plan` a status write that changes nothing a reader or a later decision needs
+/// ([`persist::should_write`]), remembering the status instead for the next evaluation. A plan
+/// that scales or judges an intent writes its status always.
+fn defer_unchanged(
+    policy: &ScalingPolicy,
+    ctx: &Context,
+    plan: &mut Plan,
+    resolved: Option<&Resolved>,
+    last_written: Arc<ScalingPolicyStatus>,
+) {
+    let (Some(status), Some(resolved), Outcome::Evaluated { decision, .. }) =
+        (&plan.status, resolved, &plan.outcome)
+    else {
+        return;
+    };
+    if plan.scale.is_some() || plan.recovered.is_some() {
+        ctx.metrics.status_write(persist::Write::Changed.as_str());
+        return;
+    }
+    let cadence = ctx.cadence(&resolved.policy);
+    let spread = persist::spread(policy.uid().as_deref(), cadence.heartbeat);
+    match persist::should_write(&last_written, status, decision.time, cadence, spread) {
+        Some(why) => ctx.metrics.status_write(why.as_str()),
+        None => {
+            ctx.writer().remember(policy, status.clone(), last_written);
+            plan.status = None;
+            ctx.metrics.status_write("deferred");
+        }
+    }
+}
+
 /// What the gather step ends with.
 enum Gathered {
     /// The writes to make, and the resolved policy when it is valid.
     Plan(Box<Plan>, Option<Arc<Resolved>>),
     /// Nothing to do before this long.
     NotDue(std::time::Duration),
+    /// Due, but the namespace is over its budget of evaluations: its turn comes after this long.
+    Throttled(std::time::Duration),
 }
 
 /// The gather step, calling the plan step as soon as it has its inputs: the resolved policy (an
@@ -151,12 +215,15 @@ enum Gathered {
 /// `slot` is this reconcile's reconcile slot: given back while the metrics are read (a query to a
 /// server that hangs must not hold a slot another namespace needs) and taken again for the plan
 /// and the writes. The time spent waiting for slots is the evaluation's queued time.
+/// `resumed`: this replica takes the policy over from `previous`, the status on the cluster.
 async fn gather_and_plan(
     policy: &ScalingPolicy,
     ctx: &Context,
     previous: &ScalingPolicyStatus,
+    resumed: bool,
     now: Timestamp,
     slot: &mut Option<Slot>,
+    throttled: Option<Duration>,
 ) -> Result<Gathered, Error> {
     let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
     let mut queued = slot.as_ref().map_or(Duration::ZERO, |s| s.waited);
@@ -168,19 +235,33 @@ async fn gather_and_plan(
         }
     };
 
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let kind = &resolved.policy.target_kind;
+    let resource = match ctx.kinds.resource(&ctx.client, kind, ctx.api_timeout).await {
+        Ok(resource) => resource,
+        Err(e @ KindError::Discovery { .. }) => return Err(Error::Discovery(e.to_string())),
+        Err(why) => {
+            let plan = plan::unscalable(policy, &resolved.policy, previous, &why.to_string(), now);
+            return Ok(Gathered::Plan(Box::new(plan), Some(resolved)));
+        }
+    };
+    let targets: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &namespace, &resource);
     let read = super::apply::bounded(
         ctx.api_timeout,
         "scale read",
-        deployments.get_scale(&resolved.policy.target),
+        targets.get_scale(&resolved.policy.target),
     )
     .await?;
-    let target = match read {
-        Ok(scale) => TargetRead {
-            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
-            uid: scale.metadata.uid,
-            resource_version: scale.metadata.resource_version,
-        },
+    let (target, selector) = match read {
+        Ok(scale) => (
+            TargetRead {
+                replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+                uid: scale.metadata.uid,
+                resource_version: scale.metadata.resource_version,
+                resource,
+            },
+            scale.status.and_then(|s| s.selector),
+        ),
         Err(e) if is_not_found(&e) => {
             let plan = plan::missing_target(policy, &resolved.policy, previous, now);
             return Ok(Gathered::Plan(Box::new(plan), Some(resolved)));
@@ -198,17 +279,68 @@ async fn gather_and_plan(
     ) {
         return Ok(Gathered::NotDue(wait));
     }
+    // One of the namespace's evaluations, unless this one already waited for its turn.
+    if throttled.is_none() {
+        let wait = ctx.budget.reserve(&namespace);
+        if !wait.is_zero() {
+            return Ok(Gathered::Throttled(wait));
+        }
+    }
+    let throttle_message = throttled.map(|waited| {
+        format!(
+            "namespace {namespace} is over the operator's budget of {} evaluations per minute (--namespace-evaluations-per-minute): this evaluation waited {} for its turn",
+            ctx.budget.per_period(),
+            crate::text::duration(waited, crate::text::Resolution::Fine)
+        )
+    });
+    if let Some(waited) = throttled {
+        queued = queued.saturating_add(waited);
+    }
 
     // Another owner may only be missed while the caches are still listing: wait for them.
     until_ready(&ctx.policies).await;
     until_ready(&ctx.hpas).await;
     let owners = other_owners(policy, &ctx.policies, &ctx.hpas);
+    // The target's pods, by its selector and owner chain, once the pod and ReplicaSet caches
+    // have listed (an operator that cannot list pods still evaluates every other metric).
+    let listed = tokio::time::timeout(ctx.api_timeout, async {
+        until_ready(&ctx.caches.pods).await && until_ready(&ctx.caches.replicasets).await
+    })
+    .await
+    .unwrap_or(false);
+    let pods = match (listed, target.uid.as_deref()) {
+        (false, _) => Err(PODS_NOT_LISTED),
+        (true, Some(uid)) => Ok(ctx.caches.target_pods(&namespace, uid, selector.as_deref())),
+        (true, None) => Ok(TargetPods::default()),
+    };
+    let known = pods.as_ref().ok();
+    let no_pods = TargetPods::default();
+    let rollout = ctx
+        .caches
+        .rollout(&resolved.policy, &namespace, known.unwrap_or(&no_pods));
+    let not_ready =
+        known.and_then(|p| pods::capacity_not_ready(&resolved.policy, previous, p, now));
+    let (capacity, target_state) =
+        pods::target_state(known.unwrap_or(&no_pods), &rollout, not_ready);
+    let capacity = known.map(|_| capacity);
     *slot = None;
-    let observations = ctx.observer.observe(&resolved.plan).await;
+    let observations = ctx
+        .observer
+        .observe(&resolved.plan, pods.as_ref().map_err(|e| *e))
+        .await;
     let again = ctx.slots.acquire(&namespace).await;
     queued = queued.saturating_add(again.waited);
     *slot = Some(again);
     ctx.metrics.queued(queued);
+    // A policy taken over is evaluated as a new run ([`persist::resumed`]); a plan that does
+    // not evaluate (invalid, no target) keeps the status as it is.
+    let taken_over;
+    let previous = if resumed {
+        taken_over = persist::resumed(previous.clone());
+        &taken_over
+    } else {
+        previous
+    };
     let plan = plan::evaluation(&Evaluation {
         object: policy,
         resolved: &resolved,
@@ -216,11 +348,17 @@ async fn gather_and_plan(
         target: &target,
         owners: &owners,
         observations: &observations,
+        target_state: &target_state,
+        capacity: capacity.as_ref(),
         now,
         queued,
+        throttled: throttle_message.as_deref(),
     });
     Ok(Gathered::Plan(Box::new(plan), Some(resolved)))
 }
+
+/// Why `cpu` and `memory` have no value while the pod caches have not listed.
+const PODS_NOT_LISTED: &str = "the operator has not listed the pods and ReplicaSets of this namespace yet: check that it may list and watch them (its RBAC) and its log";
 
 /// The report step: the controller's own metrics and one log line per evaluation.
 fn report(policy: &ScalingPolicy, ctx: &Context, plan: &Plan, resolved: Option<&Resolved>) {

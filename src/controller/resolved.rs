@@ -37,7 +37,8 @@ pub fn resolve(
     floor: SignedDuration,
 ) -> Result<Resolved, Vec<FieldError>> {
     let address = object.spec.prometheus.as_ref().map(|p| p.address.as_str());
-    let allowed = observer.check(address);
+    let namespace = crate::metrics::plan::namespace_of(object);
+    let allowed = observer.check(namespace, address);
     let policy = Policy::resolve(&object.spec).map_err(|e| {
         let mut problems = e.0;
         problems.extend(allowed.iter().cloned());
@@ -47,7 +48,7 @@ pub fn resolve(
     let raised_from = (policy.interval < floor).then_some(policy.interval);
     policy.interval = policy.interval.max(floor);
     let mut problems = allowed;
-    match QueryPlan::for_policy(object, &policy) {
+    match QueryPlan::scoped(&policy, observer.scope(namespace, address)) {
         Ok(plan) if problems.is_empty() => Ok(Resolved {
             policy,
             plan,
@@ -180,7 +181,7 @@ mod tests {
     }
 
     impl Observe for Config {
-        fn check(&self, address: Option<&str>) -> Vec<FieldError> {
+        fn check(&self, _namespace: &str, address: Option<&str>) -> Vec<FieldError> {
             self.checks.fetch_add(1, Ordering::SeqCst);
             match address {
                 Some(a) if a != "https://allowed.example/" => vec![FieldError {
@@ -193,7 +194,11 @@ mod tests {
         fn config_epoch(&self) -> u64 {
             self.epoch.load(Ordering::SeqCst)
         }
-        fn observe<'a>(&'a self, _plan: &'a QueryPlan) -> BoxFuture<'a, Vec<Observation>> {
+        fn observe<'a>(
+            &'a self,
+            _plan: &'a QueryPlan,
+            _pods: Result<&'a crate::pods::TargetPods, &'a str>,
+        ) -> BoxFuture<'a, Vec<Observation>> {
             Box::pin(async { Vec::new() })
         }
     }

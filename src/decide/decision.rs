@@ -3,6 +3,7 @@
 
 use jiff::Timestamp;
 
+use super::pods::PodUtilization;
 use crate::api::{Action, FailureKind, Limit};
 
 /// The name given to the fallback rule when it wins.
@@ -32,6 +33,9 @@ pub struct Observation {
     pub reading: Reading,
     /// The PromQL that produced it, for status.
     pub query: Option<String>,
+    /// For a resource metric read pod by pod: how the target's pods were counted. The value is
+    /// the ready pods' utilization; the engine counts the other pods as the HPA does.
+    pub pods: Option<PodUtilization>,
 }
 
 impl Observation {
@@ -40,6 +44,7 @@ impl Observation {
             name: name.into(),
             reading: Reading::Value(value),
             query: None,
+            pods: None,
         }
     }
 
@@ -48,8 +53,19 @@ impl Observation {
             name: name.into(),
             reading: Reading::failed(kind, message),
             query: None,
+            pods: None,
         }
     }
+}
+
+/// What the controller knows of the target beyond its replicas, at one evaluation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TargetState {
+    /// Why the target is mid-rollout, when it is: `2 of 4 replicas updated`.
+    pub rollout: Option<String>,
+    /// Why the capacity added by a scale-out is not there yet, when it is not: `2 pods created
+    /// by the scale-out are not Ready after 5m`.
+    pub capacity_not_ready: Option<String>,
 }
 
 /// What one metric proposed.

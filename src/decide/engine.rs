@@ -2,9 +2,12 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::decision::{Decision, EngineState, FALLBACK_RULE, MetricOutcome, Observation, Reading};
+use super::decision::{
+    Decision, EngineState, FALLBACK_RULE, MetricOutcome, Observation, Reading, TargetState,
+};
 use super::explain::{metric_explanation, summary};
 use super::history::{self, persisted_state};
+use super::pods::{PodUtilization, show_percent};
 use super::tolerance::within_band;
 use crate::api::policy::{DirectionRules, MetricRule, Policy, Rule};
 use crate::api::{
@@ -23,6 +26,28 @@ pub fn decide(
     previous: &ScalingPolicyStatus,
     observations: &[Observation],
     current: i32,
+    now: Timestamp,
+) -> Decision {
+    decide_for(
+        policy,
+        previous,
+        observations,
+        current,
+        &TargetState::default(),
+        now,
+    )
+}
+
+/// [`decide`], knowing whether the target is mid-rollout and whether the capacity of its last
+/// scale-out is there: scale-in waits for a rollout to end (limit `Rollout`, when
+/// `spec.pods.holdScaleInDuringRollout`), scale-out waits for pods that are not Ready after
+/// `spec.pods.readinessTimeout` (limit `CapacityNotReady`).
+pub fn decide_for(
+    policy: &Policy,
+    previous: &ScalingPolicyStatus,
+    observations: &[Observation],
+    current: i32,
+    target: &TargetState,
     now: Timestamp,
 ) -> Decision {
     let now = truncate_to_second(now);
@@ -176,6 +201,32 @@ pub fn decide(
         }
     }
 
+    // Rule 6b: the target's pods. Scale-in waits for a rollout to end; scale-out waits for the
+    // capacity of the last one.
+    if desired < current
+        && policy.pods.hold_scale_in_during_rollout
+        && let Some(why) = &target.rollout
+    {
+        d.limits.push(limit(
+            LimitKind::Rollout,
+            format!("scale-in waits for the rollout to end ({why})"),
+            Some(desired),
+            Some(current),
+        ));
+        desired = current;
+    }
+    if desired > current
+        && let Some(why) = &target.capacity_not_ready
+    {
+        d.limits.push(limit(
+            LimitKind::CapacityNotReady,
+            format!("scale-out waits for the capacity already added: {why}"),
+            Some(desired),
+            Some(current),
+        ));
+        desired = current;
+    }
+
     // Rule 7: the range.
     if desired > policy.max_replicas {
         d.limits.push(limit(
@@ -308,13 +359,14 @@ fn propose(
     observation: Option<&Observation>,
     current: i32,
 ) -> MetricOutcome {
-    let (reading, query) = match observation {
-        Some(o) => (o.reading.clone(), o.query.clone()),
+    let (reading, query, pods) = match observation {
+        Some(o) => (o.reading.clone(), o.query.clone(), o.pods.as_ref()),
         None => (
             Reading::failed(
                 FailureKind::Unavailable,
                 "no observation was supplied for this metric",
             ),
+            None,
             None,
         ),
     };
@@ -325,17 +377,87 @@ fn propose(
         ),
         other => other,
     };
-    let proposal = match &reading {
-        Reading::Failed { .. } => Some(current),
-        Reading::Value(v) => proposal_for(policy, metric.rule, *v, current),
+    let (proposal, explanation) = match (&reading, pods) {
+        (Reading::Failed { .. }, _) => (Some(current), None),
+        (Reading::Value(v), None) => (proposal_for(policy, metric.rule, *v, current), None),
+        (Reading::Value(v), Some(pods)) => pod_proposal(policy, metric, *v, pods, current),
+    };
+    let explanation = explanation
+        .unwrap_or_else(|| metric_explanation(policy, metric, &reading, proposal, current));
+    let explanation = match pods {
+        Some(p) => format!("{explanation}; {}", p.summary()),
+        None => explanation,
     };
     MetricOutcome {
         name: metric.name.clone(),
-        explanation: metric_explanation(policy, metric, &reading, proposal, current),
+        explanation,
         reading,
         proposal,
         query,
     }
+}
+
+/// The proposal of a resource metric read pod by pod, by the HorizontalPodAutoscaler's rule:
+/// the ready pods' value proposes a direction; on a scale-out, starting, unready and missing
+/// pods are then counted at 0% of their requests, on a scale-in missing pods at the target (for
+/// thresholds, at `scaleOutAbove`); if that reverses the direction or ends inside the band,
+/// nothing changes. Returns the explanation when the other pods changed the outcome.
+fn pod_proposal(
+    policy: &Policy,
+    metric: &MetricRule,
+    value: f64,
+    pods: &PodUtilization,
+    current: i32,
+) -> (Option<i32>, Option<String>) {
+    let raw = proposal_for(policy, metric.rule, value, current);
+    if !pods.adjusts() {
+        return (raw, None);
+    }
+    let (adjusted, direction, counted) = match raw {
+        Some(p) if p > current => (
+            pods.scale_out_value(),
+            "scale-out",
+            "the starting, unready and missing pods at 0%".to_owned(),
+        ),
+        Some(p) if p < current => {
+            let level = match metric.rule {
+                Rule::Target(target) => target,
+                Rule::Thresholds { out_above, .. } => out_above,
+                // A total shared by the replicas is not a utilization: nothing to recount.
+                Rule::TargetPerReplica(_) => return (raw, None),
+            };
+            (
+                pods.scale_in_value(level),
+                "scale-in",
+                format!("the pods without a sample at {}", show_percent(level)),
+            )
+        }
+        other => return (other, None),
+    };
+    let again = proposal_for(policy, metric.rule, adjusted, current);
+    let same_direction = match (raw, again) {
+        (Some(r), Some(a)) => (r > current && a > current) || (r < current && a < current),
+        _ => false,
+    };
+    if same_direction {
+        let how = metric_explanation(policy, metric, &Reading::Value(adjusted), again, current);
+        return (
+            again,
+            Some(format!(
+                "{how}, counting {counted} (ready pods alone: {})",
+                show_percent(value)
+            )),
+        );
+    }
+    (
+        Some(current),
+        Some(format!(
+            "{name} {} of ready pods asks for a {direction}, but {} counting the other pods does not: no change",
+            show_percent(value),
+            show_percent(adjusted),
+            name = metric.name
+        )),
+    )
 }
 
 /// The replicas a healthy value proposes, or None when the metric abstains.

@@ -100,6 +100,7 @@ mod tests {
         };
         Policy {
             target: "web".into(),
+            target_kind: crate::api::TargetKind::deployment(),
             address: None,
             min_replicas: 1,
             max_replicas: 10,
@@ -115,6 +116,7 @@ mod tests {
             },
             dry_run: false,
             paused: false,
+            pods: crate::api::PodPolicy::default(),
         }
     }
 

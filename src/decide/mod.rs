@@ -21,9 +21,10 @@ mod decision;
 mod engine;
 mod explain;
 mod history;
+pub mod pods;
 mod status;
 mod tolerance;
 
-pub use decision::{Decision, EngineState, MetricOutcome, Observation, Reading};
-pub use engine::decide;
+pub use decision::{Decision, EngineState, MetricOutcome, Observation, Reading, TargetState};
+pub use engine::{decide, decide_for};
 pub use status::next_status;

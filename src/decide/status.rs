@@ -28,6 +28,8 @@ pub fn next_status(
         last_evaluation_time: state.last_evaluation_time.map(Time),
         // The controller's to say (it knows how long the evaluation waited).
         queued_seconds: previous.queued_seconds,
+        // The controller's to say too (it knows the pods).
+        capacity: previous.capacity.clone(),
         evaluating_since: state.evaluating_since.map(Time),
         metrics: decision.metrics.iter().map(metric_status).collect(),
         last_decision: Some(DecisionRecord {
@@ -44,6 +46,8 @@ pub fn next_status(
         scale_events,
         consecutive_failures: state.consecutive_failures,
         pending_scale: None,
+        // The controller's to say (it knows the operator's tenancy settings).
+        namespace_access: previous.namespace_access.clone(),
         conditions: previous.conditions.clone(),
     };
     set_decision_conditions(&mut status.conditions, decision, generation, &now);

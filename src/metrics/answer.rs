@@ -2,6 +2,7 @@
 //! every case is tested without a server.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use super::limits::{MAX_MESSAGE_BYTES, truncate};
 use super::observation::{Failure, Invalid, Sample};
 use super::plan::SourceKind;
+use super::promql::{AGE_PART, PART_LABEL, VALUE_PART};
 
 /// How much of an unexpected body a message quotes, in characters.
 const BODY_EXCERPT: usize = 200;
@@ -52,6 +54,113 @@ pub fn classify(
     body: &[u8],
     max_series: usize,
 ) -> Result<Answer, Failure> {
+    let data = parse(status, content_type, body, max_series)?;
+    match data.result_type.as_ref().map(|s| s.0.as_str()) {
+        Some("string") => Ok(Answer::Other("string".into())),
+        Some("matrix") => Ok(Answer::Other("range vector".into())),
+        Some("scalar") => match (data.result, data.items.as_slice()) {
+            (Some(n), [Item::Number, Item::Value(v)]) if n.len == 2 => Ok(Answer::Number(*v)),
+            _ => Err(malformed(status, &"a scalar is [time, \"value\"]")),
+        },
+        Some("vector") => {
+            let Some(result) = data.result else {
+                return Err(malformed(status, &"no result"));
+            };
+            if result.series != result.len {
+                return Err(malformed(status, &"a vector holds series objects only"));
+            }
+            series_answer(status, result.series, data.items.first())
+        }
+        Some(other) => Err(malformed(
+            status,
+            &format_args!("resultType {:?}", short(other)),
+        )),
+        None => Err(malformed(status, &"no resultType")),
+    }
+}
+
+/// Reads the answer of a metric's combined query (see [`super::promql::reading`]): the answer of
+/// its value part and of its age part, as [`classify`] reads each query alone. The value part
+/// may hold up to `max_series` series; a series of neither part makes the answer malformed.
+pub fn classify_combined(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    max_series: usize,
+) -> Result<(Answer, Answer), Failure> {
+    // The age part is one series at most: the cap is the value part's.
+    let data =
+        parse(status, content_type, body, max_series.saturating_add(1)).map_err(|f| match f {
+            Failure::Invalid(Invalid::TooManySeries { .. }) => {
+                Failure::Invalid(Invalid::TooManySeries { limit: max_series })
+            }
+            other => other,
+        })?;
+    match data.result_type.as_ref().map(|s| s.0.as_str()) {
+        Some("vector") => {}
+        Some(other) => {
+            return Err(malformed(
+                status,
+                &format_args!(
+                    "resultType {:?} (a value with the age of its samples is a vector)",
+                    short(other)
+                ),
+            ));
+        }
+        None => return Err(malformed(status, &"no resultType")),
+    }
+    let Some(result) = data.result else {
+        return Err(malformed(status, &"no result"));
+    };
+    if result.series != result.len {
+        return Err(malformed(status, &"a vector holds series objects only"));
+    }
+    let parts = data.parts;
+    if parts.unmarked > 0 {
+        return Err(malformed(
+            status,
+            &format_args!(
+                "{} series without the {PART_LABEL} label of a value or an age",
+                parts.unmarked
+            ),
+        ));
+    }
+    if parts.value.series > max_series {
+        return Err(Failure::Invalid(Invalid::TooManySeries {
+            limit: max_series,
+        }));
+    }
+    let value = series_answer(status, parts.value.series, parts.value.first.as_ref())?;
+    let age = series_answer(status, parts.age.series, parts.age.first.as_ref())?;
+    Ok((value, age))
+}
+
+/// A vector's answer from its number of series and its first one.
+fn series_answer(status: u16, series: usize, first: Option<&Item>) -> Result<Answer, Failure> {
+    match (series, first) {
+        (0, _) => Ok(Answer::Nothing),
+        (1, Some(Item::Series(Some(v), _))) => Ok(Answer::Number(*v)),
+        (1, Some(Item::Histogram(_))) => Ok(Answer::Other("native histogram".into())),
+        (1, _) => Err(malformed(status, &"the series has no value")),
+        (n, _) => Ok(Answer::Series(n)),
+    }
+}
+
+/// An answer whose data [`classify`] cannot read.
+fn malformed(status: u16, why: &dyn fmt::Display) -> Failure {
+    Failure::unavailable(format!(
+        "malformed answer (HTTP {status}): the data is not an instant vector or scalar: {why}"
+    ))
+}
+
+/// The data of a well-formed success of at most `max_series` series; otherwise why there is
+/// none.
+fn parse(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    max_series: usize,
+) -> Result<Data, Failure> {
     let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
     let Some(envelope) = envelope else {
         let what = if (200..300).contains(&status) {
@@ -97,40 +206,10 @@ pub fn classify(
             limit: max_series,
         }));
     }
-    let malformed = |why: &dyn fmt::Display| {
-        Failure::unavailable(format!(
-            "malformed answer (HTTP {status}): the data is not an instant vector or scalar: {why}"
-        ))
-    };
-    let data = match parsed {
-        Ok(Some(data)) => data,
-        Ok(None) => return Err(malformed(&"no data")),
-        Err(e) => return Err(malformed(&e)),
-    };
-    match data.result_type.as_ref().map(|s| s.0.as_str()) {
-        Some("string") => Ok(Answer::Other("string".into())),
-        Some("matrix") => Ok(Answer::Other("range vector".into())),
-        Some("scalar") => match (data.result, data.items.as_slice()) {
-            (Some(n), [Item::Number, Item::Value(v)]) if n.len == 2 => Ok(Answer::Number(*v)),
-            _ => Err(malformed(&"a scalar is [time, \"value\"]")),
-        },
-        Some("vector") => {
-            let Some(result) = data.result else {
-                return Err(malformed(&"no result"));
-            };
-            if result.series != result.len {
-                return Err(malformed(&"a vector holds series objects only"));
-            }
-            match (result.series, data.items.first()) {
-                (0, _) => Ok(Answer::Nothing),
-                (1, Some(Item::Series(Some(v)))) => Ok(Answer::Number(*v)),
-                (1, Some(Item::Histogram)) => Ok(Answer::Other("native histogram".into())),
-                (1, _) => Err(malformed(&"the series has no value")),
-                (n, _) => Ok(Answer::Series(n)),
-            }
-        }
-        Some(other) => Err(malformed(&format_args!("resultType {:?}", short(other)))),
-        None => Err(malformed(&"no resultType")),
+    match parsed {
+        Ok(Some(data)) => Ok(data),
+        Ok(None) => Err(malformed(status, &"no data")),
+        Err(e) => Err(malformed(status, &e)),
     }
 }
 
@@ -196,6 +275,44 @@ struct Data {
     result_type: Option<Short>,
     result: Option<Counted>,
     items: Vec<Item>,
+    /// The series of each part of a combined answer.
+    parts: Parts,
+}
+
+/// The series of a combined answer, by the part their [`PART_LABEL`] names.
+#[derive(Default)]
+struct Parts {
+    value: PartSeries,
+    age: PartSeries,
+    /// Series of neither part.
+    unmarked: usize,
+}
+
+/// How many series a part holds, and its first.
+#[derive(Default)]
+struct PartSeries {
+    series: usize,
+    first: Option<Item>,
+}
+
+impl PartSeries {
+    fn add(&mut self, item: Item) {
+        self.series = self.series.saturating_add(1);
+        if self.first.is_none() {
+            self.first = Some(item);
+        }
+    }
+}
+
+impl Parts {
+    fn add(&mut self, item: Item) {
+        match item.part() {
+            Some(Part::Value) => self.value.add(item),
+            Some(Part::Age) => self.age.add(item),
+            Some(Part::Unmarked) => self.unmarked = self.unmarked.saturating_add(1),
+            None => {}
+        }
+    }
 }
 
 /// What a result array held.
@@ -208,17 +325,70 @@ struct Counted {
 }
 
 /// One element of a result array, as far as it matters.
+#[derive(Clone, Copy)]
 enum Item {
-    /// A series with its instant value (none for a range vector's series).
-    Series(Option<f64>),
+    /// A series with its instant value (none for a range vector's series), and the part of a
+    /// combined answer its labels name.
+    Series(Option<f64>, Part),
     /// A series holding a native histogram instead of a value.
-    Histogram,
+    Histogram(Part),
     /// A number: a scalar's or a string's time.
     Number,
     /// A string that is a float: a scalar's value.
     Value(f64),
     /// Anything else.
     Other,
+}
+
+impl Item {
+    /// The part of a series; `None` for what is not a series.
+    fn part(&self) -> Option<Part> {
+        match self {
+            Item::Series(_, part) | Item::Histogram(part) => Some(*part),
+            Item::Number | Item::Value(_) | Item::Other => None,
+        }
+    }
+}
+
+/// The part of a combined answer a series belongs to, by its [`PART_LABEL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    Value,
+    Age,
+    /// Without the label, or with another value.
+    Unmarked,
+}
+
+/// A series' labels, as far as they name its [`Part`].
+struct PartOf(Part);
+
+impl<'de> Deserialize<'de> for PartOf {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LabelsVisitor;
+        impl<'de> Visitor<'de> for LabelsVisitor {
+            type Value = PartOf;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("the labels of a series")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PartOf, A::Error> {
+                let mut part = Part::Unmarked;
+                while let Some(key) = map.next_key::<Short>()? {
+                    if key.0 == PART_LABEL {
+                        let value: Short = map.next_value()?;
+                        part = match value.0.as_str() {
+                            VALUE_PART => Part::Value,
+                            AGE_PART => Part::Age,
+                            _ => Part::Unmarked,
+                        };
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(PartOf(part))
+            }
+        }
+        deserializer.deserialize_map(LabelsVisitor)
+    }
 }
 
 /// How many leading items of a result are kept: a scalar is `[time, "value"]`.
@@ -283,6 +453,7 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
             result_type: None,
             result: None,
             items: Vec::new(),
+            parts: Parts::default(),
         };
         while let Some(key) = map.next_key::<Short>()? {
             match key.0.as_str() {
@@ -290,12 +461,13 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
                     data.result_type = Some(map.next_value()?);
                 }
                 "result" if data.result.is_none() => {
-                    let (counted, items) = map.next_value_seed(ResultSeed {
+                    let (counted, items, parts) = map.next_value_seed(ResultSeed {
                         max_series: self.max_series,
                         exceeded: self.exceeded,
                     })?;
                     data.result = Some(counted);
                     data.items = items;
+                    data.parts = parts;
                 }
                 "resultType" | "result" => {
                     return Err(de::Error::custom(format_args!(
@@ -313,14 +485,15 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 }
 
 /// The result array, counted while it is read: the series beyond `max_series` stop the parse
-/// (and set `exceeded`); only the first [`KEPT_ITEMS`] items are kept.
+/// (and set `exceeded`); only the first [`KEPT_ITEMS`] items are kept, and the first series of
+/// each part.
 struct ResultSeed<'a> {
     max_series: usize,
     exceeded: &'a Cell<bool>,
 }
 
 impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
-    type Value = (Counted, Vec<Item>);
+    type Value = (Counted, Vec<Item>, Parts);
 
     fn deserialize<D: de::Deserializer<'de>>(
         self,
@@ -331,7 +504,7 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
 }
 
 impl<'de> Visitor<'de> for ResultSeed<'_> {
-    type Value = (Counted, Vec<Item>);
+    type Value = (Counted, Vec<Item>, Parts);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array")
@@ -340,20 +513,22 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut counted = Counted { len: 0, series: 0 };
         let mut items = Vec::new();
+        let mut parts = Parts::default();
         while let Some(item) = seq.next_element::<Item>()? {
             counted.len = counted.len.saturating_add(1);
-            if matches!(item, Item::Series(_) | Item::Histogram) {
+            if item.part().is_some() {
                 counted.series = counted.series.saturating_add(1);
                 if counted.series > self.max_series {
                     self.exceeded.set(true);
                     return Err(de::Error::custom("too many series"));
                 }
             }
+            parts.add(item);
             if items.len() < KEPT_ITEMS {
                 items.push(item);
             }
         }
-        Ok((counted, items))
+        Ok((counted, items, parts))
     }
 }
 
@@ -375,6 +550,7 @@ impl<'de> Visitor<'de> for ItemVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
         let mut value = None;
         let mut histogram = false;
+        let mut part = Part::Unmarked;
         while let Some(key) = map.next_key::<Short>()? {
             match key.0.as_str() {
                 "value" if value.is_none() => {
@@ -385,14 +561,17 @@ impl<'de> Visitor<'de> for ItemVisitor {
                     map.next_value::<IgnoredAny>()?;
                     histogram = true;
                 }
+                "metric" => {
+                    part = map.next_value::<PartOf>()?.0;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok(match value {
-            None if histogram => Item::Histogram,
-            value => Item::Series(value),
+            None if histogram => Item::Histogram(part),
+            value => Item::Series(value, part),
         })
     }
 
@@ -424,6 +603,60 @@ impl<'de> Visitor<'de> for ItemVisitor {
     fn visit_unit<E: de::Error>(self) -> Result<Item, E> {
         Ok(Item::Other)
     }
+}
+
+/// The per-pod values of a per-pod query's answer (`sum by (namespace, pod) (...)`), by pod
+/// name. `body` is an answer [`classify`] accepted: a well-formed success within the series cap.
+/// A scalar, a string or a range vector is not a per-pod answer; a series without a `pod` label
+/// is [`Invalid::NoPodLabel`]. Each series keeps only its `pod` label and value.
+///
+/// With `combined`, the answer is a combined query's and only its value part is read.
+pub fn per_pod(
+    answer: &Answer,
+    body: &[u8],
+    combined: bool,
+) -> Result<BTreeMap<String, f64>, Failure> {
+    #[derive(Deserialize)]
+    struct PodBody {
+        data: PodData,
+    }
+    #[derive(Deserialize)]
+    struct PodData {
+        result: Vec<PodSeries>,
+    }
+    #[derive(Deserialize)]
+    struct PodSeries {
+        metric: PodLabels,
+        value: (IgnoredAny, Value),
+    }
+    #[derive(Deserialize)]
+    struct PodLabels {
+        pod: Option<String>,
+        #[serde(rename = "scalewise_part")]
+        part: Option<String>,
+    }
+    match answer {
+        Answer::Nothing => return Ok(BTreeMap::new()),
+        Answer::Number(_) | Answer::Series(_) => {}
+        Answer::Other(what) => return Err(Failure::Invalid(Invalid::NotANumber(what.clone()))),
+    }
+    let parsed: PodBody = serde_json::from_slice(body).map_err(|e| {
+        Failure::unavailable(format!(
+            "malformed answer: the data is not a vector of series with a value: {e}"
+        ))
+    })?;
+    let mut values = BTreeMap::new();
+    for series in parsed.data.result {
+        if combined && series.metric.part.as_deref() != Some(VALUE_PART) {
+            continue;
+        }
+        let pod = series
+            .metric
+            .pod
+            .ok_or(Failure::Invalid(Invalid::NoPodLabel))?;
+        values.insert(pod, series.value.1.0);
+    }
+    Ok(values)
 }
 
 /// The value of a metric from the answer of its value query.
@@ -474,11 +707,18 @@ pub fn judge(
     staleness_limit: Duration,
 ) -> Result<Sample, Failure> {
     let v = value(&value_answer?, kind)?;
+    let age = fresh(age_answer, staleness_limit)?;
+    Ok(Sample { value: v, age })
+}
+
+/// The age of the samples behind a value from the answer of its age query (`None` without
+/// one), or why they are too old to use.
+pub fn fresh(
+    age_answer: Option<Result<Answer, Failure>>,
+    staleness_limit: Duration,
+) -> Result<Option<Duration>, Failure> {
     let Some(age_answer) = age_answer else {
-        return Ok(Sample {
-            value: v,
-            age: None,
-        });
+        return Ok(None);
     };
     let age_answer = age_answer.map_err(|f| match f {
         Failure::Unavailable(m) => {
@@ -495,10 +735,7 @@ pub fn judge(
             age: Some(a),
             limit: staleness_limit,
         }),
-        Some(a) => Ok(Sample {
-            value: v,
-            age: Some(a),
-        }),
+        Some(a) => Ok(Some(a)),
     }
 }
 
@@ -807,6 +1044,7 @@ mod tests {
             query: "q".into(),
             age_query: None,
             result: Err(Failure::Unavailable("é".repeat(100_000))),
+            pods: None,
         };
         let crate::decide::Reading::Failed { message, .. } =
             crate::decide::Observation::from(o).reading
@@ -926,6 +1164,132 @@ mod tests {
                 value: 1.0,
                 age: None
             })
+        );
+    }
+
+    /// A combined answer: each `(part, labels, value)` a series of the vector.
+    fn combined(series: &[(&str, &str, &str)]) -> String {
+        let items: Vec<String> = series
+            .iter()
+            .map(|(part, labels, v)| {
+                let labels = if labels.is_empty() {
+                    format!(r#""scalewise_part":"{part}""#)
+                } else {
+                    format!(r#"{labels},"scalewise_part":"{part}""#)
+                };
+                format!(r#"{{"metric":{{{labels}}},"value":[1700000000.5,"{v}"]}}"#)
+            })
+            .collect();
+        format!(
+            r#"{{"status":"success","data":{{"resultType":"vector","result":[{}]}}}}"#,
+            items.join(",")
+        )
+    }
+
+    fn split(body: &str, max_series: usize) -> Result<(Answer, Answer), Failure> {
+        classify_combined(200, JSON, body.as_bytes(), max_series)
+    }
+
+    #[test]
+    fn a_combined_answer_splits_into_value_and_age_in_any_order() {
+        for body in [
+            combined(&[("value", "", "75.5"), ("age", "", "3")]),
+            combined(&[("age", "", "3"), ("value", "", "75.5")]),
+        ] {
+            assert_eq!(
+                split(&body, SERIES),
+                Ok((Answer::Number(75.5), Answer::Number(3.0))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_combined_answer_keeps_each_parts_own_outcome() {
+        // Nothing found for the value, while its inputs have samples: empty, not stale.
+        assert_eq!(
+            split(&combined(&[("age", "", "3")]), SERIES),
+            Ok((Answer::Nothing, Answer::Number(3.0)))
+        );
+        // A value whose inputs have no current sample: the age part is missing, so stale.
+        let (value, age) = split(&combined(&[("value", "", "1")]), SERIES).unwrap();
+        assert_eq!((&value, &age), (&Answer::Number(1.0), &Answer::Nothing));
+        assert_eq!(
+            judge(
+                SourceKind::Query,
+                Ok(value),
+                Some(Ok(age)),
+                Duration::from_secs(60)
+            ),
+            Err(Failure::Stale {
+                age: None,
+                limit: Duration::from_secs(60)
+            })
+        );
+        // Several value series are several series, as when read alone.
+        assert_eq!(
+            split(
+                &combined(&[
+                    ("value", r#""a":"1""#, "1"),
+                    ("value", r#""a":"2""#, "2"),
+                    ("age", "", "3")
+                ]),
+                SERIES
+            ),
+            Ok((Answer::Series(2), Answer::Number(3.0)))
+        );
+    }
+
+    #[test]
+    fn the_series_cap_of_a_combined_answer_is_the_value_parts() {
+        let three = combined(&[
+            ("value", r#""a":"1""#, "1"),
+            ("value", r#""a":"2""#, "2"),
+            ("value", r#""a":"3""#, "3"),
+            ("age", "", "3"),
+        ]);
+        assert_eq!(split(&three, 3).map(|(v, _)| v), Ok(Answer::Series(3)));
+        assert_eq!(
+            split(&three, 2),
+            Err(Failure::Invalid(Invalid::TooManySeries { limit: 2 }))
+        );
+    }
+
+    #[test]
+    fn a_combined_answer_with_a_series_of_neither_part_is_malformed() {
+        for body in [
+            vector(&["1"]),
+            combined(&[("value", "", "1"), ("other", "", "2")]),
+        ] {
+            let Err(Failure::Unavailable(message)) = split(&body, SERIES) else {
+                panic!("{body} was accepted");
+            };
+            assert!(
+                message.contains("without the scalewise_part label"),
+                "{message}"
+            );
+        }
+        let scalar =
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#;
+        let Err(Failure::Unavailable(message)) = split(scalar, SERIES) else {
+            panic!("a scalar was accepted");
+        };
+        assert!(message.contains(r#"resultType "scalar""#), "{message}");
+    }
+
+    #[test]
+    fn a_combined_per_pod_answer_reads_the_pods_of_the_value_part_only() {
+        let body = combined(&[
+            ("value", r#""namespace":"shop","pod":"web-1""#, "0.5"),
+            ("value", r#""namespace":"shop","pod":"web-2""#, "0.25"),
+            ("age", "", "4"),
+        ]);
+        let (value, age) = split(&body, SERIES).unwrap();
+        assert_eq!(age, Answer::Number(4.0));
+        let pods = per_pod(&value, body.as_bytes(), true).unwrap();
+        assert_eq!(
+            pods,
+            BTreeMap::from([("web-1".to_owned(), 0.5), ("web-2".to_owned(), 0.25)])
         );
     }
 }

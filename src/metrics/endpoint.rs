@@ -22,6 +22,7 @@ use super::access::{Access, BasicAuthFiles, check_header};
 use super::error::{ConfigError, MetricsError};
 use super::limits::AnswerLimits;
 use super::plan::QueryPlan;
+use super::tenancy::{QueryScope, Rules};
 use crate::api::address::{Writer, check_address};
 
 /// Default request timeout.
@@ -32,6 +33,44 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ServerConfig {
     pub url: Url,
     pub access: Access,
+    /// Whose policies may use it, and which label carries a series' namespace there.
+    pub tenancy: ServerTenancy,
+}
+
+/// Who may use a server, and how its series name their namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerTenancy {
+    /// The label that carries a series' namespace; `None`: `namespace`.
+    pub namespace_label: Option<String>,
+    /// The namespaces whose policies may use it.
+    pub namespaces: Namespaces,
+}
+
+/// The namespaces whose policies may use a server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Namespaces {
+    /// Every namespace: the operator's default server.
+    #[default]
+    All,
+    /// Only these (none when empty): each allow-list entry.
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl ServerTenancy {
+    /// The label that carries a series' namespace on this server.
+    pub fn label(&self) -> &str {
+        self.namespace_label
+            .as_deref()
+            .unwrap_or(super::tenancy::DEFAULT_NAMESPACE_LABEL)
+    }
+
+    /// Whether policies in `namespace` may use the server.
+    pub fn admits(&self, namespace: &str) -> bool {
+        match &self.namespaces {
+            Namespaces::All => true,
+            Namespaces::Only(list) => list.contains(namespace),
+        }
+    }
 }
 
 /// The operator's metrics settings.
@@ -49,6 +88,9 @@ pub struct SourceConfig {
     /// The size and series caps of every answer (`--prometheus-max-answer-bytes`,
     /// `--prometheus-max-series`).
     pub limits: AnswerLimits,
+    /// Who may read whose series beyond their own (`--cross-namespace-grant`,
+    /// `--allow-cross-namespace-queries`).
+    pub tenancy: Rules,
 }
 
 impl Default for SourceConfig {
@@ -59,6 +101,7 @@ impl Default for SourceConfig {
             timeout: DEFAULT_TIMEOUT,
             staleness_limit: None,
             limits: AnswerLimits::default(),
+            tenancy: Rules::default(),
         }
     }
 }
@@ -78,6 +121,12 @@ struct AllowListEntry {
     insecure_skip_verify: bool,
     #[serde(default)]
     headers: std::collections::BTreeMap<String, String>,
+    /// The namespaces whose policies may use the entry: none when absent.
+    #[serde(default)]
+    namespaces: Vec<String>,
+    /// The label that carries a series' namespace on this server (default `namespace`).
+    #[serde(default)]
+    namespace_label: Option<String>,
 }
 
 /// The `--allowed-prometheus-config` file.
@@ -119,6 +168,30 @@ pub fn load_allow_list(path: &Path) -> Result<Vec<ServerConfig>, ConfigError> {
             for (name, value) in &headers {
                 check_header(name, value)?;
             }
+            let bad = |field: &str, message: String| ConfigError::AllowListFile {
+                path: path.to_owned(),
+                message: format!("servers[{i}].{field}: {message}"),
+            };
+            if a.namespaces.len() > MAX_ENTRY_NAMESPACES {
+                return Err(bad(
+                    "namespaces",
+                    format!(
+                        "{} namespaces; at most {MAX_ENTRY_NAMESPACES}",
+                        a.namespaces.len()
+                    ),
+                ));
+            }
+            for (j, ns) in a.namespaces.iter().enumerate() {
+                super::tenancy::check_namespace(ns)
+                    .map_err(|e| bad(&format!("namespaces[{j}]"), e))?;
+            }
+            if let Some(label) = &a.namespace_label {
+                super::tenancy::check_label_name(label).map_err(|e| bad("namespaceLabel", e))?;
+            }
+            let tenancy = ServerTenancy {
+                namespace_label: a.namespace_label,
+                namespaces: Namespaces::Only(a.namespaces.into_iter().collect()),
+            };
             Ok(ServerConfig {
                 url,
                 access: Access {
@@ -128,9 +201,67 @@ pub fn load_allow_list(path: &Path) -> Result<Vec<ServerConfig>, ConfigError> {
                     insecure_skip_verify: a.insecure_skip_verify,
                     headers,
                 },
+                tenancy,
             })
         })
         .collect()
+}
+
+/// The most namespaces one allow-list entry may list.
+pub const MAX_ENTRY_NAMESPACES: usize = 1000;
+
+/// Reads one `--allowed-prometheus-url`: `NAMESPACE=PREFIX` lets policies in that namespace
+/// name addresses under the prefix; a bare `PREFIX` is usable by no namespace.
+pub fn parse_allowed_url(text: &str) -> Result<ServerConfig, ConfigError> {
+    let text = text.trim();
+    let (namespaces, prefix) = match text.split_once('=') {
+        Some((ns, prefix)) if !ns.contains("://") => {
+            super::tenancy::check_namespace(ns).map_err(|message| ConfigError::Url {
+                what: "--allowed-prometheus-url".to_owned(),
+                url: text.to_owned(),
+                message: format!("{message}; write NAMESPACE=PREFIX"),
+            })?;
+            ([ns.to_owned()].into(), prefix)
+        }
+        _ => (std::collections::BTreeSet::new(), text),
+    };
+    Ok(ServerConfig {
+        url: parse_url("--allowed-prometheus-url", prefix)?,
+        access: Access::default(),
+        tenancy: ServerTenancy {
+            namespace_label: None,
+            namespaces: Namespaces::Only(namespaces),
+        },
+    })
+}
+
+/// Merges allow-list entries for the same prefix with the same access: `shop=P` and `team=P`
+/// are one entry open to both namespaces.
+pub fn merge_allowed(entries: Vec<ServerConfig>) -> Vec<ServerConfig> {
+    let mut merged: Vec<ServerConfig> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let same = merged.iter_mut().find(|m| {
+            m.url == entry.url
+                && m.access == entry.access
+                && m.tenancy.namespace_label == entry.tenancy.namespace_label
+        });
+        match (same, entry.tenancy.namespaces) {
+            (Some(m), Namespaces::Only(more)) => {
+                if let Namespaces::Only(list) = &mut m.tenancy.namespaces {
+                    list.extend(more);
+                }
+            }
+            (Some(m), Namespaces::All) => m.tenancy.namespaces = Namespaces::All,
+            (None, namespaces) => merged.push(ServerConfig {
+                tenancy: ServerTenancy {
+                    namespaces,
+                    ..entry.tenancy
+                },
+                ..entry
+            }),
+        }
+    }
+    merged
 }
 
 /// Whether `address` lies under `prefix`: same scheme, host and port, and a path equal to the
@@ -161,13 +292,21 @@ fn same_server(a: &Url, b: &Url) -> bool {
 }
 
 impl SourceConfig {
-    /// The server a plan's queries go to, with the access configured for it.
+    /// The server a plan's queries go to, with the access configured for it: the policy's
+    /// namespace must be one the server admits.
     pub fn server_for(&self, plan: &QueryPlan) -> Result<ServerConfig, MetricsError> {
-        self.server_for_address(plan.address.as_deref())
+        self.server_for_address(&plan.namespace, plan.address.as_deref())
     }
 
-    /// The server for `spec.prometheus.address` (the default without one).
-    pub fn server_for_address(&self, address: Option<&str>) -> Result<ServerConfig, MetricsError> {
+    /// The server a policy in `namespace` reads with `spec.prometheus.address` (the default
+    /// without one). An address is allowed only under an allow-list entry that lists the
+    /// namespace (the longest such prefix wins), so an entry's credentials and headers reach
+    /// the server only for the namespaces it names.
+    pub fn server_for_address(
+        &self,
+        namespace: &str,
+        address: Option<&str>,
+    ) -> Result<ServerConfig, MetricsError> {
         let Some(address) = address else {
             return self.default.clone().ok_or(MetricsError::NoServer);
         };
@@ -178,8 +317,12 @@ impl SourceConfig {
         {
             return Ok(default.clone());
         }
-        let best = self
+        let open: Vec<&ServerConfig> = self
             .allowed
+            .iter()
+            .filter(|entry| entry.tenancy.admits(namespace))
+            .collect();
+        let best = open
             .iter()
             .filter(|entry| under_prefix(&entry.url, &url))
             .max_by_key(|entry| entry.url.path().trim_end_matches('/').len());
@@ -187,20 +330,39 @@ impl SourceConfig {
             Some(entry) => Ok(ServerConfig {
                 url,
                 access: entry.access.clone(),
+                tenancy: entry.tenancy.clone(),
             }),
             None => Err(MetricsError::AddressNotAllowed {
                 address: address.to_owned(),
-                allowed: if self.allowed.is_empty() {
-                    "none; the operator allows none with --allowed-prometheus-url".into()
+                allowed: if open.is_empty() {
+                    format!(
+                        "none for namespace {namespace}; the operator opens prefixes to namespaces with --allowed-prometheus-url NAMESPACE=PREFIX or the allow-list file's namespaces"
+                    )
                 } else {
-                    self.allowed
-                        .iter()
+                    open.iter()
                         .map(|e| e.url.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
                 },
             }),
         }
+    }
+
+    /// How the queries of a policy in `namespace` reading `address` are scoped: through the
+    /// namespace label of its server (the default label when it has none).
+    pub fn scope_for(&self, namespace: &str, address: Option<&str>) -> QueryScope {
+        let label = self
+            .server_for_address(namespace, address)
+            .map(|s| s.tenancy.label().to_owned())
+            .unwrap_or_else(|_| super::tenancy::DEFAULT_NAMESPACE_LABEL.to_owned());
+        self.tenancy.scope_for(namespace, &label)
+    }
+
+    /// Allow-list entries no namespace may use, for a warning at start.
+    pub fn unusable_entries(&self) -> impl Iterator<Item = &ServerConfig> {
+        self.allowed
+            .iter()
+            .filter(|e| matches!(&e.tenancy.namespaces, Namespaces::Only(list) if list.is_empty()))
     }
 
     /// The staleness limit of a policy evaluated every `interval`.
@@ -277,11 +439,13 @@ mod tests {
                     bearer_token_file: Some("/default-token".into()),
                     ..Access::default()
                 },
+                tenancy: Default::default(),
             }),
             allowed: vec![
                 ServerConfig {
                     url: url("https://mimir.example/prometheus"),
                     access: Access::default(),
+                    tenancy: Default::default(),
                 },
                 ServerConfig {
                     url: url("https://mimir.example/prometheus/team-a"),
@@ -289,6 +453,7 @@ mod tests {
                         headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
                         ..Access::default()
                     },
+                    tenancy: Default::default(),
                 },
             ],
             ..SourceConfig::default()
@@ -302,7 +467,73 @@ mod tests {
             interval: Duration::from_secs(15),
             address: address.map(str::to_owned),
             metrics: Vec::new(),
+            scope: QueryScope::own("shop"),
         }
+    }
+
+    fn only(namespaces: &[&str]) -> ServerTenancy {
+        ServerTenancy {
+            namespace_label: None,
+            namespaces: Namespaces::Only(namespaces.iter().map(|n| (*n).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn an_allow_list_entry_serves_only_the_namespaces_it_lists() {
+        let c = SourceConfig {
+            allowed: vec![
+                ServerConfig {
+                    url: url("https://mimir.example/prometheus"),
+                    access: Access::default(),
+                    tenancy: only(&["shop", "web"]),
+                },
+                ServerConfig {
+                    url: url("https://mimir.example/prometheus/payments"),
+                    access: Access {
+                        headers: vec![("X-Scope-OrgID".into(), "payments".into())],
+                        ..Access::default()
+                    },
+                    tenancy: only(&["payments"]),
+                },
+            ],
+            ..SourceConfig::default()
+        };
+        let address = Some("https://mimir.example/prometheus/payments");
+        // Shop's policy naming the payments tenant's address gets the plain prefix: never the
+        // payments entry's header.
+        let shop = c.server_for_address("shop", address).unwrap();
+        assert_eq!(shop.access, Access::default());
+        let payments = c.server_for_address("payments", address).unwrap();
+        assert_eq!(payments.access.headers.len(), 1);
+        // A namespace no entry lists may name nothing, and is told only of its own options.
+        let e = c.server_for_address("other", address).unwrap_err();
+        let MetricsError::AddressNotAllowed { allowed, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert!(allowed.starts_with("none for namespace other"), "{allowed}");
+        assert!(!allowed.contains("mimir"), "{allowed}");
+    }
+
+    #[test]
+    fn an_allowed_url_flag_names_its_namespace_and_a_bare_prefix_serves_none() {
+        let shop = parse_allowed_url("shop=https://mimir.example/prometheus").unwrap();
+        assert_eq!(shop.tenancy, only(&["shop"]));
+        assert_eq!(shop.url.as_str(), "https://mimir.example/prometheus");
+        let bare = parse_allowed_url("https://mimir.example/prometheus").unwrap();
+        assert_eq!(bare.tenancy, only(&[]));
+        assert!(parse_allowed_url("Shop=https://mimir.example/").is_err());
+        let merged = merge_allowed(vec![
+            shop,
+            parse_allowed_url("web=https://mimir.example/prometheus").unwrap(),
+            bare,
+        ]);
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].tenancy, only(&["shop", "web"]));
+        let c = SourceConfig {
+            allowed: vec![parse_allowed_url("https://x.example/").unwrap()],
+            ..SourceConfig::default()
+        };
+        assert_eq!(c.unusable_entries().count(), 1);
     }
 
     #[test]
@@ -405,6 +636,8 @@ servers:
     bearerTokenFile: /var/run/secrets/mimir/token
     headers:
       X-Scope-OrgID: team-a
+    namespaces: [team-a, team-a-jobs]
+    namespaceLabel: tenant_namespace
   - urlPrefix: http://thanos-query.monitoring:9090
 "#,
         )
@@ -420,13 +653,31 @@ servers:
                         headers: vec![("X-Scope-OrgID".into(), "team-a".into())],
                         ..Access::default()
                     },
+                    tenancy: ServerTenancy {
+                        namespace_label: Some("tenant_namespace".into()),
+                        ..only(&["team-a", "team-a-jobs"])
+                    },
                 },
+                // Without namespaces: usable by none.
                 ServerConfig {
                     url: url("http://thanos-query.monitoring:9090"),
                     access: Access::default(),
+                    tenancy: only(&[]),
                 },
             ]
         );
+        for (bad, field) in [
+            ("namespaces: [Team]", "servers[0].namespaces[0]"),
+            ("namespaceLabel: 'a-b'", "servers[0].namespaceLabel"),
+        ] {
+            std::fs::write(
+                &path,
+                format!("servers:\n  - urlPrefix: http://a\n    {bad}\n"),
+            )
+            .unwrap();
+            let e = load_allow_list(&path).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
         std::fs::write(
             &path,
             "servers:\n  - urlPrefix: http://a\n    bearerToken: x\n",

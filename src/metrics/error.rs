@@ -63,4 +63,6 @@ pub enum ConfigError {
     CaBundle { path: PathBuf, message: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error("{0}")]
+    Tenancy(String),
 }

@@ -24,6 +24,11 @@ pub const MAX_ANSWER_BYTES_RANGE: (usize, usize) = (4 * KIB, 64 * MIB);
 /// `sum()` over a few pods from a selector matching everything), beyond it parsing stops.
 pub const DEFAULT_MAX_SERIES: usize = 100;
 
+/// Default `--prometheus-max-pod-series` (which accepts 1 to 100,000): 5,000. A `cpu` or
+/// `memory` metric reads one series per pod of its namespace (about 150 bytes each with
+/// cAdvisor's labels, so 5,000 fit in the default 1 MiB answer).
+pub const DEFAULT_MAX_POD_SERIES: usize = 5000;
+
 /// The longest failure message a metric keeps (status `metrics[].message`, the `MetricsAvailable`
 /// condition, events), in bytes: longer ones are cut at a character boundary and end in `…`.
 pub const MAX_MESSAGE_BYTES: usize = 512;
@@ -38,6 +43,9 @@ pub struct AnswerLimits {
     pub max_bytes: usize,
     /// The most series an answer may hold (`--prometheus-max-series`).
     pub max_series: usize,
+    /// The most series a per-pod answer (`cpu`, `memory`) may hold
+    /// (`--prometheus-max-pod-series`).
+    pub max_pod_series: usize,
 }
 
 impl Default for AnswerLimits {
@@ -45,6 +53,7 @@ impl Default for AnswerLimits {
         Self {
             max_bytes: DEFAULT_MAX_ANSWER_BYTES,
             max_series: DEFAULT_MAX_SERIES,
+            max_pod_series: DEFAULT_MAX_POD_SERIES,
         }
     }
 }

@@ -6,9 +6,9 @@
 //! # How the age of a value is measured
 //!
 //! An instant query's answer carries the evaluation time, not the time of the samples behind it,
-//! so every metric runs a second query next to its value query (both at the same evaluation
-//! time, concurrently). [`promql::raw_selectors`] parses the metric's PromQL and collects every
-//! series selector in it (`offset` and `@` removed); the age query is
+//! so every metric measures an age beside its value, at the same evaluation time.
+//! [`promql::raw_selectors`] parses the metric's PromQL and collects every series selector in it
+//! (`offset` and `@` removed); the age query is
 //!
 //! ```text
 //! time() - max(timestamp(SELECTOR))                       -- one selector
@@ -28,6 +28,10 @@
 //!   is what a `rate()` over series that vanished looks like: Prometheus marks them stale, the
 //!   range still holds their old samples, but no current sample exists;
 //! - a query without selectors (`vector(1)`) has no age and is never stale.
+//!
+//! Value and age are sent as one query ([`promql::reading`]): both expressions joined with `or`,
+//! each marked by the label `scalewise_part` (`value`, `age`), and the answer split by it
+//! ([`answer::classify_combined`]). One request per metric and evaluation, at one evaluation time.
 
 pub mod access;
 pub mod answer;
@@ -39,6 +43,7 @@ pub mod plan;
 pub mod prometheus;
 pub mod promql;
 mod source;
+pub mod tenancy;
 mod tls;
 
 pub use access::{Access, BasicAuthFiles};

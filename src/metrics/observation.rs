@@ -19,6 +19,8 @@ pub struct MetricObservation {
     /// The PromQL that measured the age of the samples behind it (none without selectors).
     pub age_query: Option<String>,
     pub result: Result<Sample, Failure>,
+    /// For a metric read per pod: how the target's pods were counted.
+    pub pods: Option<crate::decide::pods::PodUtilization>,
 }
 
 /// A usable value.
@@ -38,6 +40,12 @@ pub enum Failure {
     Unavailable(String),
     /// The query matched no series.
     Empty,
+    /// The query, scoped to the policy's namespace, matched no series: the data may be there
+    /// without the label that carries the namespace.
+    EmptyInNamespace { label: String, namespace: String },
+    /// A metric read per pod has nothing to measure: the target has no ready pod with a sample
+    /// (the message says how its pods were counted).
+    NoReadyPod(String),
     /// The data behind the value is older than the staleness limit. `age` is `None` when no
     /// current sample exists at all (every input series vanished or is older than the lookback).
     Stale {
@@ -72,6 +80,14 @@ pub enum Invalid {
     TooManySeries {
         limit: usize,
     },
+    /// A per-pod answer held more series than `--prometheus-max-pod-series` (the limit).
+    TooManyPods {
+        limit: usize,
+    },
+    /// A series of a per-pod answer has no `pod` label.
+    NoPodLabel,
+    /// A pod of the target has no request, or an unreadable one (the message names it).
+    Request(String),
 }
 
 impl Failure {
@@ -87,7 +103,7 @@ impl Failure {
     pub fn kind(&self) -> FailureKind {
         match self {
             Self::Unavailable(_) => FailureKind::Unavailable,
-            Self::Empty => FailureKind::Empty,
+            Self::Empty | Self::EmptyInNamespace { .. } | Self::NoReadyPod(_) => FailureKind::Empty,
             Self::Stale { .. } => FailureKind::Stale,
             Self::Invalid(_) => FailureKind::Invalid,
         }
@@ -101,6 +117,10 @@ impl fmt::Display for Failure {
             Self::Empty => f.write_str(
                 "the query returned no series: its selectors match nothing, or the data is gone",
             ),
+            Self::EmptyInNamespace { label, namespace } => write!(
+                f,
+                "the query returned no series with {label}=\"{namespace}\": a policy reads only its own namespace's series, and a series without the {label} label is no namespace's; where this server keeps the namespace in another label (such as kubernetes_namespace, or a tenant label), the operator names it (--prometheus-namespace-label, or namespaceLabel in the allow-list file)"
+            ),
             Self::Stale {
                 age: Some(age),
                 limit,
@@ -113,6 +133,7 @@ impl fmt::Display for Failure {
             Self::Stale { age: None, .. } => f.write_str(
                 "no current sample: every series behind the value vanished (marked stale) or is older than the server's lookback",
             ),
+            Self::NoReadyPod(message) => f.write_str(message),
             Self::Invalid(invalid) => invalid.fmt(f),
         }
     }
@@ -142,6 +163,14 @@ impl fmt::Display for Invalid {
                 f,
                 "the answer holds more than {limit} series (--prometheus-max-series); the query must yield exactly one number (aggregate it, such as with sum())"
             ),
+            Self::TooManyPods { limit } => write!(
+                f,
+                "the namespace has more than {limit} pods with usage series (--prometheus-max-pod-series)"
+            ),
+            Self::NoPodLabel => f.write_str(
+                "a usage series has no pod label: the usage metric must carry cAdvisor's namespace and pod labels (or set podSelector to read it as written)",
+            ),
+            Self::Request(message) => f.write_str(message),
         }
     }
 }
@@ -172,6 +201,7 @@ impl From<MetricObservation> for crate::decide::Observation {
             name: o.name,
             reading,
             query: Some(o.query),
+            pods: o.pods,
         }
     }
 }
@@ -191,6 +221,7 @@ mod tests {
                 value: 75.0,
                 age: None,
             }),
+            pods: None,
         };
         assert_eq!(
             Observation::from(o),
@@ -198,6 +229,7 @@ mod tests {
                 name: "cpu".into(),
                 reading: Reading::Value(75.0),
                 query: Some("vector(1)".into()),
+                pods: None,
             }
         );
     }
@@ -212,6 +244,7 @@ mod tests {
                 age: Some(Duration::from_secs(95)),
                 limit: Duration::from_secs(90),
             }),
+            pods: None,
         };
         assert_eq!(
             Observation::from(o).reading,

@@ -1,6 +1,7 @@
 //! [`MetricSource`] on the Prometheus HTTP API (`/api/v1/query`), through the
 //! `prometheus-http-query` crate: Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +14,15 @@ use super::endpoint::{ServerConfig, SourceConfig};
 use super::error::{ConfigError, MetricsError};
 use super::limits::{AnswerLimits, CappedBody, TooLarge};
 use super::observation::{Failure, Invalid, MetricObservation, Sample};
-use super::plan::{MetricQuery, QueryPlan};
+use super::plan::{MetricQuery, PerPod, QueryPlan};
 use super::source::MetricSource;
+use super::tenancy::QueryScope;
 use super::tls;
 use crate::api::{FailureKind, FieldError};
 use crate::decide::Observation;
 use crate::fair::FairSlots;
+use crate::pods::TargetPods;
+use crate::pods::count::CountError;
 use crate::text::{self, Causes, Resolution};
 
 /// Reads metrics from servers speaking the Prometheus HTTP API. One per process: it holds the one
@@ -88,10 +92,10 @@ impl PrometheusSource {
         self.config.server_for(plan)
     }
 
-    /// Problems with a policy that depend on the operator's settings (an address off the
-    /// allow-list), with field paths.
-    pub fn check(&self, address: Option<&str>) -> Vec<FieldError> {
-        match self.config.server_for_address(address) {
+    /// Problems with a policy in `namespace` that depend on the operator's settings (an address
+    /// off the allow-list, or on an entry not open to the namespace), with field paths.
+    pub fn check(&self, namespace: &str, address: Option<&str>) -> Vec<FieldError> {
+        match self.config.server_for_address(namespace, address) {
             Err(e) => e.field_error().into_iter().collect(),
             Ok(_) => Vec::new(),
         }
@@ -99,9 +103,15 @@ impl PrometheusSource {
 
     /// One evaluation of a plan as the decision engine takes it: one observation per metric,
     /// in spec order, carrying its PromQL. When the policy cannot be read at all, every metric
-    /// is unavailable with the reason.
-    pub async fn observe(&self, plan: &QueryPlan, at: Option<Timestamp>) -> Vec<Observation> {
-        match self.evaluate(plan, at).await {
+    /// is unavailable with the reason. `pods` are the target's pods, for the metrics read per
+    /// pod (`cpu`, `memory`); without them those metrics are unavailable.
+    pub async fn observe(
+        &self,
+        plan: &QueryPlan,
+        at: Option<Timestamp>,
+        pods: Result<&TargetPods, &str>,
+    ) -> Vec<Observation> {
+        match self.evaluate_with_pods(plan, at, pods).await {
             Ok(observations) => observations.into_iter().map(Observation::from).collect(),
             Err(e) => plan
                 .metrics
@@ -124,6 +134,22 @@ impl MetricSource for PrometheusSource {
         &self,
         plan: &QueryPlan,
         at: Option<Timestamp>,
+    ) -> Result<Vec<MetricObservation>, MetricsError> {
+        self.evaluate_with_pods(plan, at, Err(PODS_UNKNOWN)).await
+    }
+}
+
+/// Why a metric counted per pod has no value when no pods were given.
+const PODS_UNKNOWN: &str = "the target's pods are not known here: this metric is counted over them (give a kubeconfig, or set podSelector)";
+
+impl PrometheusSource {
+    /// [`MetricSource::evaluate`], counting the metrics read per pod over `pods` (the target's),
+    /// or failing them with the reason they are not known.
+    pub async fn evaluate_with_pods(
+        &self,
+        plan: &QueryPlan,
+        at: Option<Timestamp>,
+        pods: Result<&TargetPods, &str>,
     ) -> Result<Vec<MetricObservation>, MetricsError> {
         let server = self.server_for(plan)?;
         let limit = self.config.staleness_limit(plan.interval);
@@ -156,10 +182,23 @@ impl MetricSource for PrometheusSource {
             telemetry: self.telemetry.clone(),
         };
         let mut tasks = JoinSet::new();
+        let pods: Result<Arc<TargetPods>, String> =
+            pods.map(|p| Arc::new(p.clone())).map_err(str::to_owned);
+        let now = at.unwrap_or_else(Timestamp::now);
         for (i, metric) in plan.metrics.iter().enumerate() {
             let target = target.clone();
             let metric = metric.clone();
-            tasks.spawn(async move { (i, observe(&target, &metric, limit).await) });
+            let pods = pods.clone();
+            tasks.spawn(async move {
+                let observed = match &metric.per_pod {
+                    None => observe(&target, &metric, limit).await,
+                    Some(per_pod) => {
+                        let pods = pods.as_deref().map_err(String::as_str);
+                        observe_pods(&target, &metric, per_pod, limit, pods, now).await
+                    }
+                };
+                (i, observed)
+            });
         }
         let mut results: Vec<Option<MetricObservation>> = vec![None; plan.metrics.len()];
         while let Some(joined) = tasks.join_next().await {
@@ -174,15 +213,38 @@ impl MetricSource for PrometheusSource {
             .iter()
             .zip(results)
             .map(|(m, r)| {
-                r.unwrap_or_else(|| {
+                let observed = r.unwrap_or_else(|| {
                     observation(
                         m,
                         Err(Failure::unavailable("the query task ended abnormally")),
                     )
-                })
+                });
+                within_scope(&plan.scope, observed)
             })
             .collect())
     }
+}
+
+/// `observed` as its policy may read it: nothing found under a namespace scope says which label
+/// it looked for, and a server's error text that names a series of a namespace the policy may
+/// not read loses that series' labels (the message lands in the policy's status).
+fn within_scope(scope: &QueryScope, mut observed: MetricObservation) -> MetricObservation {
+    observed.result = match observed.result {
+        Err(Failure::Empty) => match scope {
+            QueryScope::Namespace {
+                label, namespace, ..
+            } => Err(Failure::EmptyInNamespace {
+                label: label.clone(),
+                namespace: namespace.clone(),
+            }),
+            QueryScope::Unscoped { .. } => Err(Failure::Empty),
+        },
+        Err(Failure::Unavailable(message)) => Err(Failure::Unavailable(
+            super::tenancy::redact_foreign_series(scope, &message),
+        )),
+        other => other,
+    };
+    observed
 }
 
 /// The request headers of `server`, its credential files read off the async runtime within the
@@ -220,21 +282,67 @@ fn observation(m: &MetricQuery, result: Result<Sample, Failure>) -> MetricObserv
         query: m.promql.clone(),
         age_query: m.age_query.clone(),
         result,
+        pods: None,
     }
 }
 
-/// Runs a metric's value and age queries concurrently and judges the answers.
-async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObservation {
+/// Reads a per-pod metric's value and age with its one query and counts the target's pods with
+/// the answer.
+async fn observe_pods(
+    target: &Target,
+    m: &MetricQuery,
+    per_pod: &PerPod,
+    limit: Duration,
+    pods: Result<&TargetPods, &str>,
+    now: Timestamp,
+) -> MetricObservation {
     let started = Instant::now();
-    let value = instant_query(target, &m.promql);
-    let age = async {
-        match &m.age_query {
-            Some(q) => Some(instant_query(target, q).await),
-            None => None,
+    let (value, age) = split(read(target, m, true).await, |answered| match answered {
+        Answered::Pods(values) => Ok(values),
+        Answered::One(_) => Err("a value answer to a per-pod query"),
+    });
+    let counted = value.and_then(|samples| {
+        if samples.is_empty() {
+            return Err(Failure::Empty);
         }
+        let age = answer::fresh(age, limit)?;
+        let pods = pods.map_err(Failure::unavailable)?;
+        let counted = crate::pods::utilization(
+            pods,
+            &samples,
+            per_pod.resource,
+            &per_pod.readiness,
+            per_pod.window,
+            now,
+        )
+        .map_err(|e| match e {
+            CountError::Request(message) => Failure::Invalid(Invalid::Request(message)),
+            CountError::NoReadyPod(message) => Failure::NoReadyPod(message),
+        })?;
+        Ok((
+            Sample {
+                value: counted.value(),
+                age,
+            },
+            counted,
+        ))
+    });
+    let observed = match counted {
+        Ok((sample, counted)) => MetricObservation {
+            pods: Some(counted),
+            ..observation(m, Ok(sample))
+        },
+        Err(failure) => observation(m, Err(failure)),
     };
-    let (value, age) = tokio::join!(value, age);
-    let observed = observation(m, answer::judge(m.kind, value, age, limit));
+    with_telemetry(target, started, observed)
+}
+
+/// `observed`, counted in the operator's own metrics (its duration and failure kind).
+fn with_telemetry(
+    target: &Target,
+    started: Instant,
+    observed: MetricObservation,
+) -> MetricObservation {
     if let Some(telemetry) = &target.telemetry {
         telemetry.queried(
             started.elapsed(),
@@ -244,18 +352,71 @@ async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObs
     observed
 }
 
-/// One instant query (GET `/api/v1/query`), classified. A request that failed on a reused
-/// connection the server had closed (it restarted, or dropped an idle connection) is sent once
-/// more on a new one: the query is idempotent.
-async fn instant_query(target: &Target, promql: &str) -> Result<Answer, Failure> {
+/// Reads a metric's value and age with its one query and judges the answer.
+async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObservation {
+    let started = Instant::now();
+    let (value, age) = split(read(target, m, false).await, |answered| match answered {
+        Answered::One(answer) => Ok(answer),
+        Answered::Pods(_) => Err("a per-pod answer to a value query"),
+    });
+    let observed = observation(m, answer::judge(m.kind, value, age, limit));
+    with_telemetry(target, started, observed)
+}
+
+/// What an instant query answered for a metric's value.
+enum Answered {
+    One(Answer),
+    Pods(BTreeMap<String, f64>),
+}
+
+/// What a metric's query answered: its value and, when the query is combined, the age of the
+/// samples behind it.
+struct Reply {
+    value: Answered,
+    age: Option<Answer>,
+}
+
+/// A reply's value as `pick` takes it (or the answer it got instead, unavailable), and the answer
+/// of its age part, as [`answer::judge`] and [`answer::fresh`] take them.
+fn split<T>(
+    reply: Result<Reply, Failure>,
+    pick: impl FnOnce(Answered) -> Result<T, &'static str>,
+) -> (Result<T, Failure>, Option<Result<Answer, Failure>>) {
+    match reply {
+        Ok(Reply { value, age }) => match pick(value) {
+            Ok(value) => (Ok(value), age.map(Ok)),
+            Err(wrong) => (Err(Failure::unavailable(wrong)), None),
+        },
+        Err(failure) => (Err(failure), None),
+    }
+}
+
+/// How a metric's query is sent and its answer read.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// The value is read per pod.
+    per_pod: bool,
+    /// The query carries the age beside the value.
+    combined: bool,
+}
+
+/// A metric's one instant query (GET `/api/v1/query`), classified. A request that failed on a
+/// reused connection the server had closed (it restarted, or dropped an idle connection) is
+/// sent once more on a new one: the query is idempotent.
+async fn read(target: &Target, m: &MetricQuery, per_pod: bool) -> Result<Reply, Failure> {
+    let shape = Shape {
+        per_pod,
+        combined: m.combined.is_some(),
+    };
+    let promql = m.sent();
     // Namespaces are served in turn, each within its share: a server that hangs holds at most
     // its own namespace's slots.
     let _permit = match &target.permits {
         Some(permits) => Some(permits.acquire(&target.namespace).await),
         None => None,
     };
-    match send(target, promql).await {
-        Err(Sent::Closed(_)) => send(target, promql).await,
+    match send(target, promql, shape).await {
+        Err(Sent::Closed(_)) => send(target, promql, shape).await,
         other => other,
     }
     .map_err(|sent| match sent {
@@ -270,7 +431,7 @@ enum Sent {
     Failed(Failure),
 }
 
-async fn send(target: &Target, promql: &str) -> Result<Answer, Sent> {
+async fn send(target: &Target, promql: &str, shape: Shape) -> Result<Reply, Sent> {
     let mut request = target.client.query(promql);
     for (name, value) in &target.headers {
         request = request.header(name.clone(), value.clone());
@@ -305,13 +466,34 @@ async fn send(target: &Target, promql: &str) -> Result<Answer, Sent> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = read_body(target, response).await.map_err(Sent::Failed)?;
-    answer::classify(
-        status,
-        content_type.as_deref(),
-        body.as_slice(),
-        target.limits.max_series,
-    )
-    .map_err(Sent::Failed)
+    let max_series = if shape.per_pod {
+        target.limits.max_pod_series
+    } else {
+        target.limits.max_series
+    };
+    let content_type = content_type.as_deref();
+    let classified = if shape.combined {
+        answer::classify_combined(status, content_type, body.as_slice(), max_series)
+            .map(|(value, age)| (value, Some(age)))
+    } else {
+        answer::classify(status, content_type, body.as_slice(), max_series).map(|v| (v, None))
+    };
+    let (value, age) = classified
+        .map_err(|failure| match failure {
+            Failure::Invalid(Invalid::TooManySeries { limit }) if shape.per_pod => {
+                Failure::Invalid(Invalid::TooManyPods { limit })
+            }
+            other => other,
+        })
+        .map_err(Sent::Failed)?;
+    let value = if shape.per_pod {
+        answer::per_pod(&value, body.as_slice(), shape.combined)
+            .map(Answered::Pods)
+            .map_err(Sent::Failed)?
+    } else {
+        Answered::One(value)
+    };
+    Ok(Reply { value, age })
 }
 
 /// Reads an answer's body chunk by chunk, stopping as soon as it passes

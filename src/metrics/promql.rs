@@ -3,13 +3,16 @@
 //!
 //! | source | PromQL |
 //! |---|---|
-//! | `cpu` | `100 * sum(rate(USAGE{PODS, USAGE_SEL}[W])) / sum(REQUESTS{PODS, REQUESTS_SEL})` |
-//! | `memory` | `100 * sum(USAGE{PODS, USAGE_SEL}) / sum(REQUESTS{PODS, REQUESTS_SEL})` |
+//! | `cpu` | `sum by (namespace, pod) (rate(USAGE{namespace="NS", USAGE_SEL}[W]))`, joined with the target's pods in the operator |
+//! | `memory` | `sum by (namespace, pod) (USAGE{namespace="NS", USAGE_SEL})`, joined likewise |
+//! | `cpu` with `podSelector` | `100 * sum(rate(USAGE{PODS, USAGE_SEL}[W])) / sum(REQUESTS{PODS, REQUESTS_SEL})` |
+//! | `memory` with `podSelector` | `100 * sum(USAGE{PODS, USAGE_SEL}) / sum(REQUESTS{PODS, REQUESTS_SEL})` |
 //! | `latency` | `histogram_quantile(Q, sum by (le) (rate(HIST_bucket{SEL}[W])))` |
 //! | `errorRate` | `(sum(rate(C{SEL, ERR}[W])) or vector(0)) / (sum(rate(C{SEL}[W])) > 0) or sum(rate(C{SEL}[W])) * 0` |
 //! | `requestRate` | `sum(rate(C{SEL}[W]))` |
 //! | `query` | the user's PromQL, placeholders replaced |
 
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 
@@ -22,9 +25,9 @@ pub const CPU_USAGE_METRIC: &str = "container_cpu_usage_seconds_total";
 pub const MEMORY_USAGE_METRIC: &str = "container_memory_working_set_bytes";
 /// kube-state-metrics' requests gauge (cores or bytes, by its `resource` and `unit` labels).
 pub const REQUESTS_METRIC: &str = "kube_pod_container_resource_requests";
-/// The target's pods: in the policy's namespace, named as a Deployment's ReplicaSets name them
-/// (`<deployment>-<pod-template-hash>-<suffix>`).
-pub const POD_SELECTOR: &str = r#"namespace="{namespace}", pod=~"{target}-[a-z0-9]+-[a-z0-9]+""#;
+/// The series of the policy's namespace; per-pod usage is read for the whole namespace and
+/// counted for the target's own pods by the operator.
+pub const NAMESPACE_SELECTOR: &str = r#"namespace="{namespace}""#;
 /// Leaves out cAdvisor's pod-level cgroup (`container=""`) and pause container (`POD`) series,
 /// which would count the containers' usage twice.
 pub const USAGE_SELECTOR: &str = r#"container!="", container!="POD""#;
@@ -34,13 +37,18 @@ pub const CPU_REQUESTS_SELECTOR: &str = r#"resource="cpu", unit="core""#;
 pub const MEMORY_REQUESTS_SELECTOR: &str = r#"resource="memory", unit="byte""#;
 /// The label that tells the inputs of an age query apart.
 pub const AGE_INPUT_LABEL: &str = "scalewise_input";
+/// The label that tells the two parts of a metric's one query apart: its value
+/// ([`VALUE_PART`]) and the age of the samples behind it ([`AGE_PART`]).
+pub const PART_LABEL: &str = "scalewise_part";
+pub const VALUE_PART: &str = "value";
+pub const AGE_PART: &str = "age";
 
 /// What the placeholders stand for in one policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Context {
     /// The policy's namespace.
     pub namespace: String,
-    /// The target Deployment's name.
+    /// The target's name.
     pub target: String,
     /// The metric's window as a PromQL duration, such as `2m`.
     pub window: String,
@@ -52,10 +60,9 @@ impl Context {
         placeholder::expand(text, &self.namespace, &self.target, &self.window)
     }
 
-    /// The default pod selector, with the target's name escaped for the regular expression.
-    fn default_pod_selector(&self) -> String {
-        let target = promql_string_escape(&regex_escape(&self.target));
-        placeholder::expand(POD_SELECTOR, &self.namespace, &target, &self.window)
+    /// `namespace="<the policy's namespace>"`, escaped.
+    fn namespace_matcher(&self) -> String {
+        NAMESPACE_SELECTOR.replace("{namespace}", &promql_string_escape(&self.namespace))
     }
 }
 
@@ -73,17 +80,14 @@ pub fn selector(metric: &str, matcher_lists: &[&str]) -> String {
     }
 }
 
-/// The usage and requests selectors of a resource metric.
+/// The usage and requests selectors of a resource metric over the pods `pods` selects.
 fn resource_selectors(
     ctx: &Context,
     r: &ResourceMetric,
+    pods: &str,
     default_usage: &str,
     default_requests_selector: &str,
 ) -> (String, String) {
-    let pods = match &r.pod_selector {
-        Some(s) => ctx.expand(s),
-        None => ctx.default_pod_selector(),
-    };
     let usage_metric = ctx.expand(r.usage_metric.as_deref().unwrap_or(default_usage));
     let usage_selector = ctx.expand(r.usage_selector.as_deref().unwrap_or(USAGE_SELECTOR));
     let requests_metric = ctx.expand(r.requests_metric.as_deref().unwrap_or(REQUESTS_METRIC));
@@ -93,25 +97,82 @@ fn resource_selectors(
             .unwrap_or(default_requests_selector),
     );
     (
-        selector(&usage_metric, &[&pods, &usage_selector]),
-        selector(&requests_metric, &[&pods, &requests_selector]),
+        selector(&usage_metric, &[pods, &usage_selector]),
+        selector(&requests_metric, &[pods, &requests_selector]),
     )
 }
 
-/// CPU usage of the target's pods as a percent of their CPU requests.
-pub fn cpu(ctx: &Context, r: &ResourceMetric) -> String {
-    let (usage, requests) = resource_selectors(ctx, r, CPU_USAGE_METRIC, CPU_REQUESTS_SELECTOR);
+/// The usage series of a resource metric for the whole namespace.
+fn namespace_usage(ctx: &Context, r: &ResourceMetric, default_usage: &str) -> String {
+    let usage_metric = ctx.expand(r.usage_metric.as_deref().unwrap_or(default_usage));
+    let usage_selector = ctx.expand(r.usage_selector.as_deref().unwrap_or(USAGE_SELECTOR));
+    selector(&usage_metric, &[&ctx.namespace_matcher(), &usage_selector])
+}
+
+/// CPU usage of each pod of the namespace, in cores: the operator counts the target's own.
+pub fn cpu_per_pod(ctx: &Context, r: &ResourceMetric) -> String {
+    let usage = namespace_usage(ctx, r, CPU_USAGE_METRIC);
+    format!(
+        "sum by (namespace, pod) (rate({usage}[{window}]))",
+        window = ctx.window
+    )
+}
+
+/// Memory working set of each pod of the namespace, in bytes.
+pub fn memory_per_pod(ctx: &Context, r: &ResourceMetric) -> String {
+    let usage = namespace_usage(ctx, r, MEMORY_USAGE_METRIC);
+    format!("sum by (namespace, pod) ({usage})")
+}
+
+/// CPU usage as a percent of CPU requests of the pods `r.podSelector` selects, as written.
+pub fn cpu(ctx: &Context, r: &ResourceMetric, pods: &str) -> String {
+    let (usage, requests) =
+        resource_selectors(ctx, r, pods, CPU_USAGE_METRIC, CPU_REQUESTS_SELECTOR);
     format!(
         "100 * sum(rate({usage}[{window}])) / sum({requests})",
         window = ctx.window
     )
 }
 
-/// Memory working set of the target's pods as a percent of their memory requests.
-pub fn memory(ctx: &Context, r: &ResourceMetric) -> String {
+/// Memory working set as a percent of memory requests of the pods `r.podSelector` selects.
+pub fn memory(ctx: &Context, r: &ResourceMetric, pods: &str) -> String {
     let (usage, requests) =
-        resource_selectors(ctx, r, MEMORY_USAGE_METRIC, MEMORY_REQUESTS_SELECTOR);
+        resource_selectors(ctx, r, pods, MEMORY_USAGE_METRIC, MEMORY_REQUESTS_SELECTOR);
     format!("100 * sum({usage}) / sum({requests})")
+}
+
+/// The Ready pods of the target (`kind`), from kube-state-metrics' ownership series: pods the
+/// target owns directly (`kube_pod_owner`), or through a ReplicaSet it owns
+/// (`kube_replicaset_owner`), that are Ready (`kube_pod_status_ready`). One series per pod,
+/// value 1, labelled `namespace` and `pod`.
+pub fn ready_pods_by_ownership(ctx: &Context, kind: &str) -> String {
+    let ns = ctx.namespace_matcher();
+    let kind = promql_string_escape(kind);
+    let name = promql_string_escape(&ctx.target);
+    format!(
+        "(max by (namespace, pod) (kube_pod_owner{{{ns}, owner_kind=\"{kind}\", owner_name=\"{name}\"}}) or max by (namespace, pod) (kube_pod_owner{{{ns}, owner_kind=\"ReplicaSet\"}} * on (namespace, owner_name) group_left () max by (namespace, owner_name) (label_replace(kube_replicaset_owner{{{ns}, owner_kind=\"{kind}\", owner_name=\"{name}\"}}, \"owner_name\", \"$1\", \"replicaset\", \"(.+)\")))) * on (namespace, pod) group_left () max by (namespace, pod) (kube_pod_status_ready{{{ns}, condition=\"true\"}} == 1)"
+    )
+}
+
+/// A resource metric's percent over the target's Ready pods, joined in PromQL through
+/// kube-state-metrics (for readers without the cluster's pods: backtests, and `scalewise query`
+/// without a kubeconfig). It does not apply the readiness rules beyond "Ready".
+pub fn by_ownership(ctx: &Context, r: &ResourceMetric, kind: &str, cpu: bool) -> String {
+    let pods = ready_pods_by_ownership(ctx, kind);
+    let (usage, default_selector) = if cpu {
+        (cpu_per_pod(ctx, r), CPU_REQUESTS_SELECTOR)
+    } else {
+        (memory_per_pod(ctx, r), MEMORY_REQUESTS_SELECTOR)
+    };
+    let requests_metric = ctx.expand(r.requests_metric.as_deref().unwrap_or(REQUESTS_METRIC));
+    let requests_selector = ctx.expand(r.requests_selector.as_deref().unwrap_or(default_selector));
+    let requests = selector(
+        &requests_metric,
+        &[&ctx.namespace_matcher(), &requests_selector],
+    );
+    format!(
+        "100 * sum({usage} * on (namespace, pod) group_left () {pods}) / sum(sum by (namespace, pod) ({requests}) * on (namespace, pod) group_left () {pods})"
+    )
 }
 
 /// A quantile of a histogram, over all its series matching the selector.
@@ -158,6 +219,11 @@ pub fn query(ctx: &Context, q: &str) -> String {
 /// Every distinct series selector in `promql`, in order of appearance, without `offset` and `@`
 /// (the age is about whether the series is still written, now).
 pub fn raw_selectors(promql: &str) -> Result<Vec<String>, String> {
+    Ok(selectors_of(&parser::parse(promql)?))
+}
+
+/// [`raw_selectors`] of a parsed expression.
+fn selectors_of(expr: &Expr) -> Vec<String> {
     struct Collect(Vec<String>);
     impl ExprVisitor for Collect {
         type Error = ();
@@ -177,11 +243,10 @@ pub fn raw_selectors(promql: &str) -> Result<Vec<String>, String> {
             Ok(true)
         }
     }
-    let expr = parser::parse(promql)?;
     let mut collect = Collect(Vec::new());
     // The visitor never fails.
-    let _ = walk_expr(&mut collect, &expr);
-    Ok(collect.0)
+    let _ = walk_expr(&mut collect, expr);
+    collect.0
 }
 
 /// The query measuring, in seconds, the age of the stalest input's newest sample; `None` without
@@ -206,16 +271,36 @@ pub fn age_query(selectors: &[String]) -> Option<String> {
     }
 }
 
-/// Escapes the characters a regular expression (RE2) gives a meaning.
-pub fn regex_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+/// What one evaluation sends for a metric whose value is `promql`: the query of the age of its
+/// samples (`None` without series selectors), and, when there is one and the value is an
+/// instant vector or a scalar, the one query that reads both, its series told apart by
+/// [`PART_LABEL`]. A value of another type (a string, a range vector) is read alone: it is not a
+/// number, and that is all the answer needs to say.
+pub fn reading(promql: &str) -> Result<Reading, String> {
+    let expr = parser::parse(promql)?;
+    let age_query = age_query(&selectors_of(&expr));
+    let value = match expr.value_type() {
+        ValueType::Vector => Some(format!("({promql})")),
+        ValueType::Scalar => Some(format!("vector({promql})")),
+        ValueType::Matrix | ValueType::String => None,
+    };
+    let combined = match (value, &age_query) {
+        (Some(value), Some(age)) => Some(format!(
+            "label_replace({value}, \"{PART_LABEL}\", \"{VALUE_PART}\", \"\", \"\") or label_replace({age}, \"{PART_LABEL}\", \"{AGE_PART}\", \"\", \"\")"
+        )),
+        _ => None,
+    };
+    Ok(Reading {
+        age_query,
+        combined,
+    })
+}
+
+/// See [`reading`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reading {
+    pub age_query: Option<String>,
+    pub combined: Option<String>,
 }
 
 /// Escapes a value for a double-quoted PromQL string.
@@ -236,18 +321,14 @@ mod tests {
     }
 
     #[test]
-    fn cpu_is_usage_rate_over_requests_of_the_deployments_pods() {
+    fn cpu_is_read_per_pod_for_the_namespace_never_by_a_name_pattern() {
         assert_eq!(
-            cpu(&ctx(), &ResourceMetric::default()),
-            r#"100 * sum(rate(container_cpu_usage_seconds_total{namespace="shop", pod=~"checkout-[a-z0-9]+-[a-z0-9]+", container!="", container!="POD"}[2m])) / sum(kube_pod_container_resource_requests{namespace="shop", pod=~"checkout-[a-z0-9]+-[a-z0-9]+", resource="cpu", unit="core"})"#
+            cpu_per_pod(&ctx(), &ResourceMetric::default()),
+            r#"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{namespace="shop", container!="", container!="POD"}[2m]))"#
         );
-    }
-
-    #[test]
-    fn memory_is_working_set_over_requests() {
         assert_eq!(
-            memory(&ctx(), &ResourceMetric::default()),
-            r#"100 * sum(container_memory_working_set_bytes{namespace="shop", pod=~"checkout-[a-z0-9]+-[a-z0-9]+", container!="", container!="POD"}) / sum(kube_pod_container_resource_requests{namespace="shop", pod=~"checkout-[a-z0-9]+-[a-z0-9]+", resource="memory", unit="byte"})"#
+            memory_per_pod(&ctx(), &ResourceMetric::default()),
+            r#"sum by (namespace, pod) (container_memory_working_set_bytes{namespace="shop", container!="", container!="POD"})"#
         );
     }
 
@@ -262,22 +343,24 @@ mod tests {
             requests_metric: Some("pod_cpu_requests_cores".into()),
             requests_selector: Some(r#"source="ksm""#.into()),
         };
+        let pods = ctx().expand(r.pod_selector.as_deref().unwrap());
         assert_eq!(
-            cpu(&ctx(), &r),
+            cpu(&ctx(), &r, &pods),
             r#"100 * sum(rate(pod_cpu_seconds_total{kubernetes_namespace="shop", kubernetes_pod_name=~"checkout-.*"}[2m])) / sum(pod_cpu_requests_cores{kubernetes_namespace="shop", kubernetes_pod_name=~"checkout-.*", source="ksm"})"#
         );
     }
 
     #[test]
-    fn a_dotted_target_name_is_escaped_in_the_default_pod_regex() {
-        let c = Context {
-            target: "api.v2".into(),
-            ..ctx()
-        };
+    fn the_ownership_join_parses_and_names_the_target_and_its_replicasets() {
+        let q = by_ownership(&ctx(), &ResourceMetric::default(), "Deployment", true);
+        assert!(parser::parse(&q).is_ok(), "{q}");
+        assert!(q.contains(r#"kube_replicaset_owner{namespace="shop", owner_kind="Deployment", owner_name="checkout"}"#), "{q}");
         assert!(
-            memory(&c, &ResourceMetric::default())
-                .contains(r#"pod=~"api\\.v2-[a-z0-9]+-[a-z0-9]+""#)
+            q.contains(r#"kube_pod_status_ready{namespace="shop", condition="true"} == 1"#),
+            "{q}"
         );
+        let q = by_ownership(&ctx(), &ResourceMetric::default(), "StatefulSet", false);
+        assert!(parser::parse(&q).is_ok(), "{q}");
     }
 
     #[test]
@@ -386,5 +469,49 @@ mod tests {
     fn generated_age_queries_parse() {
         let q = age_query(&["a".into(), "b".into(), "c".into()]).unwrap();
         assert!(parser::parse(&q).is_ok(), "{q}");
+    }
+
+    #[test]
+    fn a_metric_is_read_with_its_age_in_one_query_that_parses() {
+        // A vector and a scalar value are combined with the age query; the age is as before.
+        for (value, wrapped) in [
+            (
+                r#"sum(rate(x{namespace="a"}[1m]))"#,
+                r#"(sum(rate(x{namespace="a"}[1m])))"#,
+            ),
+            (
+                r#"scalar(sum(x{namespace="a"}))"#,
+                r#"vector(scalar(sum(x{namespace="a"})))"#,
+            ),
+        ] {
+            let reading = reading(value).unwrap();
+            let age = r#"time() - max(timestamp(x{namespace="a"}))"#;
+            assert_eq!(reading.age_query.as_deref(), Some(age));
+            let combined = reading.combined.unwrap();
+            assert_eq!(
+                combined,
+                format!(
+                    r#"label_replace({wrapped}, "scalewise_part", "value", "", "") or label_replace({age}, "scalewise_part", "age", "", "")"#
+                )
+            );
+            let parsed = parser::parse(&combined).unwrap();
+            assert_eq!(parsed.value_type(), ValueType::Vector, "{combined}");
+        }
+    }
+
+    #[test]
+    fn a_value_without_series_or_of_another_type_is_read_alone() {
+        assert_eq!(
+            reading("vector(3)").unwrap(),
+            Reading {
+                age_query: None,
+                combined: None
+            }
+        );
+        // A range vector is not a number: the answer says so, no age needed.
+        let matrix = reading(r#"x{namespace="a"}[5m]"#).unwrap();
+        assert!(matrix.age_query.is_some());
+        assert_eq!(matrix.combined, None);
+        assert!(reading("sum(").is_err());
     }
 }

@@ -91,6 +91,7 @@ impl History {
                         Reading::failed(FailureKind::Empty, "outside the backtest window")
                     }),
                 query: Some(m.query.clone()),
+                pods: None,
             })
             .collect()
     }
@@ -124,8 +125,12 @@ pub async fn fetch(
             let chunk_end = window
                 .to
                 .min(chunk_start + (MAX_POINTS_PER_QUERY - 1) * window.step);
-            let mut request =
-                client.query_range(&m.promql, chunk_start, chunk_end, window.step as f64);
+            let mut request = client.query_range(
+                m.standalone_promql(),
+                chunk_start,
+                chunk_end,
+                window.step as f64,
+            );
             for (name, value) in &headers {
                 request = request.header(name.clone(), value.clone());
             }
@@ -135,14 +140,14 @@ pub async fn fetch(
                 .map_err(|source| SimulateError::RangeQuery {
                     metric: m.name.clone(),
                     url: base.to_owned(),
-                    query: m.promql.clone(),
+                    query: m.standalone_promql().to_owned(),
                     source,
                 })?;
             let Data::Matrix(series) = answer.data() else {
                 return Err(SimulateError::NotRangeVector {
                     metric: m.name.clone(),
                     url: base.to_owned(),
-                    query: m.promql.clone(),
+                    query: m.standalone_promql().to_owned(),
                 });
             };
             for s in series {
@@ -167,7 +172,7 @@ pub async fn fetch(
             .collect();
         metrics.push(MetricHistory {
             name: m.name.clone(),
-            query: m.promql.clone(),
+            query: m.standalone_promql().to_owned(),
             readings,
         });
     }

@@ -138,6 +138,7 @@ impl MetricBinding {
             name: self.name.clone(),
             reading,
             query: None,
+            pods: None,
         }
     }
 }

@@ -33,15 +33,25 @@ impl<P> Clone for ServerState<P> {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on a bound listener until `shutdown` resolves.
+/// Serves `/healthz` and `/readyz` on a bound listener until `shutdown` resolves, and `/metrics`
+/// only when the listener is on a loopback address (local debugging): elsewhere every policy's
+/// metric values are for reviewed clients, on the TLS port ([`super::secure`]).
 pub async fn serve_on<P: Probes>(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
     probes: Arc<P>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let loopback = listener.local_addr()?.ip().is_loopback();
     let app = Router::new()
-        .route("/metrics", get(metrics_handler::<P>))
+        .route(
+            "/metrics",
+            if loopback {
+                get(metrics_handler::<P>)
+            } else {
+                get(metrics_elsewhere)
+            },
+        )
         .route("/healthz", get(healthz::<P>))
         .route("/readyz", get(readyz::<P>))
         .with_state(ServerState { metrics, probes });
@@ -60,22 +70,25 @@ async fn metrics_handler<P: Probes>(State(s): State<ServerState<P>>) -> impl Int
     )
 }
 
+async fn metrics_elsewhere() -> impl IntoResponse {
+    (
+        StatusCode::FORBIDDEN,
+        "/metrics is served over TLS on --secure-metrics-bind, to clients whose token may get /metrics; this plain port serves it only on a loopback address\n",
+    )
+}
+
 async fn healthz<P: Probes>(State(s): State<ServerState<P>>) -> impl IntoResponse {
-    match s.probes.liveness() {
-        Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("unhealthy: {why}\n"),
-        ),
-    }
+    probe(s.probes.liveness(), "unhealthy")
 }
 
 async fn readyz<P: Probes>(State(s): State<ServerState<P>>) -> impl IntoResponse {
-    match s.probes.readiness() {
+    probe(s.probes.readiness(), "not ready")
+}
+
+/// A probe's answer: 200 `ok`, or 503 with why not.
+pub(super) fn probe(result: Result<(), String>, what: &str) -> (StatusCode, String) {
+    match result {
         Ok(()) => (StatusCode::OK, "ok\n".to_owned()),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        ),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{what}: {why}\n")),
     }
 }

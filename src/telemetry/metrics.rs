@@ -89,6 +89,7 @@ pub struct Metrics {
     intents_recovered: Family<OutcomeLabels, Counter>,
     write_conflicts: Family<WriteLabels, Counter>,
     fenced_writes: Family<WriteLabels, Counter>,
+    status_writes: Family<OutcomeLabels, Counter>,
     query_duration: Histogram,
     query_failures: Family<FailureLabels, Counter>,
     current_replicas: Family<PolicyLabels, Gauge>,
@@ -127,6 +128,7 @@ impl Metrics {
             intents_recovered: Family::default(),
             write_conflicts: Family::default(),
             fenced_writes: Family::default(),
+            status_writes: Family::default(),
             query_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             query_failures: Family::default(),
             current_replicas: Family::default(),
@@ -187,6 +189,11 @@ impl Metrics {
             "fenced_writes",
             "Writes not made because this replica did not hold a valid lease, by write (intent, scale, status)",
             m.fenced_writes.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Evaluations by what became of their status: written (outcome first, changed, history or heartbeat: why) or deferred (nothing that matters changed: remembered, written by a later evaluation or the heartbeat)",
+            m.status_writes.clone(),
         );
         registry.register(
             "metric_query_duration_seconds",
@@ -287,6 +294,15 @@ impl Metrics {
         self.write_conflicts
             .get_or_create(&WriteLabels {
                 write: write.to_owned(),
+            })
+            .inc();
+    }
+
+    /// What became of an evaluation's status: written (and why) or deferred.
+    pub fn status_write(&self, outcome: &'static str) {
+        self.status_writes
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
             })
             .inc();
     }

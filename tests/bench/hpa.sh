@@ -235,7 +235,7 @@ one_run() {
   local operator_port
   free_port operator_port
   NO_COLOR=1 KUBECONFIG=$OUT/scalewise.kubeconfig "$BIN" run --namespace "$ns" --leader-election false \
-    --metrics-bind "127.0.0.1:$operator_port" \
+    --metrics-bind "127.0.0.1:$operator_port" --secure-metrics-bind 127.0.0.1:0 \
     --prometheus-url "$SCALEWISE_PROMETHEUS_URL" >"$OUT/$ns-scalewise.log" 2>&1 &
   local operator=$!
   pids+=("$operator")

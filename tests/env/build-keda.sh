@@ -16,7 +16,9 @@ complete() { [[ -x $1/keda-operator && -x $1/keda-adapter && -s $1/crds.yaml && 
 build() {
   local work=$1 start=$SECONDS keda_dir generated=$module_dir/generated/adapter crd
   log "building KEDA $version (operator and metrics server; about 7 minutes the first time)"
-  keda_dir=$(cd "$module_dir" && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2) ||
+  # The module's files must be in the (fresh) module cache before `go list` can name them.
+  keda_dir=$(cd "$module_dir" && go mod download github.com/kedacore/keda/v2 &&
+    go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2) ||
     die "cannot find the KEDA module's files"
   # One change to KEDA's metrics server: its own /metrics listener binds ":<port>", every
   # interface, with no flag to choose the address; here it binds 127.0.0.1, as every server of

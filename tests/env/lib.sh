@@ -59,18 +59,24 @@ go_mod_version() {
 
 # Builds into the cache once: when DEST is not complete (COMPLETE DIR fails), runs BUILD WORK
 # with a fresh WORK directory beside DEST, checks it is complete and moves it to DEST, so that a
-# failed or interrupted build leaves nothing that looks done. Usage: cache_build DEST COMPLETE BUILD
+# failed or interrupted build leaves nothing that looks done. Go's build and module caches for
+# the build live in a scratch directory removed with it: the binaries are what is kept, and a
+# Kubernetes build leaves gigabytes there that nothing reads again (a full disk fails the tests).
+# Usage: cache_build DEST COMPLETE BUILD
 cache_build() {
-  local dest=$1 complete=$2 build=$3 work
+  local dest=$1 complete=$2 build=$3 work scratch
   "$complete" "$dest" && return 0
   mkdir -p "$(dirname "$dest")"
   work=$(mktemp -d "$(dirname "$dest")/.build.XXXXXX")
-  # shellcheck disable=SC2064 # the directory is known now
-  trap "rm -rf '$work'" EXIT
-  "$build" "$work"
+  scratch=$(mktemp -d "$(dirname "$dest")/.go.XXXXXX")
+  # The module cache is read-only: make it writable to remove it.
+  # shellcheck disable=SC2064 # the directories are known now
+  trap "chmod -R u+w '$scratch' 2>/dev/null; rm -rf '$work' '$scratch'" EXIT
+  (export GOCACHE=$scratch/build GOMODCACHE=$scratch/mod && "$build" "$work")
   "$complete" "$work" || die "the build left out something expected in $work"
   rm -rf "$dest"
   mv -T "$work" "$dest"
+  chmod -R u+w "$scratch" && rm -rf "$scratch"
   trap - EXIT
 }
 

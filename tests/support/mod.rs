@@ -14,6 +14,7 @@
 // Each tests/*.rs is its own crate and uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod counting;
 pub mod exporter;
 pub mod http;
 pub mod kwok;
@@ -229,14 +230,17 @@ impl TestEnv {
     }
 
     /// Has Prometheus and VictoriaMetrics scrape `exporter` every second as
-    /// job `exporter.job`: appends a job to the shared scrape configuration
-    /// under an exclusive flock(2), reloads both servers, and waits until both
-    /// report `up{job="<job>"} == 1`.
+    /// job `exporter.job`, its series labelled `namespace="<this test's
+    /// namespace>"` as a Kubernetes scrape would label a pod's (a policy reads
+    /// only its own namespace's series): appends a job to the shared scrape
+    /// configuration under an exclusive flock(2), reloads both servers, and
+    /// waits until both report `up{job="<job>"} == 1`.
     pub async fn scrape(&self, exporter: &Exporter) {
         let stanza = format!(
-            "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n",
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n        labels: {{namespace: '{namespace}'}}\n",
             job = exporter.job,
-            target = exporter.target()
+            target = exporter.target(),
+            namespace = self.namespace,
         );
         {
             let path = &self.prometheus_config;
@@ -492,4 +496,45 @@ pub async fn lift_max_replicas_bound(env: &TestEnv) -> Result<(), String> {
     .await
     .map(|_| ())
     .map_err(|e| e.to_string())
+}
+
+/// Creates ServiceAccount `name` in the test's namespace.
+pub async fn create_service_account(env: &TestEnv, name: &str) {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    env.api::<ServiceAccount>()
+        .create(
+            &PostParams::default(),
+            &ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    ..ObjectMeta::default()
+                },
+                ..ServiceAccount::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("create ServiceAccount {}/{name}: {e}", env.namespace));
+}
+
+/// A token of ServiceAccount `name` of the test's namespace, valid for an hour (TokenRequest).
+pub async fn service_account_token(env: &TestEnv, name: &str) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![],
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token: TokenRequest = env
+        .api::<ServiceAccount>()
+        .create_subresource("token", name, &PostParams::default(), &request)
+        .await
+        .unwrap_or_else(|e| panic!("TokenRequest for {}/{name}: {e}", env.namespace));
+    token
+        .status
+        .unwrap_or_else(|| panic!("no token for {}/{name}", env.namespace))
+        .token
 }

@@ -11,7 +11,10 @@ use super::{TestEnv, required_env};
 /// A `scalewise run` process watching one namespace. Killed when dropped.
 pub struct Operator {
     pub child: Child,
+    /// The plain port (loopback): /metrics, /healthz, /readyz.
     pub port: u16,
+    /// The TLS port: /metrics for reviewed tokens only.
+    pub secure_port: u16,
     pub log: std::path::PathBuf,
 }
 
@@ -57,6 +60,7 @@ impl Operator {
         extra: &[&str],
     ) -> Operator {
         let port = free_port();
+        let secure_port = free_port();
         let log =
             std::env::temp_dir().join(format!("scalewise-e2e-{}-{identity}.log", env.namespace));
         let stderr = File::create(&log).expect("operator log file");
@@ -68,11 +72,18 @@ impl Operator {
             env.namespace.clone(),
             "--metrics-bind".into(),
             format!("127.0.0.1:{port}"),
+            "--secure-metrics-bind".into(),
+            format!("127.0.0.1:{secure_port}"),
             "--lease-namespace".into(),
             env.namespace.clone(),
             "--log-format".into(),
             "json".into(),
         ];
+        // Every evaluation written, as the tests that follow evaluations through the status
+        // expect, unless the test sets its own heartbeat.
+        if !extra.contains(&"--status-heartbeat") {
+            args.extend(["--status-heartbeat".to_owned(), "1s".to_owned()]);
+        }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_scalewise"));
         if let Some(kubeconfig) = kubeconfig {
@@ -88,7 +99,12 @@ impl Operator {
             .stderr(stderr)
             .spawn()
             .expect("scalewise run starts");
-        Operator { child, port, log }
+        Operator {
+            child,
+            port,
+            secure_port,
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

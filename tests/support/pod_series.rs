@@ -32,13 +32,29 @@ impl PodSeries {
     /// Starts publishing (an empty exposition until the first pods are read) and has both
     /// metrics servers scrape it.
     pub async fn start(env: &TestEnv, deployment: &str, usage: Usage) -> PodSeries {
-        let job = format!("{}-{deployment}-pods", env.namespace);
+        Self::start_selecting(env, deployment, &format!("app={deployment}"), usage).await
+    }
+
+    /// [`PodSeries::start`] for the pods `selector` (a label selector) matches, reported as
+    /// owned through ReplicaSets by Deployment `owner` in kube-state-metrics' series.
+    pub async fn start_selecting(
+        env: &TestEnv,
+        owner: &str,
+        selector: &str,
+        usage: Usage,
+    ) -> PodSeries {
+        let job = format!(
+            "{}-{}-pods",
+            env.namespace,
+            selector.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+        );
         let exporter = Arc::new(Exporter::start(&job, "").await);
         let usage = Arc::new(Mutex::new(usage));
         let task = tokio::spawn(follow(
             env.client.clone(),
             env.namespace.clone(),
-            deployment.to_owned(),
+            owner.to_owned(),
+            selector.to_owned(),
             Arc::clone(&exporter),
             Arc::clone(&usage),
         ));
@@ -67,13 +83,14 @@ async fn follow(
     client: kube::Client,
     ns: String,
     deployment: String,
+    selector: String,
     exporter: Arc<Exporter>,
     usage: Arc<Mutex<Usage>>,
 ) {
     let mut cpu_seconds: BTreeMap<String, f64> = BTreeMap::new();
     let mut last = Instant::now();
     loop {
-        let pods = workload::pods_in(&client, &ns, &deployment).await;
+        let pods = workload::pods_selected(&client, &ns, &selector).await;
         let now = Instant::now();
         let dt = now.duration_since(last).as_secs_f64();
         last = now;

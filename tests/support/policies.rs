@@ -18,7 +18,7 @@ pub fn policy(
     selector: &str,
     extra: Value,
 ) -> ScalingPolicy {
-    let mut spec = json!({
+    let spec = json!({
         "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
         "minReplicas": 1,
         "maxReplicas": 10,
@@ -34,6 +34,11 @@ pub fn policy(
             "scaleIn": {"step": 1, "cooldown": "0s", "stabilizationWindow": "2s"}
         }
     });
+    with_spec(env, name, spec, extra)
+}
+
+/// A policy `name` in the test's namespace with `spec`, `extra` merged into it.
+pub fn with_spec(env: &TestEnv, name: &str, mut spec: Value, extra: Value) -> ScalingPolicy {
     merge(&mut spec, extra);
     serde_json::from_value(json!({
         "apiVersion": "scalewise.dev/v1alpha1",

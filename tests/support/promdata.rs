@@ -48,6 +48,7 @@ pub fn source(url: &str) -> PrometheusSource {
         default: Some(ServerConfig {
             url: url.parse().unwrap_or_else(|e| panic!("{url}: {e}")),
             access: Default::default(),
+            tenancy: Default::default(),
         }),
         ..SourceConfig::default()
     })
@@ -58,12 +59,11 @@ pub fn source_with(config: SourceConfig) -> PrometheusSource {
     PrometheusSource::new(config).unwrap_or_else(|e| panic!("cannot build the source: {e}"))
 }
 
-/// One evaluation of `policy` by `source`, at `at` (milliseconds; the server's now when `None`).
-pub async fn read_with(
-    source: &PrometheusSource,
+/// The query plan of `policy`, and `at` (milliseconds) as a timestamp.
+fn plan_at(
     policy: &ScalingPolicy,
     at: Option<TimestampMs>,
-) -> Vec<MetricObservation> {
+) -> (QueryPlan, Option<jiff::Timestamp>) {
     let resolved = scalewise::api::Policy::resolve(&policy.spec)
         .unwrap_or_else(|e| panic!("invalid test policy: {e}"));
     let plan = QueryPlan::for_policy(policy, &resolved)
@@ -71,10 +71,60 @@ pub async fn read_with(
     let at = at.map(|ms| {
         jiff::Timestamp::from_millisecond(ms).unwrap_or_else(|e| panic!("bad time {ms}: {e}"))
     });
+    (plan, at)
+}
+
+/// One evaluation of `policy` by `source`, at `at` (milliseconds; the server's now when `None`).
+pub async fn read_with(
+    source: &PrometheusSource,
+    policy: &ScalingPolicy,
+    at: Option<TimestampMs>,
+) -> Vec<MetricObservation> {
+    let (plan, at) = plan_at(policy, at);
     source
         .evaluate(&plan, at)
         .await
         .unwrap_or_else(|e| panic!("the policy cannot be read: {e}"))
+}
+
+/// One evaluation of `policy` by `source`, counting `cpu` and `memory` over `pods` (the
+/// target's).
+pub async fn read_with_pods(
+    url: &str,
+    policy: &ScalingPolicy,
+    at: Option<TimestampMs>,
+    pods: &scalewise::pods::TargetPods,
+) -> Vec<MetricObservation> {
+    let (plan, at) = plan_at(policy, at);
+    source(url)
+        .evaluate_with_pods(&plan, at, Ok(pods))
+        .await
+        .unwrap_or_else(|e| panic!("the policy cannot be read: {e}"))
+}
+
+/// The target's pods: each `(name, cpu request, memory request)` Running and Ready for an hour.
+pub fn ready_pods(pods: &[(&str, &str, &str)]) -> scalewise::pods::TargetPods {
+    let hour_ago = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .to_string();
+    let pods = pods
+        .iter()
+        .map(|(name, cpu, memory)| {
+            let pod: scalewise::pods::LeanPod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name},
+                "spec": {"containers": [{"name": "app", "resources": {"requests": {"cpu": cpu, "memory": memory}}}]},
+                "status": {"phase": "Running", "startTime": hour_ago,
+                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": hour_ago}]}
+            }))
+            .unwrap_or_else(|e| panic!("a test pod: {e}"));
+            std::sync::Arc::new(pod)
+        })
+        .collect();
+    scalewise::pods::TargetPods {
+        pods,
+        other_workloads: 0,
+    }
 }
 
 /// One evaluation of `policy` against the server at `url`.
@@ -139,6 +189,11 @@ pub fn gauge(
     sampled(name, labels, from, to, step, |_| value)
 }
 
+/// The namespace of the series [`counter`] and [`gauge`] write unless their labels name one:
+/// that of the test policies of [`policy`] given `"shop"` (a policy reads only its own
+/// namespace's series).
+pub const NAMESPACE: &str = "shop";
+
 fn sampled(
     name: &str,
     labels: &[(&str, &str)],
@@ -147,7 +202,7 @@ fn sampled(
     step: TimestampMs,
     value: impl Fn(TimestampMs) -> f64,
 ) -> Series {
-    let mut series = Series::new(name);
+    let mut series = Series::new(name).label("namespace", NAMESPACE);
     for (k, v) in labels {
         series = series.label(k, v);
     }

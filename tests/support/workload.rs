@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -32,6 +32,8 @@ pub struct Pods<'a> {
     pub node: Option<&'a FakeNode>,
     /// Annotations of the pod template, e.g. [`kwok::READY_AFTER`](super::kwok::READY_AFTER).
     pub annotations: BTreeMap<String, String>,
+    /// The pods' labels, which the workload's selector matches too; default `app=<name>`.
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl<'a> Pods<'a> {
@@ -40,20 +42,109 @@ impl<'a> Pods<'a> {
         Pods {
             node: Some(node),
             annotations: BTreeMap::new(),
+            labels: None,
+        }
+    }
+
+    /// These pods with annotation `key: value` too.
+    pub fn annotated(mut self, key: &str, value: &str) -> Self {
+        self.annotations.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// These pods labelled `labels` (and selected by them) instead of `app=<name>`.
+    pub fn labelled(mut self, labels: &[(&str, &str)]) -> Self {
+        self.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        self
+    }
+
+    /// The labels of workload `name`'s pods.
+    fn labels_for(&self, name: &str) -> BTreeMap<String, String> {
+        self.labels
+            .clone()
+            .unwrap_or_else(|| BTreeMap::from([("app".to_owned(), name.to_owned())]))
+    }
+
+    /// A pod template on the node, with the labels, annotations and the one container requesting
+    /// [`CPU_REQUEST_MILLICORES`] and [`MEMORY_REQUEST_MIB`].
+    pub fn template(&self, name: &str) -> PodTemplateSpec {
+        let (node_selector, tolerations) = match self.node {
+            Some(node) => {
+                let (selector, toleration) = node.pins();
+                (Some(selector), Some(vec![toleration]))
+            }
+            None => (None, None),
+        };
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(self.labels_for(name)),
+                annotations: (!self.annotations.is_empty()).then(|| self.annotations.clone()),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                node_selector,
+                tolerations,
+                containers: vec![Container {
+                    name: CONTAINER.into(),
+                    image: Some("busybox:1.36".into()),
+                    command: Some(vec!["sleep".into(), "3600".into()]),
+                    // As real workloads declare them: what CPU and memory utilisation are
+                    // measured against, and what the scheduler places on the fake nodes.
+                    resources: Some(ResourceRequirements {
+                        requests: Some(BTreeMap::from([
+                            (
+                                "cpu".to_owned(),
+                                Quantity(format!("{CPU_REQUEST_MILLICORES}m")),
+                            ),
+                            (
+                                "memory".to_owned(),
+                                Quantity(format!("{MEMORY_REQUEST_MIB}Mi")),
+                            ),
+                        ])),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
         }
     }
 }
 
+/// Creates StatefulSet `name` with `replicas` pods (started in parallel), as
+/// [`create_deployment_with`] does a Deployment's.
+pub async fn create_statefulset_with(env: &TestEnv, name: &str, replicas: i32, pods: &Pods<'_>) {
+    let statefulset = StatefulSet {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(name.into()),
+            pod_management_policy: Some("Parallel".into()),
+            selector: LabelSelector {
+                match_labels: Some(pods.labels_for(name)),
+                ..Default::default()
+            },
+            template: pods.template(name),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    env.api::<StatefulSet>()
+        .create(&PostParams::default(), &statefulset)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create StatefulSet {name}: {e}"));
+}
+
 /// [`create_deployment`], with the pods' node and annotations.
 pub async fn create_deployment_with(env: &TestEnv, name: &str, replicas: i32, pods: &Pods<'_>) {
-    let labels = BTreeMap::from([("app".to_owned(), name.to_owned())]);
-    let (node_selector, tolerations) = match pods.node {
-        Some(node) => {
-            let (selector, toleration) = node.pins();
-            (Some(selector), Some(vec![toleration]))
-        }
-        None => (None, None),
-    };
     let deployment = Deployment {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -62,42 +153,10 @@ pub async fn create_deployment_with(env: &TestEnv, name: &str, replicas: i32, po
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             selector: LabelSelector {
-                match_labels: Some(labels.clone()),
+                match_labels: Some(pods.labels_for(name)),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: (!pods.annotations.is_empty()).then(|| pods.annotations.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    node_selector,
-                    tolerations,
-                    containers: vec![Container {
-                        name: CONTAINER.into(),
-                        image: Some("busybox:1.36".into()),
-                        command: Some(vec!["sleep".into(), "3600".into()]),
-                        // As real workloads declare them: what CPU and memory utilisation are
-                        // measured against, and what the scheduler places on the fake nodes.
-                        resources: Some(ResourceRequirements {
-                            requests: Some(BTreeMap::from([
-                                (
-                                    "cpu".to_owned(),
-                                    Quantity(format!("{CPU_REQUEST_MILLICORES}m")),
-                                ),
-                                (
-                                    "memory".to_owned(),
-                                    Quantity(format!("{MEMORY_REQUEST_MIB}Mi")),
-                                ),
-                            ])),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-            },
+            template: pods.template(name),
             ..Default::default()
         }),
         ..Default::default()
@@ -129,8 +188,14 @@ pub async fn pods(env: &TestEnv, name: &str) -> Vec<Pod> {
 /// The pods of Deployment `name` in `namespace` (none when they cannot be listed: the caller
 /// polls).
 pub async fn pods_in(client: &Client, namespace: &str, name: &str) -> Vec<Pod> {
+    pods_selected(client, namespace, &format!("app={name}")).await
+}
+
+/// The pods `selector` (a label selector) matches in `namespace` (none when they cannot be
+/// listed: the caller polls).
+pub async fn pods_selected(client: &Client, namespace: &str, selector: &str) -> Vec<Pod> {
     Api::<Pod>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default().labels(&format!("app={name}")))
+        .list(&ListParams::default().labels(selector))
         .await
         .map(|list| list.items)
         .unwrap_or_default()

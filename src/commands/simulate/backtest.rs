@@ -100,6 +100,10 @@ pub(super) fn run(
         timestamp(window.to),
         window.step
     )?;
+    // The range queries that ran: the policy's, scoped as the operator scopes them.
+    for m in &plan.metrics {
+        writeln!(out, "  {}: {}", m.name, m.standalone_promql())?;
+    }
     writeln!(
         out,
         "History cannot show feedback from this policy's decisions: the metrics are what happened with the replicas that actually ran. The replica counts are what the policy would have asked for, applied at once; SLO minutes are not known."
