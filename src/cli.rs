@@ -450,7 +450,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set, env = "SCALEWISE_LEADER_ELECTION")]
     pub leader_election: bool,
 
-    /// The Lease's name.
+    /// Share the policies across every replica instead of electing a leader: each replica holds
+    /// a Lease of its own (`<lease-name>-<hash of its identity>`) and reconciles the policies a
+    /// consistent hash ring over the live replicas gives it. --leader-election is then ignored.
+    #[arg(long, value_name = "BOOL", default_value_t = false, action = ArgAction::Set, env = "SCALEWISE_SHARDING")]
+    pub sharding: bool,
+
+    /// The Lease's name; with --sharding, the prefix of each replica's Lease.
     #[arg(
         long,
         value_name = "NAME",

@@ -7,7 +7,7 @@
 //! The hash is FNV-1a with a 64-bit finalizer, fixed by this file: every replica, whatever its
 //! build, computes the same ring from the same members.
 //!
-//! Depends on nothing else in the crate (issue 16 wires it into the controller).
+//! Depends on nothing else in the crate; `controller::shard` builds the replicas' rings with it.
 
 /// A ring over a set of members.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -517,6 +517,11 @@ fn wrong_values_are_refused_with_a_message_naming_the_value() {
             &[url, image, "leaderElection.enabled=false"],
             &["leaderElection.enabled=false needs replicaCount: 1"],
         ),
+        (
+            "sharding with one replica",
+            &[url, image, "sharding.enabled=true", "replicaCount=1"],
+            &["sharding.enabled=true needs replicaCount: 2 or more"],
+        ),
     ];
     for (what, sets, expected) in cases {
         let error = match helm_template(sets, None, &[]) {
@@ -851,6 +856,42 @@ fn lease_grants(lease: &str) -> BTreeSet<Grant> {
         ("coordination.k8s.io", "leases", &["create"], ""),
         ("coordination.k8s.io", "leases", &["get", "patch"], lease),
     ])
+}
+
+/// What it may do in its own namespace with sharding: its own Lease and its group's.
+fn shard_lease_grants() -> BTreeSet<Grant> {
+    set(&[
+        ("coordination.k8s.io", "leases", &["create"], ""),
+        (
+            "coordination.k8s.io",
+            "leases",
+            &["list", "patch", "delete"],
+            "",
+        ),
+    ])
+}
+
+/// With sharding every replica runs `--sharding=true` (leader election off), the anti-affinity
+/// and the PDB stay, and the Role grants the replicas' own Leases instead of the leader's.
+#[test]
+fn sharding_runs_every_replica_on_a_lease_of_its_own() {
+    let docs = documents(&render(&["sharding.enabled=true", "replicaCount=3"], None));
+    let deployment = one(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let run = parse_run_args(&args(deployment));
+    assert!(run.sharding && !run.leader_election);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(pod["affinity"]["podAntiAffinity"].is_object());
+    assert_eq!(
+        one(&docs, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+    let sa = name(one(&docs, "ServiceAccount")).to_owned();
+    let by_scope = bound_grants(&docs, &sa, NAMESPACE);
+    assert_eq!(by_scope[NAMESPACE], shard_lease_grants());
+    // Without it: leader election, as before.
+    let run = parse_run_args(&args(one(&documents(&render(&[], None)), "Deployment")));
+    assert!(!run.sharding && run.leader_election);
 }
 
 /// The subjects of a binding: (kind, name, namespace).

@@ -112,7 +112,8 @@ pub async fn run(
             },
             _ => Certificate::SelfSigned(self_signed_names()),
         },
-        leader_election: args.leader_election,
+        leader_election: args.leader_election && !args.sharding,
+        sharding: args.sharding,
         lease_name: args.lease_name.clone(),
         lease_namespace: args.lease_namespace.clone(),
         lease_duration: args.lease_duration,
@@ -131,6 +132,7 @@ pub async fn run(
         identity = %settings.identity,
         namespaces = ?settings.namespaces,
         leader_election = settings.leader_election,
+        sharding = settings.sharding,
         "starting scalewise"
     );
     controller::run(

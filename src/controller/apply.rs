@@ -55,6 +55,9 @@ pub struct Writer<'a> {
     pub written: &'a Mutex<Written>,
     /// Conflicts and fenced writes are counted here.
     pub metrics: &'a Metrics,
+    /// The field manager of intent and `/scale` writes, when it is this replica's own (with
+    /// sharding): [`INTENT_FIELD_MANAGER`] and the client's default otherwise.
+    pub manager: Option<&'a str>,
 }
 
 impl Writer<'_> {
@@ -71,7 +74,13 @@ impl Writer<'_> {
             let from = plan.read.as_ref().map_or(0, |r| r.replicas);
             let left = self.ensure_leader("intent")?;
             let intent = scale.intent.pending_scale.as_ref();
-            match bounded(left, "intent", write_intent(&policies, &name, intent)).await? {
+            match bounded(
+                left,
+                "intent",
+                write_intent(&policies, &name, intent, self.manager),
+            )
+            .await?
+            {
                 Ok(()) => self.wrote(object, &scale.intent),
                 Err(source) => {
                     return Err(Error::IntentNotRecorded {
@@ -96,6 +105,7 @@ impl Writer<'_> {
                     scale.replicas,
                     plan.read.as_ref(),
                     self.metrics,
+                    self.manager,
                 ),
             )
             .await
@@ -155,9 +165,13 @@ impl Writer<'_> {
     /// Removes the intent from the status of policy `name`, if this replica may still write.
     async fn clear_intent(&self, policies: &Api<ScalingPolicy>, name: &str) -> Result<(), Error> {
         let left = self.ensure_leader("intent")?;
-        bounded(left, "intent", write_intent(policies, name, None))
-            .await?
-            .map_err(Error::StatusWrite)
+        bounded(
+            left,
+            "intent",
+            write_intent(policies, name, None, self.manager),
+        )
+        .await?
+        .map_err(Error::StatusWrite)
     }
 
     /// Remembers the status just written for `object`, so that the next evaluation never starts
@@ -280,8 +294,12 @@ async fn scale_to(
     replicas: i32,
     read: Option<&TargetRead>,
     metrics: &Metrics,
+    manager: Option<&str>,
 ) -> Result<(), Error> {
-    let params = PatchParams::default();
+    let params = PatchParams {
+        field_manager: manager.map(str::to_owned),
+        ..PatchParams::default()
+    };
     let mut version = read.and_then(|r| r.resource_version.clone());
     let mut attempt: u32 = 0;
     loop {
@@ -355,10 +373,11 @@ async fn write_intent(
     policies: &Api<ScalingPolicy>,
     name: &str,
     intent: Option<&ScaleIntent>,
+    manager: Option<&str>,
 ) -> Result<(), kube::Error> {
     let patch = json!({ "status": { "pendingScale": intent } });
     let params = PatchParams {
-        field_manager: Some(INTENT_FIELD_MANAGER.to_owned()),
+        field_manager: Some(manager.unwrap_or(INTENT_FIELD_MANAGER).to_owned()),
         ..PatchParams::default()
     };
     policies
@@ -603,6 +622,7 @@ mod tests {
             api_timeout: Duration::from_secs(10),
             written: &written,
             metrics: &metrics,
+            manager: None,
         };
         let result = writer.apply(&object(), &plan).await;
         drop(events);

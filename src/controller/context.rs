@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use kube::Client;
@@ -13,11 +13,12 @@ use super::apply::{Remembered, Writer, Written};
 use super::decoded::Decoded;
 use super::events::Publisher;
 use super::health::Health;
-use super::lease::Fence;
+use super::lease::{Fence, Gate};
 use super::observe::Observe;
 use super::persist::Cadence;
 use super::pods::PodCaches;
 use super::resolved::Cache;
+use super::shard::Shards;
 use super::target::Kinds;
 use crate::api::ScalingPolicy;
 use crate::fair::FairSlots;
@@ -44,10 +45,15 @@ pub struct Context {
     /// and an evaluation that changed nothing that matters is not written), and the last status
     /// it wrote.
     pub written: Arc<Mutex<Written>>,
+    /// When each policy's next evaluation is due, as this replica scheduled it: how late an
+    /// evaluation starts is measured from it.
+    pub due: Arc<Mutex<HashMap<ObjectRef<ScalingPolicy>, Instant>>>,
     /// Consecutive failures per policy, for the exponential backoff; reset on success.
     pub failures: Mutex<HashMap<ObjectRef<ScalingPolicy>, u32>>,
     /// Until when this replica may write: its renew deadline while it leads.
     pub fence: Arc<Fence>,
+    /// This replica's share of the policies, with `--sharding`.
+    pub shards: Option<Arc<Shards>>,
     /// The longest one call to the API server may take.
     pub api_timeout: Duration,
     /// The longest a written status may lag its evaluations (`--status-heartbeat`).
@@ -56,6 +62,24 @@ pub struct Context {
     pub caches: PodCaches,
     /// The API of each target kind.
     pub kinds: Arc<Kinds>,
+}
+
+/// Writes for one policy are allowed while the fence allows them and, with sharding, while this
+/// replica owns the policy: a policy given to another replica mid-evaluation is not written.
+pub struct Owned<'a> {
+    ctx: &'a Context,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+impl Gate for Owned<'_> {
+    fn remaining(&self) -> Option<Duration> {
+        if self.ctx.owns(self.namespace, self.name) {
+            self.ctx.fence.remaining()
+        } else {
+            None
+        }
+    }
 }
 
 /// The first retry after a failure; doubles with each consecutive failure.
@@ -74,13 +98,37 @@ impl Context {
 
     /// The apply step's writer, writing while the fence allows it.
     pub fn writer(&self) -> Writer<'_> {
+        self.writer_gated(self.fence.as_ref())
+    }
+
+    /// A writer for `policy`'s writes: with sharding, only while this replica owns it.
+    pub fn writer_for<'a>(&'a self, gate: &'a Owned<'a>) -> Writer<'a> {
+        self.writer_gated(gate)
+    }
+
+    fn writer_gated<'a>(&'a self, gate: &'a dyn Gate) -> Writer<'a> {
         Writer {
             client: &self.client,
             events: &self.events,
-            may_write: self.fence.as_ref(),
+            may_write: gate,
             api_timeout: self.api_timeout,
             written: &self.written,
             metrics: &self.metrics,
+            manager: self.shards.as_ref().map(|s| s.field_manager()),
+        }
+    }
+
+    /// Whether this replica reconciles the policy `namespace/name`: always without sharding.
+    pub fn owns(&self, namespace: &str, name: &str) -> bool {
+        self.shards.as_ref().is_none_or(|s| s.owns(namespace, name))
+    }
+
+    /// The write gate of one policy: the fence, and with sharding this replica's ownership.
+    pub fn gate<'a>(&'a self, namespace: &'a str, name: &'a str) -> Owned<'a> {
+        Owned {
+            ctx: self,
+            namespace,
+            name,
         }
     }
 
@@ -97,6 +145,41 @@ impl Context {
     /// How often `policy`'s status is written when nothing that matters changes.
     pub fn cadence(&self, policy: &crate::api::Policy) -> Cadence {
         Cadence::for_policy(policy, self.status_heartbeat)
+    }
+
+    /// Forgets what this replica remembers of `policy` (it belongs to another replica now): if it
+    /// comes back, it starts from the status on the cluster.
+    pub fn forget(&self, policy: &ObjectRef<ScalingPolicy>) {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(policy);
+        self.due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(policy);
+        self.reset_backoff(policy);
+    }
+
+    /// `policy` is to be evaluated again `after` from now.
+    pub fn schedule(&self, policy: &ObjectRef<ScalingPolicy>, after: Duration) {
+        let at = Instant::now().checked_add(after);
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        match at {
+            Some(at) => due.insert(policy.clone(), at),
+            None => due.remove(policy),
+        };
+    }
+
+    /// An evaluation of `policy` starts now: how late it is against its schedule, if it had one
+    /// and this is not an early evaluation (a change of its target or spec).
+    pub fn started(&self, policy: &ObjectRef<ScalingPolicy>) -> Option<Duration> {
+        let due = self
+            .due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(policy)?;
+        Instant::now().checked_duration_since(due)
     }
 
     /// Forgets the failures of `policy` after a success.

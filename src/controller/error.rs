@@ -7,6 +7,10 @@ pub enum Error {
     MissingNamespace,
     #[error("cannot read the target's /scale: {0}")]
     ScaleRead(#[source] kube::Error),
+    #[error(
+        "cannot read the policy from the API server, which this replica does before its first evaluation of a policy it took over: {0}"
+    )]
+    PolicyRead(#[source] kube::Error),
     #[error("cannot scale the target: {0}")]
     ScaleWrite(#[source] kube::Error),
     #[error("cannot write the policy's status: {0}")]
@@ -51,6 +55,7 @@ impl Error {
         match self {
             Self::MissingNamespace => "InvalidObject",
             Self::ScaleRead(_) => "ScaleReadFailed",
+            Self::PolicyRead(_) => "PolicyReadFailed",
             Self::ScaleWrite(_) => "ScaleWriteFailed",
             Self::StatusWrite(_) => "StatusWriteFailed",
             Self::IntentNotRecorded { .. } => "IntentNotRecorded",

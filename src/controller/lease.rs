@@ -73,12 +73,12 @@ impl Fence {
     }
 
     /// Writes are allowed until `until` (a renewal succeeded).
-    fn extend(&self, until: Instant) {
+    pub(crate) fn extend(&self, until: Instant) {
         *self.until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
     }
 
     /// No more writes (the lease was lost or released).
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         *self.until.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
@@ -115,21 +115,21 @@ impl LeaseSettings {
 
 /// What a Lease said when this replica last saw it change, and when, on its monotonic clock.
 #[derive(Clone, Debug, PartialEq)]
-struct Observed {
-    record: Record,
-    seen_at: Instant,
+pub(crate) struct Observed {
+    pub(crate) record: Record,
+    pub(crate) seen_at: Instant,
 }
 
 /// What the Lease says, as the elector compares it.
 #[derive(Clone, Debug, PartialEq)]
-struct Record {
-    holder: Option<String>,
+pub(crate) struct Record {
+    pub(crate) holder: Option<String>,
     renew_time: Option<MicroTime>,
     transitions: Option<i32>,
 }
 
 impl Record {
-    fn of(spec: Option<&LeaseSpec>) -> Self {
+    pub(crate) fn of(spec: Option<&LeaseSpec>) -> Self {
         Self {
             holder: spec
                 .and_then(|s| s.holder_identity.clone())
@@ -142,7 +142,7 @@ impl Record {
 
 /// What to do with a Lease as read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     /// Held by this replica: renew it.
     Renew,
     /// Free, released, or held by a replica that has not renewed it for a whole lease duration
@@ -162,7 +162,7 @@ struct Elector {
 /// Judges `record` against what was `observed` before, at `now`: a change of holder or
 /// renewTime restarts the lease duration from `now`. Returns the verdict and the observation
 /// to keep.
-fn judge(
+pub(crate) fn judge(
     observed: Option<&Observed>,
     record: &Record,
     identity: &str,

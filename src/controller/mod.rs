@@ -3,7 +3,8 @@
 //! One kube-runtime `Controller` per watched scope (all namespaces, or each `--namespace`)
 //! reconciles ScalingPolicies. It also watches Deployments and HorizontalPodAutoscalers and maps
 //! each to the policies that target it, so a manual scale, a new Deployment or a competing HPA
-//! is seen at once. Only the leader (a coordination.k8s.io/v1 Lease) reconciles.
+//! is seen at once. Only the leader (a coordination.k8s.io/v1 Lease) reconciles; with
+//! `--sharding` every replica reconciles its share of the policies instead ([`shard`]).
 
 // Arithmetic on user data and on times never panics: checked or saturating only (CI makes these
 // warnings errors).
@@ -28,6 +29,7 @@ pub mod pods;
 pub mod reconcile;
 pub mod resolved;
 pub mod review;
+pub mod shard;
 pub mod stores;
 pub mod target;
 
@@ -69,6 +71,10 @@ pub struct Settings {
     pub secure_metrics_bind: SocketAddr,
     pub metrics_certificate: crate::telemetry::secure::Certificate,
     pub leader_election: bool,
+    /// Share the policies across replicas, each holding a Lease of its own (`--sharding`),
+    /// instead of electing one leader.
+    pub sharding: bool,
+    /// The leader's Lease, or with sharding the prefix of each replica's Lease.
     pub lease_name: String,
     /// Where the Lease lives; default: the client's namespace.
     pub lease_namespace: Option<String>,
@@ -172,7 +178,10 @@ pub async fn run(
             tokio::time::sleep(timeout).await;
         }
     };
-    let fence = Arc::new(Fence::new(settings.leader_election));
+    let fence = Arc::new(Fence::new(settings.leader_election || settings.sharding));
+    let shards = settings
+        .sharding
+        .then(|| Arc::new(shard::Shards::new(&settings.identity)));
     let runner = Runner {
         client,
         settings,
@@ -180,9 +189,13 @@ pub async fn run(
         metrics,
         health,
         fence,
+        shards,
     };
     let work = async move {
-        let result = if runner.settings.leader_election {
+        let result = if runner.shards.is_some() {
+            runner.share_then_run(stop_rx).await;
+            Ok(())
+        } else if runner.settings.leader_election {
             runner.lead_then_run(stop_rx).await
         } else {
             runner.health.set_leader(true);
@@ -232,9 +245,50 @@ struct Runner {
     health: Arc<Health>,
     /// Until when this replica may write (always, without leader election).
     fence: Arc<Fence>,
+    /// This replica's share of the policies, with `--sharding`.
+    shards: Option<Arc<shard::Shards>>,
 }
 
 impl Runner {
+    /// The Lease of this replica (with sharding) or the leader's.
+    fn lease(&self) -> LeaseSettings {
+        let settings = &self.settings;
+        LeaseSettings {
+            name: settings.lease_name.clone(),
+            namespace: settings
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| self.client.default_namespace().to_owned()),
+            identity: settings.identity.clone(),
+            duration: settings.lease_duration,
+            api_timeout: settings.api_timeout,
+        }
+    }
+
+    /// With sharding: holds this replica's Lease and runs the controllers, which reconcile only
+    /// the policies this replica owns, until `stop`; then gives its share back.
+    async fn share_then_run(&self, stop: watch::Receiver<bool>) {
+        let Some(shards) = self.shards.clone() else {
+            return;
+        };
+        // The lease is deleted (the share given back) only once the controllers have stopped.
+        let (release_tx, release_rx) = watch::channel(false);
+        let sharing = tokio::spawn(shard::share(
+            self.client.clone(),
+            self.lease(),
+            self.fence.clone(),
+            shards,
+            release_rx,
+        ));
+        self.health.set_leader(true);
+        self.run_controllers(stop).await;
+        self.health.set_leader(false);
+        let _ = release_tx.send(true);
+        if let Err(e) = sharing.await {
+            warn!("the sharding task failed: {e}");
+        }
+    }
+
     /// Waits for leadership, runs the controllers while leading, and stands by again when the lease
     /// is lost. On shutdown the lease is released.
     async fn lead_then_run(&self, stop: watch::Receiver<bool>) -> Result<(), RunError> {
@@ -244,18 +298,8 @@ impl Runner {
             health,
             ..
         } = self;
-        let namespace = settings
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let lease = LeaseSettings {
-            name: settings.lease_name.clone(),
-            namespace: namespace.clone(),
-            identity: settings.identity.clone(),
-            duration: settings.lease_duration,
-            api_timeout: settings.api_timeout,
-        };
-        info!(lease = %format!("{namespace}/{}", settings.lease_name), identity = %settings.identity, "waiting for leadership");
+        let lease = self.lease();
+        info!(lease = %format!("{}/{}", lease.namespace, lease.name), identity = %settings.identity, "waiting for leadership");
         let (leading_tx, mut leading) = watch::channel(false);
         // The election stops (and releases the lease) only once the controllers have.
         let (release_tx, release_rx) = watch::channel(false);
@@ -320,6 +364,7 @@ impl Runner {
             metrics,
             health,
             fence,
+            shards,
         } = self;
         let scopes: Vec<Option<String>> = if settings.namespaces.is_empty() {
             vec![None]
@@ -353,13 +398,25 @@ impl Runner {
         // that a reconcile that never returns still counts as a stall.
         let workload = {
             let (health, readers, caches) = (health.clone(), readers.clone(), caches.clone());
-            let metrics = metrics.clone();
+            let (metrics, shards) = (metrics.clone(), shards.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(5));
                 loop {
                     tick.tick().await;
                     metrics.watch_failing(health.watch_failing_for());
-                    let policies: usize = readers.iter().map(|s| s.state().len()).sum();
+                    // With sharding, only this replica's share: a stall is one of its own.
+                    let policies: usize = readers
+                        .iter()
+                        .map(|s| {
+                            s.state()
+                                .iter()
+                                .filter(|p| owned(shards.as_deref(), p))
+                                .count()
+                        })
+                        .sum();
+                    if let Some(shards) = &shards {
+                        metrics.shard(policies, shards.members().len());
+                    }
                     let longest = caches
                         .iter()
                         .map(|c| c.longest_interval())
@@ -382,6 +439,7 @@ impl Runner {
                     slots: slots.clone(),
                     budget: budget.clone(),
                     fence: fence.clone(),
+                    shards: shards.clone(),
                     api_timeout: settings.api_timeout,
                     status_heartbeat: settings.status_heartbeat,
                     pending: pending.clone(),
@@ -415,6 +473,7 @@ struct Scope {
     slots: Arc<FairSlots>,
     budget: Arc<crate::fair::Budget>,
     fence: Arc<Fence>,
+    shards: Option<Arc<shard::Shards>>,
     api_timeout: Duration,
     status_heartbeat: Duration,
     /// Scopes whose caches are not synced yet.
@@ -448,6 +507,8 @@ async fn run_scope(
     // leadership (a new term starts from the statuses on the cluster).
     let written: Arc<std::sync::Mutex<apply::Written>> = Arc::default();
     let forget_written = written.clone();
+    let due: Arc<std::sync::Mutex<std::collections::HashMap<_, _>>> = Arc::default();
+    let forget_due = due.clone();
     let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
     // Each policy is decoded on its own: one the types cannot hold is reported on itself, and
     // the list it came in is not a failed list. The operator's own status writes change no
@@ -480,6 +541,10 @@ async fn run_scope(
             forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
             forget_resolved.forget(&policy.key());
             forget_written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&policy.key());
+            forget_due
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&policy.key());
@@ -577,8 +642,10 @@ async fn run_scope(
         slots: scope.slots.clone(),
         budget: scope.budget.clone(),
         written: written.clone(),
+        due,
         failures: Default::default(),
         fence: scope.fence.clone(),
+        shards: scope.shards.clone(),
         api_timeout: scope.api_timeout,
         status_heartbeat: scope.status_heartbeat,
         caches: caches.clone(),
@@ -620,6 +687,9 @@ async fn run_scope(
                 &r.name,
             )
         })
+        // With sharding, every policy is looked at again when this replica's share changes: the
+        // ones it took are evaluated, the ones it gave up forgotten.
+        .reconcile_all_on(share_changes(scope.shards.as_deref()))
         .graceful_shutdown_on(stopped(stop));
 
     // Ready once this scope's caches are synced (and every other scope's).
@@ -681,6 +751,23 @@ async fn run_scope(
         .await;
     synced.abort();
     follow.abort();
+}
+
+/// Whether this replica reconciles `policy`: always without sharding.
+fn owned(shards: Option<&shard::Shards>, policy: &Decoded) -> bool {
+    shards.is_none_or(|s| s.owns(&policy.namespace().unwrap_or_default(), &policy.name_any()))
+}
+
+/// A stream that yields each time this replica's share changes; never without sharding.
+fn share_changes(shards: Option<&shard::Shards>) -> futures::stream::BoxStream<'static, ()> {
+    match shards {
+        Some(shards) => futures::stream::unfold(shards.changes(), |mut changes| async move {
+            changes.changed().await.ok()?;
+            Some(((), changes))
+        })
+        .boxed(),
+        None => futures::stream::pending().boxed(),
+    }
 }
 
 /// The policies in `store` that scale the object (apiVersion, kind, name) in `namespace`.

@@ -36,6 +36,14 @@ use crate::text::shorten;
 pub async fn reconcile(object: Arc<Decoded>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.health.progress();
+    // With sharding, another replica's policy: nothing of it is kept here, and it is looked at
+    // again when this replica's share changes.
+    let (namespace, name) = (object.namespace().unwrap_or_default(), object.name_any());
+    if !ctx.owns(&namespace, &name) {
+        ctx.metrics.forget(&namespace, &name);
+        ctx.forget(&object.key());
+        return Ok(Action::await_change());
+    }
     let result = match &object.0 {
         Ok(policy) => AssertUnwindSafe(reconcile_once(policy, &ctx))
             .catch_unwind()
@@ -114,6 +122,20 @@ pub fn error_policy(object: Arc<Decoded>, error: &Error, ctx: Arc<Context>) -> A
 
 /// Gather, plan, apply, report.
 async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action, Error> {
+    // With sharding, a policy this replica has not evaluated since it took it over is read from
+    // the API server: the watch cache may not hold yet the last status its previous owner wrote
+    // a moment before giving it up (a leader's standby waits a whole lease duration instead).
+    let fresh;
+    let policy = if ctx.shards.is_some() && ctx.remembered(policy).is_none() {
+        let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
+        let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+        let name = policy.name_any();
+        let read = super::apply::bounded(ctx.api_timeout, "policy", api.get(&name));
+        fresh = read.await?.map_err(Error::PolicyRead)?;
+        &fresh
+    } else {
+        policy
+    };
     let now = Timestamp::now();
     let started = Instant::now();
     let cached = policy.status.clone().unwrap_or_default();
@@ -135,11 +157,17 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
         Some(r) if !resumed => r.written,
         _ => Arc::new(cached),
     };
-    let writer = ctx.writer();
-
     let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
+    let name = policy.name_any();
+    let gate = ctx.gate(&namespace, &name);
+    let writer = ctx.writer_for(&gate);
+
     // A slot of this namespace's share for the whole reconcile, but for the metric queries.
     let mut slot = Some(ctx.slots.acquire(&namespace).await);
+    let key = kube::runtime::reflector::ObjectRef::from_obj(policy);
+    if let Some(late) = ctx.started(&key) {
+        ctx.metrics.late(late);
+    }
     let gathered = gather_and_plan(policy, ctx, &previous, resumed, now, &mut slot, None).await?;
     let gathered = match gathered {
         // Over its namespace's budget: wait the turn without a slot, then evaluate as of then.
@@ -154,7 +182,10 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     };
     let (mut plan, resolved) = match gathered {
         Gathered::Plan(plan, resolved) => (*plan, resolved),
-        Gathered::NotDue(wait) => return Ok(Action::requeue(wait)),
+        Gathered::NotDue(wait) => {
+            ctx.schedule(&key, wait);
+            return Ok(Action::requeue(wait));
+        }
         Gathered::Throttled(wait) => return Ok(Action::requeue(wait)),
     };
     defer_unchanged(policy, ctx, &mut plan, resolved.as_deref(), last_written);
@@ -163,7 +194,11 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     report(policy, ctx, &plan, resolved.as_deref());
     Ok(match plan.next {
         Next::AwaitChange => Action::await_change(),
-        Next::After(wait) => Action::requeue(wait.saturating_sub(started.elapsed())),
+        Next::After(wait) => {
+            let wait = wait.saturating_sub(started.elapsed());
+            ctx.schedule(&key, wait);
+            Action::requeue(wait)
+        }
     })
 }
 

@@ -83,7 +83,10 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     watch_errors: Counter,
     queue_wait: Histogram,
+    lateness: Histogram,
     watch_failing: Gauge,
+    shard_policies: Gauge,
+    shard_members: Gauge,
     decisions: Family<ActionLabels, Counter>,
     scale_actions: Family<DirectionLabels, Counter>,
     intents_recovered: Family<OutcomeLabels, Counter>,
@@ -122,7 +125,10 @@ impl Metrics {
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             watch_errors: Counter::default(),
             queue_wait: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            lateness: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
             watch_failing: Gauge::default(),
+            shard_policies: Gauge::default(),
+            shard_members: Gauge::default(),
             decisions: Family::default(),
             scale_actions: Family::default(),
             intents_recovered: Family::default(),
@@ -141,6 +147,11 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register(
+            "evaluation_lateness_seconds",
+            "How long after the time it was scheduled for (its interval after the evaluation before) an evaluation got its reconcile slot",
+            m.lateness.clone(),
+        );
+        registry.register(
             "queue_wait_seconds",
             "Time one evaluation waited for reconcile and query slots (namespaces are served in turn)",
             m.queue_wait.clone(),
@@ -154,6 +165,16 @@ impl Metrics {
             "policy_watch_failing_seconds",
             "How long the ScalingPolicy watch has failed to list without a success (0 while it works)",
             m.watch_failing.clone(),
+        );
+        registry.register(
+            "shard_policies",
+            "With sharding: the policies this replica owns (0 without sharding)",
+            m.shard_policies.clone(),
+        );
+        registry.register(
+            "shard_members",
+            "With sharding: the replicas in the ring this replica adopted, itself included (0 without sharding)",
+            m.shard_members.clone(),
         );
         registry.register(
             "reconciles",
@@ -257,6 +278,19 @@ impl Metrics {
     pub fn watch_failing(&self, failing: Duration) {
         self.watch_failing
             .set(i64::try_from(failing.as_secs()).unwrap_or(i64::MAX));
+    }
+
+    /// With sharding: this replica owns `policies` policies in a ring of `members` replicas.
+    pub fn shard(&self, policies: usize, members: usize) {
+        self.shard_policies
+            .set(i64::try_from(policies).unwrap_or(i64::MAX));
+        self.shard_members
+            .set(i64::try_from(members).unwrap_or(i64::MAX));
+    }
+
+    /// One evaluation started this long after the time it was scheduled for.
+    pub fn late(&self, late: Duration) {
+        self.lateness.observe(late.as_secs_f64());
     }
 
     /// One evaluation waited this long for reconcile and query slots.

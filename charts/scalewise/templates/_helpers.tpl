@@ -61,7 +61,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.prometheus.bearerTokenSecret.name .Values.prometheus.basicAuthSecret.name }}
 {{- fail "prometheus.bearerTokenSecret and prometheus.basicAuthSecret cannot both be set: choose one way to authenticate to prometheus.url" }}
 {{- end }}
-{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicaCount) 1) }}
+{{- if and .Values.sharding.enabled (lt (int .Values.replicaCount) 2) }}
+{{- fail "sharding.enabled=true needs replicaCount: 2 or more: with one replica, leader election does the same with less work" }}
+{{- end }}
+{{- if and (not .Values.leaderElection.enabled) (not .Values.sharding.enabled) (gt (int .Values.replicaCount) 1) }}
 {{- fail "leaderElection.enabled=false needs replicaCount: 1: replicas without leader election would all scale the same Deployments" }}
 {{- end }}
 {{- end }}
