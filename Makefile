@@ -41,7 +41,7 @@ demo: ## The main job: scalewise scales a simulated web service through a load s
 
 # BENCHMARKS.md: each benchmark rewrites only its own section, between its markers.
 .PHONY: bench
-bench: bench-quality bench-hpa bench-cache ## Every benchmark: regenerate all of BENCHMARKS.md's measured sections (about 20 minutes)
+bench: bench-quality bench-hpa bench-cache bench-scale ## Every benchmark: regenerate all of BENCHMARKS.md's measured sections (about an hour)
 
 .PHONY: bench-quality
 bench-quality: ## "Decision quality": the simulator on every bundled trace and three held-out ones, against the HPA (tests/bench/quality.sh)
@@ -50,6 +50,10 @@ bench-quality: ## "Decision quality": the simulator on every bundled trace and t
 .PHONY: bench-cache
 bench-cache: ## "Cache memory": heap bytes per cached pod, policy and HPA, as the operator's watches keep them (tests/bench/cache.sh)
 	CARGO="$(CARGO)" tests/bench/cache.sh
+
+.PHONY: bench-scale
+bench-scale: ## "Many policies": N Deployments and policies on the test environment, one replica and sharded: lateness, reaction, CPU, memory, queries, API writes (tests/bench/scale.sh)
+	CARGO="$(CARGO)" tests/bench/scale.sh
 
 .PHONY: bench-hpa
 bench-hpa: ## "Beside the real HPA": the demo workload's surge on three Deployments, scaled by the HPA of kube-controller-manager, by scalewise and by KEDA (tests/bench/hpa.sh, about 20 minutes)
