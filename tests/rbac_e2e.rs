@@ -379,9 +379,18 @@ async fn operator_does_its_job(env: &TestEnv, release: &Release) -> Client {
         Some(identity.as_str())
     );
 
-    // Its Lease, in the release namespace, held by this replica.
+    // Its Lease, in the release namespace, held by this replica: the leader's, or with sharding
+    // its own.
+    let sharded = release.container()["args"]
+        .as_array()
+        .is_some_and(|args| args.iter().any(|a| a == "--sharding=true"));
+    let lease_name = if sharded {
+        scalewise::controller::shard::lease_name("scalewise-leader", &identity)
+    } else {
+        "scalewise-leader".to_owned()
+    };
     let lease = Api::<Lease>::namespaced(env.client.clone(), &env.namespace)
-        .get("scalewise-leader")
+        .get(&lease_name)
         .await
         .unwrap_or_else(|e| panic!("the Lease: {e}; {}", context()));
     assert_eq!(
@@ -684,6 +693,35 @@ async fn cluster_wide_chart_rbac_lets_the_operator_scale_and_nothing_more() {
         )
         .await
     );
+}
+
+/// With sharding, the chart's Role lets a replica create, renew and list its group's Leases (the
+/// only replica, it owns every policy and scales), and still not read or update a Lease by name.
+#[tokio::test]
+async fn sharded_chart_rbac_lets_a_replica_hold_its_own_lease_and_scale() {
+    let (env, _exporter) = setup("rbac-shard").await;
+    let release = Release::install(
+        &env,
+        &[
+            format!("extraArgs[0]=--namespace={}", env.namespace),
+            "sharding.enabled=true".to_owned(),
+            "replicaCount=2".to_owned(),
+        ],
+    );
+    let client = operator_does_its_job(&env, &release).await;
+    let ns = Some(env.namespace.as_str());
+    for verb in ["list", "patch", "delete", "create"] {
+        assert!(
+            may(&client, verb, "coordination.k8s.io", "leases", ns, None).await,
+            "{verb}"
+        );
+    }
+    for verb in ["get", "update", "watch"] {
+        assert!(
+            !may(&client, verb, "coordination.k8s.io", "leases", ns, None).await,
+            "{verb}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -310,6 +310,15 @@ fn conditional(lease: &Lease, spec: &LeaseSpec) -> Patch<serde_json::Value> {
     }))
 }
 
+/// How long to wait before the next renewal: the retry period, and never past the renew deadline
+/// `held_until` of a Lease held.
+pub(crate) fn renewal_wait(retry: Duration, held_until: Option<Instant>) -> Duration {
+    match held_until {
+        Some(until) => retry.min(until.saturating_duration_since(Instant::now())),
+        None => retry,
+    }
+}
+
 /// Runs the election until `stop` turns true, then releases the Lease if this replica holds it.
 /// `leading` says whether this replica leads; `fence` says until when it may write.
 pub async fn elect(
@@ -372,11 +381,7 @@ pub async fn elect(
             fence.close();
             leading.send_replace(false);
         }
-        // Renew at the retry period, and never later than just before the deadline.
-        let mut wait = retry;
-        if let Some(until) = held_until {
-            wait = wait.min(until.saturating_duration_since(Instant::now()));
-        }
+        let wait = renewal_wait(retry, held_until);
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             () = tokio::time::sleep(wait) => {}

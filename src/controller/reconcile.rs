@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use jiff::Timestamp;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
@@ -125,13 +125,19 @@ async fn reconcile_once(policy: &ScalingPolicy, ctx: &Context) -> Result<Action,
     // With sharding, a policy this replica has not evaluated since it took it over is read from
     // the API server: the watch cache may not hold yet the last status its previous owner wrote
     // a moment before giving it up (a leader's standby waits a whole lease duration instead).
+    // (A list of that one name: the operator may list and watch policies, and get none.)
     let fresh;
     let policy = if ctx.shards.is_some() && ctx.remembered(policy).is_none() {
         let namespace = policy.namespace().ok_or(Error::MissingNamespace)?;
         let api: Api<ScalingPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
-        let name = policy.name_any();
-        let read = super::apply::bounded(ctx.api_timeout, "policy", api.get(&name));
-        fresh = read.await?.map_err(Error::PolicyRead)?;
+        let one = ListParams::default().fields(&format!("metadata.name={}", policy.name_any()));
+        let read = super::apply::bounded(ctx.api_timeout, "policy", api.list(&one));
+        let listed = read.await?.map_err(Error::PolicyRead)?;
+        // Deleted meanwhile: its deletion comes through the watch.
+        let Some(found) = listed.items.into_iter().next() else {
+            return Ok(Action::await_change());
+        };
+        fresh = found;
         &fresh
     } else {
         policy

@@ -29,7 +29,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, P
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::lease::{Fence, LeaseSettings, Observed, Record, Verdict, judge};
+use super::lease::{Fence, LeaseSettings, Observed, Record, Verdict, judge, renewal_wait};
 use crate::ring::{self, DEFAULT_VNODES, MAX_MEMBERS, Ring};
 
 /// The label of every Lease of one group of shards: the hash of `--lease-name`, in hex.
@@ -393,10 +393,7 @@ pub async fn share(
             view.published = empty();
         }
         shards.set(view.clone());
-        let mut wait = retry;
-        if let Some(until) = held_until {
-            wait = wait.min(until.saturating_duration_since(Instant::now()));
-        }
+        let wait = renewal_wait(retry, held_until);
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
             () = tokio::time::sleep(wait) => {}
