@@ -221,7 +221,7 @@ async fn query_prints_each_metric_of_the_reference_policy_with_its_promql_and_va
     );
     assert_eq!(
         metrics[2]["query"],
-        r#"(sum(rate(http_requests_total{code=~"5..",namespace="shop",service="checkout"}[2m])) or vector(0)) / (sum(rate(http_requests_total{namespace="shop",service="checkout"}[2m])) > 0) or sum(rate(http_requests_total{namespace="shop",service="checkout"}[2m])) * 0"#
+        r#"sum(rate(http_requests_total{code=~"5..",namespace="shop",service="checkout"}[2m])) / (sum(rate(http_requests_total{namespace="shop",service="checkout"}[2m])) > 0) or sum(rate(http_requests_total{namespace="shop",service="checkout"}[2m])) * 0"#
     );
     assert_eq!(
         metrics[3]["query"],

@@ -8,7 +8,7 @@
 //! | `cpu` with `podSelector` | `100 * sum(rate(USAGE{PODS, USAGE_SEL}[W])) / sum(REQUESTS{PODS, REQUESTS_SEL})` |
 //! | `memory` with `podSelector` | `100 * sum(USAGE{PODS, USAGE_SEL}) / sum(REQUESTS{PODS, REQUESTS_SEL})` |
 //! | `latency` | `histogram_quantile(Q, sum by (le) (rate(HIST_bucket{SEL}[W])))` |
-//! | `errorRate` | `(sum(rate(C{SEL, ERR}[W])) or vector(0)) / (sum(rate(C{SEL}[W])) > 0) or sum(rate(C{SEL}[W])) * 0` |
+//! | `errorRate` | `sum(rate(C{SEL, ERR}[W])) / (sum(rate(C{SEL}[W])) > 0) or sum(rate(C{SEL}[W])) * 0` |
 //! | `requestRate` | `sum(rate(C{SEL}[W]))` |
 //! | `query` | the user's PromQL, placeholders replaced |
 
@@ -188,9 +188,10 @@ pub fn latency(ctx: &Context, l: &LatencyMetric) -> String {
     )
 }
 
-/// Errors over all requests. Missing error series count as 0 errors (`or vector(0)`); no traffic
-/// at all (a total rate of 0) is an error rate of 0, not 0/0 (the right side of the last `or`);
-/// a missing total yields nothing, which reads as Empty.
+/// Errors over all requests. Where there is traffic but no error series, or no traffic at all (a
+/// total rate of 0, not 0/0), the error rate is 0 (the right side of the `or`); a missing total
+/// yields nothing, which reads as Empty. Every part of it acts within groups of labels (no
+/// `vector(0)`), so that policies' error rates can be read together ([`super::coalesce`]).
 pub fn error_rate(ctx: &Context, e: &ErrorRateMetric) -> String {
     let counter = ctx.expand(&e.counter);
     let service = ctx.expand(e.selector.as_deref().unwrap_or(""));
@@ -198,7 +199,7 @@ pub fn error_rate(ctx: &Context, e: &ErrorRateMetric) -> String {
     let total = selector(&counter, &[&service]);
     let w = &ctx.window;
     format!(
-        "(sum(rate({errors}[{w}])) or vector(0)) / (sum(rate({total}[{w}])) > 0) or sum(rate({total}[{w}])) * 0"
+        "sum(rate({errors}[{w}])) / (sum(rate({total}[{w}])) > 0) or sum(rate({total}[{w}])) * 0"
     )
 }
 
@@ -385,7 +386,7 @@ mod tests {
         };
         assert_eq!(
             error_rate(&ctx(), &e),
-            r#"(sum(rate(http_requests_total{service="checkout", code=~"5.."}[2m])) or vector(0)) / (sum(rate(http_requests_total{service="checkout"}[2m])) > 0) or sum(rate(http_requests_total{service="checkout"}[2m])) * 0"#
+            r#"sum(rate(http_requests_total{service="checkout", code=~"5.."}[2m])) / (sum(rate(http_requests_total{service="checkout"}[2m])) > 0) or sum(rate(http_requests_total{service="checkout"}[2m])) * 0"#
         );
     }
 
