@@ -115,6 +115,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = PodsFrom::Auto)]
         pods: PodsFrom,
 
+        /// Also print, per metric, the coalesced query the operator shares with other policies
+        /// of the same template (here with this policy as its only member) and the labels its
+        /// answer is split by.
+        #[arg(long)]
+        coalesced: bool,
+
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
@@ -506,6 +512,19 @@ pub struct RunArgs {
     /// Prometheus requests in flight at once, across every policy.
     #[arg(long, value_name = "N", default_value_t = 32, env = "SCALEWISE_MAX_CONCURRENT_QUERIES", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_queries: u16,
+
+    /// Share the queries of evaluations of one tick between policies: each built-in metric kind
+    /// (cpu, memory, latency, errorRate, requestRate) with the same template is read with one
+    /// query per tick for every policy and split per policy here; identical custom queries are
+    /// read once. `false` reads every metric of every policy with its own query.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        env = "SCALEWISE_COALESCE_QUERIES"
+    )]
+    pub coalesce_queries: bool,
 
     /// /healthz fails when a leading controller with policies has not reconciled for this long
     /// (and for three times the longest policy interval).

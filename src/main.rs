@@ -48,6 +48,7 @@ fn main() -> ExitCode {
             replicas,
             namespace,
             pods,
+            coalesced,
             output,
             prometheus,
         } => commands::query::run(
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
                 replicas: *replicas,
                 namespace: namespace.as_deref(),
                 pods: *pods,
+                coalesced: *coalesced,
                 output: *output,
                 prometheus,
             },

@@ -107,6 +107,7 @@ pub async fn find(plan: &mut QueryPlan, policy: &Policy, from: PodsFrom) -> Pods
                     promql: per_pod.by_ownership,
                     age_query: None,
                     combined: None,
+                    sharing: crate::metrics::coalesce::Sharing::Whole,
                     ..m.clone()
                 },
             };

@@ -27,6 +27,8 @@ pub struct QueryArgs<'a> {
     pub namespace: Option<&'a str>,
     /// Where `cpu` and `memory` find the target's pods.
     pub pods: PodsFrom,
+    /// `--coalesced`: print each metric's coalesced query.
+    pub coalesced: bool,
     pub output: OutputFormat,
     pub prometheus: &'a PrometheusArgs,
 }
@@ -50,6 +52,14 @@ pub struct QueryReport<'a> {
     /// The PromQL that measured the age.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_query: Option<&'a str>,
+    /// With `--coalesced`: the query the operator shares with other policies of the metric's
+    /// template (this policy its only member), or the metric's own when it is shared only with
+    /// identical ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coalesced_query: Option<&'a str>,
+    /// With `--coalesced`: the labels that query's answer is split by (empty: shared whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_by: Option<&'a [String]>,
     /// What the engine proposes from it; absent when the metric abstains.
     pub proposed_replicas: Option<i32>,
     /// How the value became the proposal, such as `cpu 85 > 70`.
@@ -103,6 +113,9 @@ pub async fn run_async(
     let (mut plan, source, server) =
         super::prometheus::connect(&file, display_name(&object), &object, &policy, config)?;
     let pods = super::pods::find(&mut plan, &policy, args.pods).await;
+    let coalesced: Option<Vec<Coalesced>> = args
+        .coalesced
+        .then(|| plan.metrics.iter().map(Coalesced::of).collect());
     let mut observations = source
         .evaluate_with_pods(&plan, None, pods.pods())
         .await
@@ -126,7 +139,7 @@ pub async fn run_async(
     );
 
     match args.output {
-        OutputFormat::Json => write_json(&observations, &decision, out)?,
+        OutputFormat::Json => write_json(&observations, &decision, coalesced.as_deref(), out)?,
         OutputFormat::Text => {
             let header = Header {
                 object: &object,
@@ -135,7 +148,7 @@ pub async fn run_async(
                 assumed: args.replicas.is_none(),
                 pods: pods.describe(),
             };
-            write_text(&header, &observations, &decision, out)?;
+            write_text(&header, &observations, &decision, coalesced.as_deref(), out)?;
         }
     }
     Ok(if observations.iter().any(|o| o.result.is_err()) {
@@ -164,10 +177,45 @@ struct Header<'a> {
     pods: Option<String>,
 }
 
+/// A metric's coalesced form, for `--coalesced`.
+struct Coalesced {
+    name: String,
+    query: String,
+    split_by: Vec<String>,
+}
+
+impl Coalesced {
+    fn of(m: &crate::metrics::MetricQuery) -> Self {
+        use crate::metrics::coalesce::{self, Sharing};
+        let (query, split_by) = match &m.sharing {
+            Sharing::Split(split) => (
+                coalesce::query(
+                    &split.template,
+                    &split.labels,
+                    std::slice::from_ref(&split.values),
+                )
+                .unwrap_or_else(|e| format!("(cannot be built: {e})")),
+                split.labels.clone(),
+            ),
+            Sharing::Whole => (m.sent().to_owned(), Vec::new()),
+        };
+        Coalesced {
+            name: m.name.clone(),
+            query,
+            split_by,
+        }
+    }
+
+    fn find<'a>(all: Option<&'a [Coalesced]>, name: &str) -> Option<&'a Coalesced> {
+        all.and_then(|all| all.iter().find(|c| c.name == name))
+    }
+}
+
 fn write_text(
     h: &Header<'_>,
     observations: &[MetricObservation],
     decision: &Decision,
+    coalesced: Option<&[Coalesced]>,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
     let namespace = h
@@ -221,6 +269,21 @@ fn write_text(
         if let Some(age_query) = &o.age_query {
             writeln!(out, "  age query: {age_query}")?;
         }
+        if let Some(c) = Coalesced::find(coalesced, &o.name) {
+            if c.split_by.is_empty() {
+                writeln!(
+                    out,
+                    "  coalesced: shared whole with identical queries of the same tick"
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "  coalesced: {} (split by {})",
+                    c.query,
+                    c.split_by.join(", ")
+                )?;
+            }
+        }
         let outcome = decision.metrics.iter().find(|m| m.name == o.name);
         let proposal = outcome.and_then(|m| m.proposal);
         let because = match (&o.result, outcome) {
@@ -245,6 +308,7 @@ fn write_text(
 fn write_json(
     observations: &[MetricObservation],
     decision: &Decision,
+    coalesced: Option<&[Coalesced]>,
     out: &mut impl Write,
 ) -> Result<(), CommandError> {
     let reports: Vec<QueryReport<'_>> = observations
@@ -264,6 +328,8 @@ fn write_json(
                     .and_then(|s| s.age)
                     .map(|a| a.as_secs_f64()),
                 age_query: o.age_query.as_deref(),
+                coalesced_query: Coalesced::find(coalesced, &o.name).map(|c| c.query.as_str()),
+                split_by: Coalesced::find(coalesced, &o.name).map(|c| c.split_by.as_slice()),
                 proposed_replicas: outcome.and_then(|m| m.proposal),
                 explanation: outcome.map_or("", |m| m.explanation.as_str()),
             }

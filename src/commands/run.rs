@@ -79,9 +79,12 @@ pub fn start(args: &RunArgs) -> Result<(), RunCommandError> {
         );
     }
     let metrics = Arc::new(Metrics::new());
-    let source = PrometheusSource::new(config)?
+    let mut source = PrometheusSource::new(config)?
         .with_query_limit(usize::from(args.max_concurrent_queries))
         .with_telemetry(metrics.clone());
+    if args.coalesce_queries {
+        source = source.with_coalescing();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

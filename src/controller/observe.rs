@@ -2,6 +2,7 @@
 //! configuration, and read its metrics.
 
 use futures::future::BoxFuture;
+use jiff::Timestamp;
 
 use crate::api::FieldError;
 use crate::decide::Observation;
@@ -29,11 +30,13 @@ pub trait Observe: Send + Sync + 'static {
     }
 
     /// One observation per metric of the plan, in spec order; failures are observations too.
-    /// `pods` are the target's pods, over which `cpu` and `memory` are counted, or why they are
-    /// not known.
+    /// `at`: the tick the evaluation reads at (readings of one tick are shared between policies),
+    /// or now. `pods` are the target's pods, over which `cpu` and `memory` are counted, or why
+    /// they are not known.
     fn observe<'a>(
         &'a self,
         plan: &'a QueryPlan,
+        at: Option<Timestamp>,
         pods: Result<&'a TargetPods, &'a str>,
     ) -> BoxFuture<'a, Vec<Observation>>;
 }
@@ -52,8 +55,9 @@ impl Observe for PrometheusSource {
     fn observe<'a>(
         &'a self,
         plan: &'a QueryPlan,
+        at: Option<Timestamp>,
         pods: Result<&'a TargetPods, &'a str>,
     ) -> BoxFuture<'a, Vec<Observation>> {
-        Box::pin(PrometheusSource::observe(self, plan, None, pods))
+        Box::pin(PrometheusSource::observe(self, plan, at, pods))
     }
 }

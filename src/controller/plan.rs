@@ -23,11 +23,12 @@ use crate::api::reason;
 use crate::api::status::condition;
 use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
 use crate::decide::{Decision, Observation, TargetState, decide_for, next_status};
+use crate::metrics::coalesce;
 use crate::text::shorten;
 
-/// The longest the controller waits before it looks at a policy again (plus its jitter, at most
-/// 2 s), whatever its interval: a policy stored with a longer one is looked at every hour, and
-/// evaluated when its interval is over.
+/// The longest the controller waits before it looks at a policy again, whatever its interval: a
+/// policy stored with a longer one is looked at every hour, and evaluated when its interval is
+/// over.
 pub const MAX_REQUEUE: Duration = Duration::from_secs(3600);
 
 /// events.k8s.io/v1 limits a note to 1 KiB.
@@ -363,19 +364,12 @@ pub fn not_due(
     {
         return None;
     }
-    let due = previous
-        .last_evaluation_time
-        .as_ref()?
-        .0
-        .saturating_add(policy.interval)
-        .unwrap_or(Timestamp::MAX);
+    let due = coalesce::next_tick(previous.last_evaluation_time.as_ref()?.0, interval);
     (now < due).then(|| {
-        requeue(
-            now.duration_until(due).unsigned_abs().min(interval),
-            object,
-            now,
-            interval,
-        )
+        now.duration_until(due)
+            .unsigned_abs()
+            .min(interval.saturating_mul(2))
+            .min(MAX_REQUEUE)
     })
 }
 
@@ -628,7 +622,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         recovered,
         status: (status != *persisted).then_some(status),
         events,
-        next: Next::After(requeue(interval, object, now, interval)),
+        next: Next::After(requeue(now, interval)),
         outcome: Outcome::Evaluated {
             decision: Box::new(decision),
             applied,
@@ -684,20 +678,13 @@ fn ready_condition_is(status: &ScalingPolicyStatus, reason: &str) -> bool {
         .is_some_and(|c| c.status == "True" && c.reason == reason)
 }
 
-/// `wait` (at most [`MAX_REQUEUE`]) plus the policy's jitter.
-fn requeue(wait: Duration, object: &ScalingPolicy, now: Timestamp, interval: Duration) -> Duration {
-    wait.min(MAX_REQUEUE)
-        .saturating_add(jitter(object, now, interval))
-}
-
-/// Up to 5% of the interval (at most 2 s), different for each policy and evaluation, so that
-/// policies created together do not query Prometheus in lockstep.
-pub fn jitter(object: &ScalingPolicy, now: Timestamp, interval: Duration) -> Duration {
-    let span = interval
-        .checked_div(20)
-        .unwrap_or_default()
-        .min(Duration::from_secs(2));
-    hashed_within(span, (object.uid(), object.name_any(), now.as_second()))
+/// How long after an evaluation at `now` the next one is due (at most [`MAX_REQUEUE`]): at the
+/// tick of the interval nearest one interval later ([`coalesce::next_tick`]), so that every
+/// policy of one interval is evaluated at the same ticks and their queries are shared.
+fn requeue(now: Timestamp, interval: Duration) -> Duration {
+    now.duration_until(coalesce::next_tick(now, interval))
+        .unsigned_abs()
+        .min(MAX_REQUEUE)
 }
 
 /// A duration below `span` (to the millisecond; zero for a span under a millisecond), fixed by
@@ -1010,6 +997,7 @@ mod tests {
         fn observe<'a>(
             &'a self,
             _plan: &'a QueryPlan,
+            _at: Option<jiff::Timestamp>,
             _pods: Result<&'a crate::pods::TargetPods, &'a str>,
         ) -> BoxFuture<'a, Vec<Observation>> {
             Box::pin(async { Vec::new() })
@@ -1316,15 +1304,21 @@ behavior:
     }
 
     #[test]
-    fn the_next_evaluation_is_one_interval_later_give_or_take_its_jitter() {
+    fn the_next_evaluation_is_on_the_tick_nearest_one_interval_later() {
         let object = object();
-        let plan = Run::new(&object, 2).evaluate(&cpu(50.0), at(0));
-        let Next::After(wait) = plan.next else {
-            panic!("{:?}", plan.next)
+        let wait_after = |s| {
+            let plan = Run::new(&object, 2).evaluate(&cpu(50.0), at(s));
+            match plan.next {
+                Next::After(wait) => wait,
+                other => panic!("{other:?}"),
+            }
         };
-        assert!(wait >= Duration::from_secs(30), "{wait:?}");
-        // At most 5% of the interval.
-        assert!(wait <= Duration::from_millis(31_500), "{wait:?}");
+        // On a tick: one interval (30 s) later.
+        assert_eq!(wait_after(0), Duration::from_secs(30));
+        // Off the ticks (a policy just created): at the next tick but one, or the next one;
+        // from then on every policy of the interval is evaluated on the same ticks.
+        assert_eq!(wait_after(7), Duration::from_secs(23));
+        assert_eq!(wait_after(20), Duration::from_secs(40));
     }
 
     #[test]
@@ -1495,24 +1489,6 @@ behavior:
         assert_eq!(
             Note::new(EventType::Normal, "X", "Y", "short".into()).note,
             "short"
-        );
-    }
-
-    #[test]
-    fn jitter_stays_within_five_percent_and_two_seconds() {
-        let object = object();
-        for s in 0..50 {
-            assert!(jitter(&object, at(s), Duration::from_secs(30)) < Duration::from_millis(1500));
-            assert!(jitter(&object, at(s), Duration::from_secs(600)) < Duration::from_secs(2));
-        }
-        assert_eq!(
-            jitter(&object, at(0), Duration::from_secs(10)),
-            jitter(&object, at(0), Duration::from_secs(10)),
-            "the same policy at the same second waits the same"
-        );
-        assert_eq!(
-            jitter(&object, at(0), Duration::from_millis(10)),
-            Duration::ZERO
         );
     }
 

@@ -365,9 +365,11 @@ async fn gather_and_plan(
         pods::target_state(known.unwrap_or(&no_pods), &rollout, not_ready);
     let capacity = known.map(|_| capacity);
     *slot = None;
+    // Evaluations of one interval read at its ticks, so that their queries are shared.
+    let at = crate::metrics::coalesce::tick_of(Timestamp::now(), resolved.plan.interval);
     let observations = ctx
         .observer
-        .observe(&resolved.plan, pods.as_ref().map_err(|e| *e))
+        .observe(&resolved.plan, at, pods.as_ref().map_err(|e| *e))
         .await;
     let again = ctx.slots.acquire(&namespace).await;
     queued = queued.saturating_add(again.waited);

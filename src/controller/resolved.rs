@@ -197,6 +197,7 @@ mod tests {
         fn observe<'a>(
             &'a self,
             _plan: &'a QueryPlan,
+            _at: Option<jiff::Timestamp>,
             _pods: Result<&'a crate::pods::TargetPods, &'a str>,
         ) -> BoxFuture<'a, Vec<Observation>> {
             Box::pin(async { Vec::new() })

@@ -2,7 +2,7 @@
 //! every case is tested without a server.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -657,6 +657,112 @@ pub fn per_pod(
         values.insert(pod, series.value.1.0);
     }
     Ok(values)
+}
+
+/// One policy's share of a coalesced answer (see [`super::coalesce`]): its group's value part and
+/// age part, as [`classify_combined`] reads a metric's own answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Share {
+    /// The value part, or why its series cannot be read.
+    pub value: Result<Answer, Failure>,
+    /// The series of the value part.
+    pub value_series: usize,
+    /// The value part by pod, for an answer read per pod: what [`per_pod`] reads from a metric's
+    /// own answer.
+    pub pods: Option<Result<BTreeMap<String, f64>, Failure>>,
+    pub age: Result<Answer, Failure>,
+}
+
+/// Splits a coalesced answer by the values of `labels`: one [`Share`] per combination found, its
+/// labels' values in `labels` order (a label a series lacks reads as empty, as PromQL's own
+/// matchers take it). The whole answer is judged first as [`classify_combined`] judges a
+/// metric's own: a failure, a non-vector or more than `max_series` series fails every member.
+pub fn split_coalesced(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+    max_series: usize,
+    labels: &[String],
+    per_pod: bool,
+) -> Result<HashMap<Vec<String>, Share>, Failure> {
+    #[derive(Deserialize)]
+    struct SplitBody {
+        data: SplitData,
+    }
+    #[derive(Deserialize)]
+    struct SplitData {
+        result: Vec<SplitSeries>,
+    }
+    #[derive(Deserialize)]
+    struct SplitSeries {
+        metric: HashMap<String, String>,
+        #[serde(default)]
+        value: Option<(IgnoredAny, Value)>,
+        #[serde(default)]
+        histogram: Option<IgnoredAny>,
+    }
+    #[derive(Default)]
+    struct Group {
+        value: PartSeries,
+        age: PartSeries,
+        pods: BTreeMap<String, f64>,
+        no_pod_label: bool,
+    }
+    // The same checks as a metric's own combined answer: success, a vector, every series marked.
+    classify_combined(status, content_type, body, max_series)?;
+    let parsed: SplitBody = serde_json::from_slice(body).map_err(|e| malformed(status, &e))?;
+    let mut groups: HashMap<Vec<String>, Group> = HashMap::new();
+    for series in parsed.data.result {
+        let part = match series.metric.get(PART_LABEL).map(String::as_str) {
+            Some(VALUE_PART) => Part::Value,
+            Some(AGE_PART) => Part::Age,
+            _ => Part::Unmarked,
+        };
+        let key: Vec<String> = labels
+            .iter()
+            .map(|l| series.metric.get(l).cloned().unwrap_or_default())
+            .collect();
+        let item = match (series.value, series.histogram) {
+            (None, Some(_)) => Item::Histogram(part),
+            (value, _) => Item::Series(value.map(|v| v.1.0), part),
+        };
+        let group = groups.entry(key).or_default();
+        match part {
+            Part::Value => {
+                if per_pod {
+                    match (series.metric.get("pod"), item) {
+                        (Some(pod), Item::Series(Some(v), _)) => {
+                            group.pods.insert(pod.clone(), v);
+                        }
+                        (None, _) => group.no_pod_label = true,
+                        _ => {}
+                    }
+                }
+                group.value.add(item);
+            }
+            Part::Age => group.age.add(item),
+            Part::Unmarked => {}
+        }
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(key, g)| {
+            let value = series_answer(status, g.value.series, g.value.first.as_ref());
+            let pods = per_pod.then(|| match &value {
+                Err(failure) => Err(failure.clone()),
+                Ok(Answer::Other(what)) => Err(Failure::Invalid(Invalid::NotANumber(what.clone()))),
+                Ok(_) if g.no_pod_label => Err(Failure::Invalid(Invalid::NoPodLabel)),
+                Ok(_) => Ok(g.pods),
+            });
+            let share = Share {
+                value,
+                value_series: g.value.series,
+                pods,
+                age: series_answer(status, g.age.series, g.age.first.as_ref()),
+            };
+            (key, share)
+        })
+        .collect())
 }
 
 /// The value of a metric from the answer of its value query.

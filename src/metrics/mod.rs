@@ -35,6 +35,7 @@
 
 pub mod access;
 pub mod answer;
+pub mod coalesce;
 pub mod endpoint;
 mod error;
 pub mod limits;

@@ -8,6 +8,7 @@ use crate::api::duration::format_duration;
 use crate::api::{FieldError, MetricRule, Policy, ScalingPolicy, Source, ValidationErrors};
 use crate::pods::{ReadinessRules, Resource};
 
+use super::coalesce::{self, Sharing};
 use super::promql::{self, Context};
 use super::tenancy::QueryScope;
 
@@ -32,6 +33,8 @@ pub struct MetricQuery {
     /// For `cpu` and `memory` without `podSelector`: the value query reads usage per pod of the
     /// namespace, and the operator counts the target's pods.
     pub per_pod: Option<PerPod>,
+    /// How the reading is shared with other policies' readings of the same tick.
+    pub sharing: Sharing,
 }
 
 /// How a resource metric read per pod is counted.
@@ -57,6 +60,9 @@ impl MetricQuery {
         per_pod: Option<PerPod>,
     ) -> Result<Self, String> {
         let reading = promql::reading(&promql)?;
+        // Built-in kinds may be split; only a combined reading (a value with its age) is.
+        let builtin = kind != SourceKind::Query && reading.combined.is_some();
+        let sharing = coalesce::sharing(&promql, builtin);
         Ok(MetricQuery {
             name: name.to_owned(),
             kind,
@@ -64,6 +70,7 @@ impl MetricQuery {
             age_query: reading.age_query,
             combined: reading.combined,
             per_pod,
+            sharing,
         })
     }
 
@@ -290,6 +297,8 @@ metrics:
                             .into()
                     ),
                     per_pod: None,
+                    // A custom query is shared only with identical ones.
+                    sharing: Sharing::Whole,
                 },
                 MetricQuery {
                     name: "rps".into(),
@@ -305,6 +314,14 @@ metrics:
                             .into()
                     ),
                     per_pod: None,
+                    // Read with every requestRate of the same counter and window, split by
+                    // namespace.
+                    sharing: Sharing::Split(coalesce::Split {
+                        template: r#"sum by (namespace) (rate(jobs_done_total{namespace=""}[1m30s]))"#
+                            .into(),
+                        labels: vec!["namespace".into()],
+                        values: vec!["team-a".into()],
+                    }),
                 },
                 MetricQuery {
                     name: "constant".into(),
@@ -314,6 +331,7 @@ metrics:
                     age_query: None,
                     combined: None,
                     per_pod: None,
+                    sharing: Sharing::Whole,
                 },
             ]
         );

@@ -1,7 +1,7 @@
 //! [`MetricSource`] on the Prometheus HTTP API (`/api/v1/query`), through the
 //! `prometheus-http-query` crate: Prometheus, Thanos, Mimir, Cortex, VictoriaMetrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use tokio::task::JoinSet;
 
 use super::answer::{self, Answer};
+use super::coalesce::{self, Answers, Coalescer, GroupKey, Sharing};
 use super::endpoint::{ServerConfig, SourceConfig};
 use super::error::{ConfigError, MetricsError};
 use super::limits::{AnswerLimits, CappedBody, TooLarge};
@@ -35,8 +36,21 @@ pub struct PrometheusSource {
     permits: Option<Arc<FairSlots>>,
     /// Where query durations and failures are counted (the controller's own metrics).
     telemetry: Option<Arc<crate::telemetry::Metrics>>,
+    /// Shares the readings of one tick between policies (the controller's; see
+    /// [`super::coalesce`]).
+    coalescer: Option<Arc<Coalescer<Shared>>>,
     config: SourceConfig,
 }
+
+/// A reading as the policies of one tick share it.
+type Shared = Result<Reply, Failure>;
+
+/// The slots of coalesced queries are shared under this key, beside the namespaces': a coalesced
+/// query reads for many namespaces at once.
+const COALESCED: &str = "(coalesced queries)";
+
+/// A coalesced answer may be this many times as large as a metric's own (in series and bytes).
+const COALESCED_ANSWER_FACTOR: usize = 4;
 
 impl PrometheusSource {
     /// Builds the HTTP client from the operator's settings; fails on unreadable CA bundles,
@@ -59,6 +73,7 @@ impl PrometheusSource {
             http,
             permits: None,
             telemetry: None,
+            coalescer: None,
             config,
         })
     }
@@ -66,6 +81,13 @@ impl PrometheusSource {
     /// At most `n` requests in flight at once, across every policy this source serves.
     pub fn with_query_limit(mut self, n: usize) -> Self {
         self.permits = Some(Arc::new(FairSlots::new(n)));
+        self
+    }
+
+    /// Evaluations at a tick (an `at` given to [`PrometheusSource::observe`]) share their queries
+    /// with every other evaluation of the same tick ([`super::coalesce`]).
+    pub fn with_coalescing(mut self) -> Self {
+        self.coalescer = Some(Arc::new(Coalescer::default()));
         self
     }
 
@@ -170,9 +192,19 @@ impl PrometheusSource {
                 Ok(c) => c,
                 Err(e) => return Err(MetricsError::InvalidAddress(e.to_string())),
             };
+        let server_key = coalesce::hash_of(&(
+            server.url.as_str(),
+            headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                .collect::<Vec<_>>(),
+        ));
         let target = Target {
             client,
             headers,
+            server_key,
+            interval: plan.interval,
+            coalescer: self.coalescer.clone(),
             base: server.url.to_string(),
             timeout: self.config.timeout,
             limits: self.config.limits,
@@ -265,6 +297,11 @@ async fn read_headers(server: &ServerConfig, timeout: Duration) -> Result<Header
 struct Target {
     client: prometheus_http_query::Client,
     headers: HeaderMap,
+    /// A hash of the server's URL and headers: readings share queries only within it.
+    server_key: u64,
+    /// The policy's interval: readings share queries only with those of the same ticks.
+    interval: Duration,
+    coalescer: Option<Arc<Coalescer<Shared>>>,
     /// The server's URL, for messages.
     base: String,
     timeout: Duration,
@@ -297,10 +334,13 @@ async fn observe_pods(
     now: Timestamp,
 ) -> MetricObservation {
     let started = Instant::now();
-    let (value, age) = split(read(target, m, true).await, |answered| match answered {
-        Answered::Pods(values) => Ok(values),
-        Answered::One(_) => Err("a value answer to a per-pod query"),
-    });
+    let (value, age) = split(
+        read_shared(target, m, true).await,
+        |answered| match answered {
+            Answered::Pods(values) => Ok(values),
+            Answered::One(_) => Err("a value answer to a per-pod query"),
+        },
+    );
     let counted = value.and_then(|samples| {
         if samples.is_empty() {
             return Err(Failure::Empty);
@@ -355,15 +395,19 @@ fn with_telemetry(
 /// Reads a metric's value and age with its one query and judges the answer.
 async fn observe(target: &Target, m: &MetricQuery, limit: Duration) -> MetricObservation {
     let started = Instant::now();
-    let (value, age) = split(read(target, m, false).await, |answered| match answered {
-        Answered::One(answer) => Ok(answer),
-        Answered::Pods(_) => Err("a per-pod answer to a value query"),
-    });
+    let (value, age) = split(
+        read_shared(target, m, false).await,
+        |answered| match answered {
+            Answered::One(answer) => Ok(answer),
+            Answered::Pods(_) => Err("a per-pod answer to a value query"),
+        },
+    );
     let observed = observation(m, answer::judge(m.kind, value, age, limit));
     with_telemetry(target, started, observed)
 }
 
 /// What an instant query answered for a metric's value.
+#[derive(Clone, Debug)]
 enum Answered {
     One(Answer),
     Pods(BTreeMap<String, f64>),
@@ -371,6 +415,7 @@ enum Answered {
 
 /// What a metric's query answered: its value and, when the query is combined, the age of the
 /// samples behind it.
+#[derive(Clone, Debug)]
 struct Reply {
     value: Answered,
     age: Option<Answer>,
@@ -398,6 +443,182 @@ struct Shape {
     per_pod: bool,
     /// The query carries the age beside the value.
     combined: bool,
+}
+
+/// A metric's reading at its evaluation's tick, shared with every other evaluation of the tick
+/// that reads the same (see [`super::coalesce`]); read alone without a tick, without coalescing,
+/// or when the tick's shared read left it out.
+async fn read_shared(target: &Target, m: &MetricQuery, per_pod: bool) -> Result<Reply, Failure> {
+    let (Some(coalescer), Some(tick)) = (&target.coalescer, target.at) else {
+        return read(target, m, per_pod).await;
+    };
+    let (key, member) = match &m.sharing {
+        Sharing::Whole => (
+            GroupKey {
+                server: target.server_key,
+                interval: target.interval,
+                query: m.sent().to_owned(),
+                labels: Vec::new(),
+                per_pod,
+            },
+            Vec::new(),
+        ),
+        Sharing::Split(split) => (
+            GroupKey {
+                server: target.server_key,
+                interval: target.interval,
+                query: split.template.clone(),
+                labels: split.labels.clone(),
+                per_pod,
+            },
+            split.values.clone(),
+        ),
+    };
+    let shared = coalescer
+        .read(&key, tick, &member, |members| async {
+            if key.labels.is_empty() {
+                Answers::Whole(read(target, m, per_pod).await)
+            } else {
+                Answers::Split(read_split(target, &key, members).await)
+            }
+        })
+        .await;
+    match shared {
+        Some(reply) => reply,
+        None => read(target, m, per_pod).await,
+    }
+}
+
+/// The shares of `members` of a split group: one query per chunk of members that fits
+/// ([`coalesce::chunks`]); a chunk whose answer is over the coalesced caps is read again in
+/// halves, and a member alone over them is left out (it reads its own, under its own caps). A
+/// chunk whose query fails fails each of its members with that failure.
+async fn read_split(
+    target: &Target,
+    key: &GroupKey,
+    members: Vec<Vec<String>>,
+) -> HashMap<Vec<String>, Shared> {
+    let mut shares = HashMap::new();
+    let mut pending = coalesce::chunks(members, coalesce::MAX_MEMBERS);
+    while !pending.is_empty() {
+        let round = futures::future::join_all(
+            pending
+                .iter()
+                .map(|chunk| read_chunk(target, key, chunk.as_slice())),
+        )
+        .await;
+        let mut next = Vec::new();
+        for (chunk, answered) in pending.into_iter().zip(round) {
+            match answered {
+                Chunk::Read(mut split) => {
+                    for member in chunk {
+                        let share = split.remove(&member);
+                        let reply = share_reply(target, share, key.per_pod);
+                        shares.insert(member, reply);
+                    }
+                }
+                Chunk::TooLarge if chunk.len() > 1 => {
+                    let mut chunk = chunk;
+                    let half = chunk.split_off(chunk.len() / 2);
+                    next.push(chunk);
+                    next.push(half);
+                }
+                Chunk::TooLarge | Chunk::NotSent => {}
+                Chunk::Failed(failure) => {
+                    for member in chunk {
+                        shares.insert(member, Err(failure.clone()));
+                    }
+                }
+            }
+        }
+        pending = next;
+    }
+    shares
+}
+
+/// What a coalesced query of one chunk of members got.
+enum Chunk {
+    Read(HashMap<Vec<String>, answer::Share>),
+    /// Over the coalesced caps.
+    TooLarge,
+    /// Its query could not be built; its members read their own.
+    NotSent,
+    Failed(Failure),
+}
+
+async fn read_chunk(target: &Target, key: &GroupKey, chunk: &[Vec<String>]) -> Chunk {
+    let Ok(promql) = coalesce::query(&key.query, &key.labels, chunk) else {
+        return Chunk::NotSent;
+    };
+    let limits = target.limits;
+    let max_series = limits
+        .max_series
+        .max(limits.max_pod_series)
+        .saturating_mul(COALESCED_ANSWER_FACTOR);
+    let max_bytes = limits.max_bytes.saturating_mul(COALESCED_ANSWER_FACTOR);
+    let _permit = match &target.permits {
+        Some(permits) => Some(permits.acquire(COALESCED).await),
+        None => None,
+    };
+    let answered = match request(target, &promql, max_bytes).await {
+        Err(Sent::Closed(_)) => request(target, &promql, max_bytes).await,
+        other => other,
+    };
+    let (status, content_type, body) = match answered {
+        Ok(answered) => answered,
+        Err(Sent::Failed(Failure::Invalid(Invalid::TooLarge { .. }))) => return Chunk::TooLarge,
+        Err(Sent::Failed(failure) | Sent::Closed(failure)) => return Chunk::Failed(failure),
+    };
+    match answer::split_coalesced(
+        status,
+        content_type.as_deref(),
+        body.as_slice(),
+        max_series,
+        &key.labels,
+        key.per_pod,
+    ) {
+        Ok(split) => Chunk::Read(split),
+        Err(Failure::Invalid(Invalid::TooManySeries { .. })) => Chunk::TooLarge,
+        Err(failure) => Chunk::Failed(failure),
+    }
+}
+
+/// A member's share as its own query's reply: what [`send`] makes of its own answer (its own
+/// series caps apply). No share: its group was not in the answer, as its own query would have
+/// found nothing.
+fn share_reply(target: &Target, share: Option<answer::Share>, per_pod: bool) -> Shared {
+    let Some(share) = share else {
+        return Ok(Reply {
+            value: if per_pod {
+                Answered::Pods(BTreeMap::new())
+            } else {
+                Answered::One(Answer::Nothing)
+            },
+            age: Some(Answer::Nothing),
+        });
+    };
+    let limit = if per_pod {
+        target.limits.max_pod_series
+    } else {
+        target.limits.max_series
+    };
+    if share.value_series > limit {
+        return Err(Failure::Invalid(if per_pod {
+            Invalid::TooManyPods { limit }
+        } else {
+            Invalid::TooManySeries { limit }
+        }));
+    }
+    let value = share.value?;
+    let age = share.age?;
+    let value = match share.pods {
+        Some(pods) => Answered::Pods(pods?),
+        None => Answered::One(value),
+    };
+    Ok(Reply {
+        value,
+        age: Some(age),
+    })
 }
 
 /// A metric's one instant query (GET `/api/v1/query`), classified. A request that failed on a
@@ -432,6 +653,44 @@ enum Sent {
 }
 
 async fn send(target: &Target, promql: &str, shape: Shape) -> Result<Reply, Sent> {
+    let (status, content_type, body) = request(target, promql, target.limits.max_bytes).await?;
+    let max_series = if shape.per_pod {
+        target.limits.max_pod_series
+    } else {
+        target.limits.max_series
+    };
+    let content_type = content_type.as_deref();
+    let classified = if shape.combined {
+        answer::classify_combined(status, content_type, body.as_slice(), max_series)
+            .map(|(value, age)| (value, Some(age)))
+    } else {
+        answer::classify(status, content_type, body.as_slice(), max_series).map(|v| (v, None))
+    };
+    let (value, age) = classified
+        .map_err(|failure| match failure {
+            Failure::Invalid(Invalid::TooManySeries { limit }) if shape.per_pod => {
+                Failure::Invalid(Invalid::TooManyPods { limit })
+            }
+            other => other,
+        })
+        .map_err(Sent::Failed)?;
+    let value = if shape.per_pod {
+        answer::per_pod(&value, body.as_slice(), shape.combined)
+            .map(Answered::Pods)
+            .map_err(Sent::Failed)?
+    } else {
+        Answered::One(value)
+    };
+    Ok(Reply { value, age })
+}
+
+/// Sends an instant query and reads its answer: the HTTP status, the `Content-Type` and the body
+/// (at most `max_bytes`).
+async fn request(
+    target: &Target,
+    promql: &str,
+    max_bytes: usize,
+) -> Result<(u16, Option<String>, CappedBody), Sent> {
     let mut request = target.client.query(promql);
     for (name, value) in &target.headers {
         request = request.header(name.clone(), value.clone());
@@ -465,35 +724,10 @@ async fn send(target: &Target, promql: &str, shape: Shape) -> Result<Reply, Sent
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = read_body(target, response).await.map_err(Sent::Failed)?;
-    let max_series = if shape.per_pod {
-        target.limits.max_pod_series
-    } else {
-        target.limits.max_series
-    };
-    let content_type = content_type.as_deref();
-    let classified = if shape.combined {
-        answer::classify_combined(status, content_type, body.as_slice(), max_series)
-            .map(|(value, age)| (value, Some(age)))
-    } else {
-        answer::classify(status, content_type, body.as_slice(), max_series).map(|v| (v, None))
-    };
-    let (value, age) = classified
-        .map_err(|failure| match failure {
-            Failure::Invalid(Invalid::TooManySeries { limit }) if shape.per_pod => {
-                Failure::Invalid(Invalid::TooManyPods { limit })
-            }
-            other => other,
-        })
+    let body = read_body(target, response, max_bytes)
+        .await
         .map_err(Sent::Failed)?;
-    let value = if shape.per_pod {
-        answer::per_pod(&value, body.as_slice(), shape.combined)
-            .map(Answered::Pods)
-            .map_err(Sent::Failed)?
-    } else {
-        Answered::One(value)
-    };
-    Ok(Reply { value, age })
+    Ok((status, content_type, body))
 }
 
 /// Reads an answer's body chunk by chunk, stopping as soon as it passes
@@ -504,10 +738,10 @@ async fn send(target: &Target, promql: &str, shape: Shape) -> Result<Reply, Sent
 async fn read_body(
     target: &Target,
     mut response: reqwest::Response,
+    max_bytes: usize,
 ) -> Result<CappedBody, Failure> {
     let too_large = |TooLarge(limit)| Failure::Invalid(Invalid::TooLarge { limit });
-    let mut body =
-        CappedBody::new(target.limits.max_bytes, response.content_length()).map_err(too_large)?;
+    let mut body = CappedBody::new(max_bytes, response.content_length()).map_err(too_large)?;
     while let Some(chunk) = response
         .chunk()
         .await
