@@ -4,7 +4,7 @@
 
 mod support;
 
-use scalewise::metrics::{MetricObservation, PrometheusSource};
+use scalewise::metrics::{Failure, Invalid, MetricObservation, PrometheusSource};
 use support::metrics::{PromApi, TimestampMs, now_ms};
 use support::promdata::{self, Behaviour, FakeServer, counter, gauge, push};
 use support::unique_name;
@@ -263,3 +263,147 @@ macro_rules! on_each_server {
 }
 
 on_each_server!(a_split_reading_equals_the_policys_own);
+
+/// A policy in `namespace` with one `requestRate` of `service`.
+fn rps_case(namespace: &str, service: &str) -> Case {
+    let object = promdata::policy(
+        namespace,
+        "15s",
+        &format!(
+            "    - name: rps\n      requestRate: {{counter: http_requests_total, selector: 'service=\"{service}\"'}}\n      window: 30s\n      scaleOutAbove: 100\n"
+        ),
+    );
+    let resolved = scalewise::api::Policy::resolve(&object.spec).unwrap();
+    Case {
+        plan: scalewise::metrics::QueryPlan::for_policy(&object, &resolved).unwrap(),
+        pods: promdata::ready_pods(&[]),
+    }
+}
+
+/// An answer of the coalesced shape: for each `(namespace, service, value)`, a value series and
+/// an age series of 1 s.
+fn coalesced_answer(groups: &[(&str, &str, f64)]) -> String {
+    let mut result = Vec::new();
+    for (namespace, service, value) in groups {
+        for (part, v) in [("value", *value), ("age", 1.0)] {
+            result.push(serde_json::json!({
+                "metric": {"namespace": namespace, "service": service, "scalewise_part": part},
+                "value": [1000.0, v.to_string()]
+            }));
+        }
+    }
+    serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+        .to_string()
+}
+
+/// A source reading `url` with these series caps, sharing the queries of a tick.
+fn capped(url: &str, max_series: usize, max_pod_series: usize) -> PrometheusSource {
+    promdata::source_with(scalewise::metrics::SourceConfig {
+        default: Some(scalewise::metrics::ServerConfig {
+            url: url.parse().unwrap(),
+            access: Default::default(),
+            tenancy: Default::default(),
+        }),
+        limits: scalewise::metrics::AnswerLimits {
+            max_bytes: 1 << 20,
+            max_series,
+            max_pod_series,
+        },
+        ..Default::default()
+    })
+    .with_coalescing()
+}
+
+/// Two ticks of the three policies: the first makes them known, the second shares. The requests
+/// the second sent, and its readings.
+async fn second_tick(
+    server: &FakeServer,
+    source: &PrometheusSource,
+    cases: &[Case],
+) -> (usize, Vec<Vec<MetricObservation>>) {
+    let first = 1_800_000_000_000;
+    for c in cases {
+        read(source, c, first).await;
+    }
+    let before = server.requests().len();
+    let readings =
+        futures::future::join_all(cases.iter().map(|c| read(source, c, first + 15_000))).await;
+    (server.requests().len() - before, readings)
+}
+
+fn respond(status: u16, body: String) -> Behaviour {
+    Behaviour::Respond {
+        status,
+        content_type: "application/json",
+        body,
+        headers: Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn an_answer_over_the_coalesced_caps_is_read_again_in_halves_down_to_each_policys_own() {
+    // Three groups, six series: over the coalesced cap of 4 (4 x the larger series cap, 1).
+    let body = coalesced_answer(&[("a", "x", 1.0), ("b", "x", 2.0), ("c", "x", 3.0)]);
+    let server = FakeServer::start(respond(200, body)).await;
+    let source = capped(&server.url, 1, 1);
+    let cases = [rps_case("a", "x"), rps_case("b", "x"), rps_case("c", "x")];
+    let (sent, readings) = second_tick(&server, &source, &cases).await;
+    // The three together, then one and two, then the two alone: all over the cap; then each
+    // policy's own query, under its own caps.
+    assert_eq!(sent, 1 + 2 + 2 + 3, "{:#?}", server.requests());
+    for r in &readings {
+        assert_eq!(
+            r[0].result,
+            Err(Failure::Invalid(Invalid::TooManySeries { limit: 1 })),
+            "{r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_coalesced_query_fails_each_policy_with_the_servers_message() {
+    let body = r#"{"status":"error","errorType":"unavailable","error":"too many queries"}"#;
+    let server = FakeServer::start(respond(503, body.into())).await;
+    let source = capped(&server.url, 100, 5000);
+    let cases = [rps_case("a", "x"), rps_case("b", "x"), rps_case("c", "y")];
+    let (sent, readings) = second_tick(&server, &source, &cases).await;
+    assert_eq!(sent, 1, "{:#?}", server.requests());
+    for r in &readings {
+        match &r[0].result {
+            Err(Failure::Unavailable(message)) => {
+                assert!(message.contains("too many queries"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_share_is_judged_under_the_policys_own_caps() {
+    // Group (a, x) holds two series: more than --prometheus-max-series 1 for that policy only.
+    let mut body: serde_json::Value =
+        serde_json::from_str(&coalesced_answer(&[("a", "x", 1.0), ("b", "x", 2.0)])).unwrap();
+    body["data"]["result"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "metric": {"namespace": "a", "service": "x", "instance": "2", "scalewise_part": "value"},
+            "value": [1000.0, "5"]
+        }));
+    let server = FakeServer::start(respond(200, body.to_string())).await;
+    let source = capped(&server.url, 1, 5000);
+    let cases = [rps_case("a", "x"), rps_case("b", "x"), rps_case("c", "x")];
+    let (sent, readings) = second_tick(&server, &source, &cases).await;
+    assert_eq!(sent, 1, "{:#?}", server.requests());
+    assert_eq!(
+        readings[0][0].result,
+        Err(Failure::Invalid(Invalid::TooManySeries { limit: 1 }))
+    );
+    assert_eq!(readings[1][0].result.as_ref().map(|s| s.value), Ok(2.0));
+    // A policy whose group is not in the answer found nothing, as its own query would have.
+    assert!(
+        matches!(readings[2][0].result, Err(Failure::EmptyInNamespace { .. })),
+        "{:?}",
+        readings[2][0].result
+    );
+}
