@@ -332,6 +332,7 @@ async fn bench_scale() {
     let before_late: Vec<Vec<(f64, f64)>> = stream::iter(&ops).then(lateness).collect().await;
     let (before_writes, before_429) = api_requests(&env).await;
     let before_queries = prometheus_queries(&env).await;
+    let profile = Profile::start(pids.first().copied(), window, n, replicas);
     let steady = Instant::now();
     let mut idle = vec![0u64; replicas];
     while steady.elapsed() < window {
@@ -342,6 +343,7 @@ async fn bench_scale() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let seconds = steady.elapsed().as_secs_f64();
+    let profiled = profile.report();
     let cpu: Vec<f64> = pids
         .iter()
         .zip(&before_cpu)
@@ -439,6 +441,9 @@ async fn bench_scale() {
         all_writes,
         after_429 - before_429,
     );
+    for (share, symbol) in &profiled {
+        println!("profile| {n}:{replicas} | {share:.1}% | {symbol} |");
+    }
     if replicas > 1 {
         for op in &ops {
             let share = op.metric("scalewise_shard_policies").await;
@@ -447,6 +452,82 @@ async fn bench_scale() {
     }
     drop(ops);
     drop(node);
+}
+
+/// Where the first replica's CPU goes over the steady window: `perf record` of its process
+/// (software clock samples, 499 a second, no call graphs: the release build has no frame
+/// pointers), when perf is installed and allowed to; a benchmark without it reports no profile.
+struct Profile {
+    child: Option<std::process::Child>,
+    data: std::path::PathBuf,
+}
+
+impl Profile {
+    fn start(pid: Option<u32>, window: Duration, n: usize, replicas: usize) -> Profile {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-scale");
+        let _ = std::fs::create_dir_all(&dir);
+        let data = dir.join(format!("perf-{n}-{replicas}.data"));
+        let child = pid.and_then(|pid| {
+            std::process::Command::new("perf")
+                .args(["record", "-q", "-e", "cpu-clock", "-F", "499", "-p"])
+                .arg(pid.to_string())
+                .arg("-o")
+                .arg(&data)
+                .args(["--", "sleep"])
+                .arg(window.as_secs().to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .ok()
+        });
+        if child.is_none() {
+            eprintln!("bench-scale: perf is not available: no profile");
+        }
+        Profile { child, data }
+    }
+
+    /// The functions with at least 2% of the samples, by share (percent), most first.
+    fn report(self) -> Vec<(f64, String)> {
+        let Some(mut child) = self.child else {
+            return Vec::new();
+        };
+        // perf stops by itself at the end of its `sleep`; bounded all the same.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = std::process::Command::new("perf")
+            .args([
+                "report",
+                "--stdio",
+                "--no-children",
+                "-q",
+                "--sort",
+                "symbol",
+                "-i",
+            ])
+            .arg(&self.data)
+            .output();
+        let Ok(out) = out else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                let (share, rest) = line.split_once('%')?;
+                let share: f64 = share.trim().parse().ok()?;
+                // `[.] symbol` (user space) or `[k] symbol` (kernel).
+                let symbol = rest.trim().split_once("] ").map_or(rest.trim(), |(_, s)| s);
+                // perf pads the column, and may add others after two spaces.
+                let symbol = symbol.split("  ").next().unwrap_or(symbol).trim();
+                (share >= 2.0).then(|| (share, symbol.chars().take(90).collect()))
+            })
+            .take(12)
+            .collect()
+    }
 }
 
 /// Deletes the benchmark's node when dropped.

@@ -19,7 +19,7 @@ for run in $runs; do
   SCALEWISE_BENCH_SCALE_POLICIES=${run%%:*} SCALEWISE_BENCH_SCALE_REPLICAS=${run##*:} \
     SCALEWISE_BENCH_SCALE_INTERVAL=$interval \
     tests/env/run.sh "$cargo" test --release --locked --test bench_scale -- --ignored --nocapture |
-    grep -E '^(\| |<!-- replica)' | tee -a "$rows" >&2
+    grep -E '^(\| |<!-- replica|profile\| )' | tee -a "$rows" >&2
 done
 {
   printf 'Measured with `make bench-scale` on %s (2 cores; the API server, etcd, Prometheus, KWOK and\n' "$(date -u +%Y-%m-%d)"
@@ -34,6 +34,12 @@ done
   if grep -q '^<!-- replica' "$rows"; then
     printf '\nPolicies per replica in the sharded runs: %s.\n' \
       "$(grep '^<!-- replica' "$rows" | sed -E 's/<!-- replica [0-9]+: ([0-9.]+) policies -->/\1/' | paste -sd, -)"
+  fi
+  if grep -q '^profile| ' "$rows"; then
+    printf '\nWhere the (first) replica'"'"'s CPU went over the steady window: `perf record -e cpu-clock -F 499`\n'
+    printf 'of its process, self time by function, functions with at least 2%% of the samples.\n\n'
+    printf '| run (policies:replicas) | share of samples | function |\n|---|---|---|\n'
+    grep '^profile| ' "$rows" | sed 's/^profile|/|/'
   fi
 } >"$section"
 tests/bench/section.sh many-policies "$section"
