@@ -301,16 +301,10 @@ async fn wait_holder(env: &TestEnv, identity: &str) -> i32 {
 
 /// Scale events (ScaledOut) about the policy, by the replica that reported them.
 async fn scaled_out_by(env: &TestEnv) -> Vec<String> {
-    use k8s_openapi::api::events::v1::Event;
-    let list = env
-        .api::<Event>()
-        .list(&kube::api::ListParams::default())
+    support::operator::scaled_out(env)
         .await
-        .expect("list events");
-    list.items
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("ScaledOut"))
-        .map(|e| e.reporting_instance.unwrap_or_default())
+        .map(|(_, replica)| replica)
         .collect()
 }
 

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use scalewise::api::ScalingPolicy;
 use scalewise::ring::{DEFAULT_VNODES, Ring};
@@ -191,19 +190,9 @@ fn scalers_by_ring(owners: &BTreeMap<String, String>) -> BTreeMap<String, BTreeS
 
 /// The replicas that reported a ScaledOut event, per policy.
 async fn scaled_out_by(env: &TestEnv) -> BTreeMap<String, Vec<String>> {
-    let list = env
-        .api::<Event>()
-        .list(&ListParams::default())
-        .await
-        .expect("list events");
     let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in list.items {
-        if e.reason.as_deref() == Some("ScaledOut") {
-            let policy = e.regarding.and_then(|r| r.name).unwrap_or_default();
-            by.entry(policy)
-                .or_default()
-                .push(e.reporting_instance.unwrap_or_default());
-        }
+    for (policy, replica) in support::operator::scaled_out(env).await {
+        by.entry(policy).or_default().push(replica);
     }
     by
 }

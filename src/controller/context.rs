@@ -120,7 +120,7 @@ impl Context {
 
     /// Whether this replica reconciles the policy `namespace/name`: always without sharding.
     pub fn owns(&self, namespace: &str, name: &str) -> bool {
-        self.shards.as_ref().is_none_or(|s| s.owns(namespace, name))
+        super::shard::evaluates(self.shards.as_deref(), namespace, name)
     }
 
     /// The write gate of one policy: the fence, and with sharding this replica's ownership.

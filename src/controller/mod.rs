@@ -755,7 +755,11 @@ async fn run_scope(
 
 /// Whether this replica reconciles `policy`: always without sharding.
 fn owned(shards: Option<&shard::Shards>, policy: &Decoded) -> bool {
-    shards.is_none_or(|s| s.owns(&policy.namespace().unwrap_or_default(), &policy.name_any()))
+    shard::evaluates(
+        shards,
+        &policy.namespace().unwrap_or_default(),
+        &policy.name_any(),
+    )
 }
 
 /// A stream that yields each time this replica's share changes; never without sharding.

@@ -106,6 +106,12 @@ pub struct Shards {
     changes: watch::Sender<u64>,
 }
 
+/// Whether this replica evaluates the policy `namespace/name`: every policy without sharding, its
+/// share with.
+pub fn evaluates(shards: Option<&Shards>, namespace: &str, name: &str) -> bool {
+    shards.is_none_or(|s| s.owns(namespace, name))
+}
+
 impl Shards {
     pub fn new(identity: &str) -> Self {
         let manager: String = format!("scalewise-{identity}").chars().take(128).collect();

@@ -174,3 +174,24 @@ impl Operator {
         }
     }
 }
+
+/// The `ScaledOut` events of the test's namespace, oldest listed first: each one's policy and the
+/// replica that reported it (`reportingInstance`).
+pub async fn scaled_out(env: &TestEnv) -> Vec<(String, String)> {
+    use k8s_openapi::api::events::v1::Event;
+    let list = env
+        .api::<Event>()
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("ScaledOut"))
+        .map(|e| {
+            (
+                e.regarding.and_then(|r| r.name).unwrap_or_default(),
+                e.reporting_instance.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
