@@ -509,6 +509,19 @@ pub struct RunArgs {
     )]
     pub namespace_evaluations_per_minute: u32,
 
+    /// The most API writes (status, intents, /scale, events) per second, across every policy, a
+    /// second's worth at once; more wait their turn, so that a burst of scales (thousands of
+    /// policies at once) reaches the API server at a pace its priority and fairness admits
+    /// instead of being refused (429). From 1 to 100000.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200,
+        env = "SCALEWISE_API_WRITES_PER_SECOND",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub api_writes_per_second: u32,
+
     /// Prometheus requests in flight at once, across every policy.
     #[arg(long, value_name = "N", default_value_t = 32, env = "SCALEWISE_MAX_CONCURRENT_QUERIES", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_queries: u16,

@@ -123,6 +123,7 @@ pub async fn run(
         api_timeout: args.api_timeout,
         max_concurrent_reconciles: usize::from(args.max_concurrent_reconciles),
         namespace_evaluations_per_minute: args.namespace_evaluations_per_minute,
+        api_writes_per_second: args.api_writes_per_second,
         stall_timeout: args.stall_timeout,
         identity: identity(),
         shutdown_timeout: args.shutdown_timeout,

@@ -58,6 +58,8 @@ pub struct Writer<'a> {
     /// The field manager of intent and `/scale` writes, when it is this replica's own (with
     /// sharding): [`INTENT_FIELD_MANAGER`] and the client's default otherwise.
     pub manager: Option<&'a str>,
+    /// Paces every write (`--api-writes-per-second`): one over the budget waits its turn.
+    pub pace: Option<&'a crate::fair::Budget>,
 }
 
 impl Writer<'_> {
@@ -72,7 +74,7 @@ impl Writer<'_> {
         let policies: Api<ScalingPolicy> = Api::namespaced(self.client.clone(), &namespace);
         if let Some(scale) = &plan.scale {
             let from = plan.read.as_ref().map_or(0, |r| r.replicas);
-            let left = self.ensure_leader("intent")?;
+            let left = self.ensure_leader("intent").await?;
             let intent = scale.intent.pending_scale.as_ref();
             match bounded(
                 left,
@@ -90,7 +92,7 @@ impl Writer<'_> {
                     });
                 }
             }
-            let left = self.ensure_leader("scale")?;
+            let left = self.ensure_leader("scale").await?;
             let Some(read) = plan.read.as_ref() else {
                 return Err(Error::ScaleUnread);
             };
@@ -129,7 +131,7 @@ impl Writer<'_> {
             }
         }
         if let Some(status) = &plan.status {
-            let left = self.ensure_leader("status")?;
+            let left = self.ensure_leader("status").await?;
             bounded(
                 left,
                 "status",
@@ -164,7 +166,7 @@ impl Writer<'_> {
 
     /// Removes the intent from the status of policy `name`, if this replica may still write.
     async fn clear_intent(&self, policies: &Api<ScalingPolicy>, name: &str) -> Result<(), Error> {
-        let left = self.ensure_leader("intent")?;
+        let left = self.ensure_leader("intent").await?;
         bounded(
             left,
             "intent",
@@ -225,7 +227,7 @@ impl Writer<'_> {
         let name = object.meta().name.clone().unwrap_or_default();
         let written = match &plan.status {
             Some(status) => {
-                let left = self.ensure_leader("status")?;
+                let left = self.ensure_leader("status").await?;
                 bounded(
                     left,
                     "status",
@@ -252,6 +254,7 @@ impl Writer<'_> {
     /// Publishes one event about the object `regarding`, within `--api-timeout`; a failure is
     /// logged, never fatal.
     pub async fn publish(&self, regarding: &ObjectReference, note: &Note) {
+        self.paced("event").await;
         let published = bounded(
             self.api_timeout,
             "event",
@@ -272,13 +275,29 @@ impl Writer<'_> {
     }
 
     /// Whether `write` may be made now, and how long it may take; a write refused is counted.
-    fn ensure_leader(&self, write: &'static str) -> Result<Duration, Error> {
+    /// It first waits its turn under `--api-writes-per-second`: the gate is asked after the wait.
+    async fn ensure_leader(&self, write: &'static str) -> Result<Duration, Error> {
+        self.paced(write).await;
         match self.may_write.remaining() {
             Some(left) => Ok(left.min(self.api_timeout)),
             None => {
                 self.metrics.fenced(write);
                 Err(Error::NotLeader)
             }
+        }
+    }
+}
+
+impl Writer<'_> {
+    /// Waits for `write`'s turn under the write budget (counted when it waits).
+    async fn paced(&self, write: &'static str) {
+        let Some(pace) = self.pace else {
+            return;
+        };
+        let wait = pace.reserve_at("writes", std::time::Instant::now());
+        if !wait.is_zero() {
+            self.metrics.write_paced(write, wait);
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -623,6 +642,7 @@ mod tests {
             written: &written,
             metrics: &metrics,
             manager: None,
+            pace: None,
         };
         let result = writer.apply(&object(), &plan).await;
         drop(events);

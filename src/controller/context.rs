@@ -40,6 +40,8 @@ pub struct Context {
     pub slots: Arc<FairSlots>,
     /// Each namespace's evaluations per minute (`--namespace-evaluations-per-minute`).
     pub budget: Arc<crate::fair::Budget>,
+    /// Every API write of this replica per second (`--api-writes-per-second`).
+    pub pace: Arc<crate::fair::Budget>,
     /// What this replica remembers of each policy (with the policy's uid): the status its last
     /// evaluation left, which the next one starts from (the cache may still hold an older one,
     /// and an evaluation that changed nothing that matters is not written), and the last status
@@ -115,6 +117,7 @@ impl Context {
             written: &self.written,
             metrics: &self.metrics,
             manager: self.shards.as_ref().map(|s| s.field_manager()),
+            pace: Some(&self.pace),
         }
     }
 

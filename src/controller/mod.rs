@@ -86,6 +86,9 @@ pub struct Settings {
     pub max_concurrent_reconciles: usize,
     /// The most evaluations of one namespace per minute; more wait their turn.
     pub namespace_evaluations_per_minute: u32,
+    /// The most API writes (status, intents, `/scale`, events) per second, across policies;
+    /// more wait their turn (`--api-writes-per-second`).
+    pub api_writes_per_second: u32,
     /// How long a leading controller with policies may go without a reconcile before `/healthz`
     /// fails (at least three times the longest policy interval).
     pub stall_timeout: Duration,
@@ -376,6 +379,11 @@ impl Runner {
             settings.namespace_evaluations_per_minute,
             Duration::from_secs(60),
         ));
+        // One bucket for every write of this replica, a second's worth at once.
+        let pace = Arc::new(crate::fair::Budget::new(
+            settings.api_writes_per_second,
+            Duration::from_secs(1),
+        ));
         let events = Arc::new(events::Publisher::new(
             client.clone(),
             "scalewise",
@@ -438,6 +446,7 @@ impl Runner {
                     health: health.clone(),
                     slots: slots.clone(),
                     budget: budget.clone(),
+                    pace: pace.clone(),
                     fence: fence.clone(),
                     shards: shards.clone(),
                     api_timeout: settings.api_timeout,
@@ -472,6 +481,7 @@ struct Scope {
     health: Arc<Health>,
     slots: Arc<FairSlots>,
     budget: Arc<crate::fair::Budget>,
+    pace: Arc<crate::fair::Budget>,
     fence: Arc<Fence>,
     shards: Option<Arc<shard::Shards>>,
     api_timeout: Duration,
@@ -641,6 +651,7 @@ async fn run_scope(
         hpas: hpas.clone(),
         slots: scope.slots.clone(),
         budget: scope.budget.clone(),
+        pace: scope.pace.clone(),
         written: written.clone(),
         due,
         failures: Default::default(),

@@ -92,6 +92,8 @@ pub struct Metrics {
     intents_recovered: Family<OutcomeLabels, Counter>,
     write_conflicts: Family<WriteLabels, Counter>,
     fenced_writes: Family<WriteLabels, Counter>,
+    paced_writes: Family<WriteLabels, Counter>,
+    paced_seconds: Family<WriteLabels, Counter<f64, AtomicU64>>,
     status_writes: Family<OutcomeLabels, Counter>,
     query_duration: Histogram,
     query_failures: Family<FailureLabels, Counter>,
@@ -134,6 +136,8 @@ impl Metrics {
             intents_recovered: Family::default(),
             write_conflicts: Family::default(),
             fenced_writes: Family::default(),
+            paced_writes: Family::default(),
+            paced_seconds: Family::default(),
             status_writes: Family::default(),
             query_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             query_failures: Family::default(),
@@ -210,6 +214,16 @@ impl Metrics {
             "fenced_writes",
             "Writes not made because this replica did not hold a valid lease, by write (intent, scale, status)",
             m.fenced_writes.clone(),
+        );
+        registry.register(
+            "paced_writes",
+            "Writes that waited their turn under --api-writes-per-second, by write (intent, scale, status, event)",
+            m.paced_writes.clone(),
+        );
+        registry.register(
+            "paced_write_wait_seconds",
+            "Time writes waited under --api-writes-per-second, by write",
+            m.paced_seconds.clone(),
         );
         registry.register(
             "status_writes",
@@ -348,6 +362,17 @@ impl Metrics {
                 write: write.to_owned(),
             })
             .inc();
+    }
+
+    /// `write` waited `wait` for its turn under the write budget.
+    pub fn write_paced(&self, write: &'static str, wait: Duration) {
+        let labels = WriteLabels {
+            write: write.to_owned(),
+        };
+        self.paced_writes.get_or_create(&labels).inc();
+        self.paced_seconds
+            .get_or_create(&labels)
+            .inc_by(wait.as_secs_f64());
     }
 
     /// One metric query ran.
