@@ -612,14 +612,17 @@ async fn run_scope(
     .default_backoff()
     .modify(lean::replicaset)
     .reflect(replicaset_writer);
+    let index = Arc::new(pods::PodIndex::default());
     let caches = pods::PodCaches {
         pods: pod_store,
+        index: index.clone(),
         replicasets,
         deployments,
         statefulsets,
     };
     let follow = tokio::spawn(async move {
         let pods = pod_stream.for_each(|event| {
+            index.changed();
             if let Err(e) = event {
                 warn!(
                     "cannot list or watch pods: {}",

@@ -4,6 +4,7 @@
 //! and owner chain), whether it is mid-rollout, and whether the capacity of its last scale-out
 //! is there.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -22,6 +23,8 @@ use crate::text::{Resolution, duration};
 #[derive(Clone)]
 pub struct PodCaches {
     pub pods: Store<LeanPod>,
+    /// The pods by namespace and label, rebuilt from the store when it changed.
+    pub index: Arc<PodIndex>,
     pub replicasets: Store<PartialObjectMeta<ReplicaSet>>,
     pub deployments: Store<Deployment>,
     pub statefulsets: Store<StatefulSet>,
@@ -29,6 +32,63 @@ pub struct PodCaches {
 
 /// The most pod names one message lists.
 const NAMES_SHOWN: usize = 3;
+
+/// The cached pods by namespace, and within a namespace by label, so that finding a target's
+/// pods costs the pods carrying one of its selector's labels, not every pod (measured: with
+/// 1,000 policies and pods in one namespace, matching each policy's selector against every pod
+/// was most of the operator's CPU). Rebuilt from the store, once, after the store changed (the
+/// pod watch counts its events in `changes`), so that it is never older than the store.
+#[derive(Default)]
+pub struct PodIndex {
+    /// Events of the pod watch so far.
+    changes: std::sync::atomic::AtomicU64,
+    built: std::sync::Mutex<Option<(u64, Arc<Indexed>)>>,
+}
+
+/// One build of the index.
+#[derive(Default)]
+struct Indexed {
+    namespaces: HashMap<String, NamespacePods>,
+}
+
+#[derive(Default)]
+struct NamespacePods {
+    all: Vec<Arc<LeanPod>>,
+    /// Positions in `all` of the pods carrying each label.
+    by_label: HashMap<(String, String), Vec<usize>>,
+}
+
+impl PodIndex {
+    /// The pod watch saw one more event.
+    pub fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The index of `store` as it is now.
+    fn of(&self, store: &Store<LeanPod>) -> Arc<Indexed> {
+        let changes = self.changes.load(std::sync::atomic::Ordering::Acquire);
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, index)) = built.as_ref()
+            && *at == changes
+        {
+            return index.clone();
+        }
+        let mut indexed = Indexed::default();
+        for pod in store.state() {
+            let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+            let ns = indexed.namespaces.entry(namespace).or_default();
+            let at = ns.all.len();
+            for (k, v) in pod.labels() {
+                ns.by_label.entry((k.clone(), v.clone())).or_default().push(at);
+            }
+            ns.all.push(pod);
+        }
+        let indexed = Arc::new(indexed);
+        *built = Some((changes, indexed.clone()));
+        indexed
+    }
+}
 
 impl PodCaches {
     /// The pods of the target with uid `uid` in `namespace`: matched by its `/scale`
@@ -43,11 +103,20 @@ impl PodCaches {
             let rs = replicasets.get(&ObjectRef::new(&owner.name).within(namespace));
             replicaset_parent(owner, |_| rs.as_deref().map(|rs| &rs.metadata))
         };
-        let candidates = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace));
+        let index = self.index.of(&self.pods);
+        let Some(ns) = index.namespaces.get(namespace) else {
+            return TargetPods::default();
+        };
+        // Every pod the selector matches carries its first `key=value` label: those are the
+        // candidates; a selector without one looks at the whole namespace.
+        let candidates: Vec<Arc<LeanPod>> = match selector.equality() {
+            Some((k, v)) => ns
+                .by_label
+                .get(&(k.to_owned(), v.to_owned()))
+                .map(|at| at.iter().filter_map(|i| ns.all.get(*i).cloned()).collect())
+                .unwrap_or_default(),
+            None => ns.all.clone(),
+        };
         target_pods(candidates, uid, &selector, &parent)
     }
 
@@ -238,6 +307,51 @@ mod tests {
                 ..Default::default()
             }),
         }
+    }
+
+    /// A pod `name` in `namespace` labelled `app`, controlled by the owner of uid `owner`.
+    fn pod(namespace: &str, name: &str, app: &str, owner: &str) -> LeanPod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name, "namespace": namespace, "uid": format!("uid-{name}"),
+                "labels": {"app": app},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "x",
+                    "uid": owner, "controller": true}]
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_pod_index_finds_the_targets_pods_and_follows_every_change_of_the_store() {
+        let (pods, mut writer) = kube::runtime::reflector::store::<LeanPod>();
+        let caches = PodCaches {
+            pods,
+            index: Arc::new(PodIndex::default()),
+            replicasets: kube::runtime::reflector::store().0,
+            deployments: kube::runtime::reflector::store().0,
+            statefulsets: kube::runtime::reflector::store().0,
+        };
+        let apply = |writer: &mut kube::runtime::reflector::store::Writer<LeanPod>, p: LeanPod| {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(p));
+            caches.index.changed();
+        };
+        apply(&mut writer, pod("shop", "web-1", "web", "sts-web"));
+        apply(&mut writer, pod("shop", "web-2", "web", "sts-web"));
+        // Same labels, another owner: left out and counted; another namespace: not looked at.
+        apply(&mut writer, pod("shop", "impostor", "web", "sts-other"));
+        apply(&mut writer, pod("cart", "web-9", "web", "sts-web"));
+        let found = caches.target_pods("shop", "sts-web", Some("app=web"));
+        let names: Vec<&str> = found.pods.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["web-1", "web-2"]);
+        assert_eq!(found.other_workloads, 1);
+        // A selector without key=value looks at the whole namespace, with the same answer.
+        let by_set = caches.target_pods("shop", "sts-web", Some("app in (web)"));
+        assert_eq!(by_set.pods.len(), 2);
+        // A new pod is seen by the next call.
+        apply(&mut writer, pod("shop", "web-3", "web", "sts-web"));
+        assert_eq!(caches.target_pods("shop", "sts-web", Some("app=web")).pods.len(), 3);
+        assert!(caches.target_pods("none", "sts-web", Some("app=web")).pods.is_empty());
     }
 
     #[test]

@@ -68,6 +68,15 @@ impl Selector {
         self.0.iter().all(|r| r.matches(labels))
     }
 
+    /// A label every pod it matches carries (its first `key=value` requirement), to find the
+    /// candidates by; `None` when it has none.
+    pub fn equality(&self) -> Option<(&str, &str)> {
+        self.0.iter().find_map(|r| match r {
+            Requirement::Equals(k, v) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+    }
+
     /// Whether the selector has no requirement (it matches everything).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
