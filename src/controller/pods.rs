@@ -80,7 +80,10 @@ impl PodIndex {
             let ns = indexed.namespaces.entry(namespace).or_default();
             let at = ns.all.len();
             for (k, v) in pod.labels() {
-                ns.by_label.entry((k.clone(), v.clone())).or_default().push(at);
+                ns.by_label
+                    .entry((k.clone(), v.clone()))
+                    .or_default()
+                    .push(at);
             }
             ns.all.push(pod);
         }
@@ -350,8 +353,19 @@ mod tests {
         assert_eq!(by_set.pods.len(), 2);
         // A new pod is seen by the next call.
         apply(&mut writer, pod("shop", "web-3", "web", "sts-web"));
-        assert_eq!(caches.target_pods("shop", "sts-web", Some("app=web")).pods.len(), 3);
-        assert!(caches.target_pods("none", "sts-web", Some("app=web")).pods.is_empty());
+        assert_eq!(
+            caches
+                .target_pods("shop", "sts-web", Some("app=web"))
+                .pods
+                .len(),
+            3
+        );
+        assert!(
+            caches
+                .target_pods("none", "sts-web", Some("app=web"))
+                .pods
+                .is_empty()
+        );
     }
 
     #[test]
