@@ -62,7 +62,8 @@ async fn a_selector_matching_nothing_is_empty() {
         observed[0].result,
         Err(Failure::EmptyInNamespace {
             label: "namespace".into(),
-            namespace: "shop".into()
+            namespace: "shop".into(),
+            granted: vec![],
         })
     );
 }

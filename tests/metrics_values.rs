@@ -450,7 +450,8 @@ async fn error_rate_without_a_total_is_empty(api: PromApi) {
         observed[0].result,
         Err(Failure::EmptyInNamespace {
             label: "namespace".into(),
-            namespace: "shop".into()
+            namespace: "shop".into(),
+            granted: vec![],
         }),
         "{}",
         observed[0].query

@@ -54,6 +54,17 @@ async fn evaluated(env: &TestEnv, name: &str) -> ScalingPolicyStatus {
     .await
 }
 
+/// `name`'s status once an evaluation read its metric: an evaluation reads at its interval's
+/// tick, up to 5 s before it starts, so the first one can come before a series' first scrape.
+async fn read(env: &TestEnv, name: &str) -> ScalingPolicyStatus {
+    eventually(&format!("{name} to read its metric"), WAIT, || async {
+        let s = status(env, name).await;
+        (condition(&s, "Ready").map(|c| c.1) == Some("Evaluated") && value(&s).is_some())
+            .then_some(s)
+    })
+    .await
+}
+
 /// The message of `name`'s `Ready=False` condition once it says why it is not evaluated.
 async fn refused(env: &TestEnv, name: &str) -> String {
     let s = eventually(&format!("{name} to be refused"), WAIT, || async {
@@ -229,7 +240,7 @@ async fn a_policy_reads_only_its_own_namespaces_series_unless_the_operator_grant
     // The prefixes open to other namespaces are not listed to this one.
     assert!(!message.contains("allowed prefixes: http"), "{message}");
 
-    let own = evaluated(&shop, "own").await;
+    let own = read(&shop, "own").await;
     assert_eq!(value(&own), Some(10.0), "{:?}", own.metrics);
     let ran = own.metrics[0].query.as_deref().unwrap_or_default();
     assert!(ran.contains(&format!(r#"namespace="{s}""#)), "{ran}");
@@ -238,7 +249,7 @@ async fn a_policy_reads_only_its_own_namespaces_series_unless_the_operator_grant
         Some(false)
     );
 
-    let granted = evaluated(&shop, "granted").await;
+    let granted = read(&shop, "granted").await;
     assert_eq!(value(&granted), Some(90.0), "{:?}", granted.metrics);
     let access = granted.namespace_access.expect("the grant is shown");
     assert_eq!(access.grants.len(), 1);
@@ -256,7 +267,7 @@ async fn a_policy_reads_only_its_own_namespaces_series_unless_the_operator_grant
         m.message
     );
 
-    let global = evaluated(&platform, "global").await;
+    let global = read(&platform, "global").await;
     assert_eq!(value(&global), Some(100.0), "{:?}", global.metrics);
     assert_eq!(
         global.namespace_access.map(|a| a.unscoped),

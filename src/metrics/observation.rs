@@ -40,9 +40,13 @@ pub enum Failure {
     Unavailable(String),
     /// The query matched no series.
     Empty,
-    /// The query, scoped to the policy's namespace, matched no series: the data may be there
-    /// without the label that carries the namespace.
-    EmptyInNamespace { label: String, namespace: String },
+    /// The query, scoped to the policy's namespace (and the namespaces granted to it), matched
+    /// no series: the data may be there without the label that carries the namespace.
+    EmptyInNamespace {
+        label: String,
+        namespace: String,
+        granted: Vec<String>,
+    },
     /// A metric read per pod has nothing to measure: the target has no ready pod with a sample
     /// (the message says how its pods were counted).
     NoReadyPod(String),
@@ -117,10 +121,24 @@ impl fmt::Display for Failure {
             Self::Empty => f.write_str(
                 "the query returned no series: its selectors match nothing, or the data is gone",
             ),
-            Self::EmptyInNamespace { label, namespace } => write!(
-                f,
-                "the query returned no series with {label}=\"{namespace}\": a policy reads only its own namespace's series, and a series without the {label} label is no namespace's; where this server keeps the namespace in another label (such as kubernetes_namespace, or a tenant label), the operator names it (--prometheus-namespace-label, or namespaceLabel in the allow-list file)"
-            ),
+            Self::EmptyInNamespace {
+                label,
+                namespace,
+                granted,
+            } => {
+                write!(f, "the query returned no series with {label}=\"{namespace}\"")?;
+                if !granted.is_empty() {
+                    write!(
+                        f,
+                        ", nor of the namespaces granted to it ({})",
+                        granted.join(", ")
+                    )?;
+                }
+                write!(
+                    f,
+                    ": a policy reads only its own namespace's series, and a series without the {label} label is no namespace's; where this server keeps the namespace in another label (such as kubernetes_namespace, or a tenant label), the operator names it (--prometheus-namespace-label, or namespaceLabel in the allow-list file)"
+                )
+            }
             Self::Stale {
                 age: Some(age),
                 limit,
@@ -210,6 +228,33 @@ impl From<MetricObservation> for crate::decide::Observation {
 mod tests {
     use super::*;
     use crate::decide::{Observation, Reading};
+
+    #[test]
+    fn nothing_found_names_every_namespace_the_query_may_read() {
+        let own = Failure::EmptyInNamespace {
+            label: "namespace".into(),
+            namespace: "shop".into(),
+            granted: vec![],
+        };
+        assert!(
+            own.to_string()
+                .starts_with(r#"the query returned no series with namespace="shop": "#),
+            "{own}"
+        );
+        let granted = Failure::EmptyInNamespace {
+            label: "namespace".into(),
+            namespace: "shop".into(),
+            granted: vec!["broker".into(), "billing".into()],
+        };
+        let message = granted.to_string();
+        assert!(
+            message.starts_with(
+                r#"the query returned no series with namespace="shop", nor of the namespaces granted to it (broker, billing): "#
+            ),
+            "{message}"
+        );
+        assert_eq!(granted.kind(), FailureKind::Empty);
+    }
 
     #[test]
     fn a_value_becomes_an_engine_observation_carrying_its_query() {

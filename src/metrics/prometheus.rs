@@ -264,10 +264,13 @@ fn within_scope(scope: &QueryScope, mut observed: MetricObservation) -> MetricOb
     observed.result = match observed.result {
         Err(Failure::Empty) => match scope {
             QueryScope::Namespace {
-                label, namespace, ..
+                label,
+                namespace,
+                grants,
             } => Err(Failure::EmptyInNamespace {
                 label: label.clone(),
                 namespace: namespace.clone(),
+                granted: grants.iter().map(|g| g.source.clone()).collect(),
             }),
             QueryScope::Unscoped { .. } => Err(Failure::Empty),
         },
