@@ -34,6 +34,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub policies: Store<Decoded>,
+    /// The cached policies by target (kept by the policy watch).
+    pub owners: Arc<super::ownership::PolicyIndex>,
     pub hpas: Store<HorizontalPodAutoscaler>,
     /// Bounds reconciles in flight across every watched namespace, shared fairly between
     /// namespaces.

@@ -519,6 +519,8 @@ async fn run_scope(
     let forget_written = written.clone();
     let due: Arc<std::sync::Mutex<std::collections::HashMap<_, _>>> = Arc::default();
     let forget_due = due.clone();
+    let owners = Arc::new(ownership::PolicyIndex::default());
+    let index_owners = owners.clone();
     let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
     // Each policy is decoded on its own: one the types cannot hold is reported on itself, and
     // the list it came in is not a failed list. The operator's own status writes change no
@@ -547,6 +549,9 @@ async fn run_scope(
     .modify(lean::policy)
     .reflect(policy_writer)
     .inspect(move |event| {
+        if let Ok(event) = event {
+            index_owners.apply(event);
+        }
         if let Ok(watcher::Event::Delete(policy)) = event {
             forget.forget(&policy.namespace().unwrap_or_default(), &policy.name_any());
             forget_resolved.forget(&policy.key());
@@ -651,6 +656,7 @@ async fn run_scope(
         metrics: scope.metrics.clone(),
         health: scope.health.clone(),
         policies: policies.clone(),
+        owners: owners.clone(),
         hpas: hpas.clone(),
         slots: scope.slots.clone(),
         budget: scope.budget.clone(),
@@ -666,9 +672,9 @@ async fn run_scope(
         kinds: scope.kinds.clone(),
     });
 
-    let by_deployment = policies.clone();
-    let by_statefulset = policies.clone();
-    let by_hpa = policies.clone();
+    let by_deployment = owners.clone();
+    let by_statefulset = owners.clone();
+    let by_hpa = owners.clone();
     let controller = Controller::for_stream(policy_stream, policies.clone())
         .watches_stream(deployment_stream, move |d: Deployment| {
             targeting(
@@ -728,7 +734,7 @@ async fn run_scope(
                     info!("caches synced");
                 }
                 // Series of policies deleted while no one watched.
-                let present: Vec<(String, String)> = all
+                let present: std::collections::HashSet<(String, String)> = all
                     .iter()
                     .flat_map(|s| s.state())
                     .map(|p| (p.namespace().unwrap_or_default(), p.name_any()))
@@ -788,21 +794,18 @@ fn share_changes(shards: Option<&shard::Shards>) -> futures::stream::BoxStream<'
     }
 }
 
-/// The policies in `store` that scale the object (apiVersion, kind, name) in `namespace`.
+/// The policies (from the index of the cached ones) that scale the object (apiVersion, kind,
+/// name) in `namespace`.
 fn targeting(
-    store: &Store<Decoded>,
+    owners: &ownership::PolicyIndex,
     namespace: &str,
     api_version: Option<&str>,
     kind: &str,
     name: &str,
 ) -> Vec<ObjectRef<Decoded>> {
-    store
-        .state()
-        .iter()
-        .filter(|p| {
-            p.policy()
-                .is_some_and(|p| ownership::targets(p, namespace, api_version, kind, name))
-        })
-        .map(|p| ObjectRef::from_obj(p.as_ref()))
+    owners
+        .targeting(namespace, api_version, kind, name)
+        .into_iter()
+        .map(|policy| ObjectRef::new(&policy).within(namespace))
         .collect()
 }

@@ -341,7 +341,7 @@ async fn gather_and_plan(
     // Another owner may only be missed while the caches are still listing: wait for them.
     until_ready(&ctx.policies).await;
     until_ready(&ctx.hpas).await;
-    let owners = other_owners(policy, &ctx.policies, &ctx.hpas);
+    let owners = other_owners(policy, &ctx.owners, &ctx.hpas);
     // The target's pods, by its selector and owner chain, once the pod and ReplicaSet caches
     // have listed (an operator that cannot list pods still evaluates every other metric).
     let listed = tokio::time::timeout(ctx.api_timeout, async {
