@@ -537,7 +537,9 @@ pub fn hash_of(value: &impl Hash) -> u64 {
 
 /// The tick an evaluation at `now` of a policy evaluated every `interval` reads at: the latest
 /// multiple of the interval since the Unix epoch, when it is less than half an interval (and at
-/// most 5 s) ago; `None` otherwise (an evaluation off its ticks reads at its own time, alone).
+/// most 5 s) ago; otherwise the latest whole second, so that evaluations that run late (a backlog
+/// behind a tick) still share the queries of the second they fall in, reading data at most 1 s
+/// old. `None` for a zero interval or a time at the edge of the range.
 pub fn tick_of(now: Timestamp, interval: Duration) -> Option<Timestamp> {
     let interval_ms = i64::try_from(interval.as_millis())
         .ok()
@@ -546,10 +548,12 @@ pub fn tick_of(now: Timestamp, interval: Duration) -> Option<Timestamp> {
     let tick_ms = now_ms.checked_sub(now_ms.rem_euclid(interval_ms))?;
     let late = now_ms.checked_sub(tick_ms)?;
     let tolerance = (interval_ms / 2).min(5000);
-    if late > tolerance {
-        return None;
-    }
-    Timestamp::from_millisecond(tick_ms).ok()
+    let at = if late > tolerance {
+        now_ms.checked_sub(now_ms.rem_euclid(1000))?
+    } else {
+        tick_ms
+    };
+    Timestamp::from_millisecond(at).ok()
 }
 
 /// The next tick of `interval` nearest to `after + interval`: where an evaluation at `after` is
@@ -698,12 +702,17 @@ mod tests {
     }
 
     #[test]
-    fn ticks_are_multiples_of_the_interval_and_late_evaluations_read_alone() {
+    fn ticks_are_multiples_of_the_interval_and_late_evaluations_share_their_second() {
         let at = |ms: i64| Timestamp::from_millisecond(ms).unwrap();
         let i = Duration::from_secs(15);
         assert_eq!(tick_of(at(30_400), i), Some(at(30_000)));
         assert_eq!(tick_of(at(30_000), i), Some(at(30_000)));
-        assert_eq!(tick_of(at(36_000), i), None);
+        assert_eq!(tick_of(at(35_000), i), Some(at(30_000)));
+        // More than 5 s (and than half an interval) late: the second it falls in.
+        assert_eq!(tick_of(at(36_000), i), Some(at(36_000)));
+        assert_eq!(tick_of(at(36_999), i), Some(at(36_000)));
+        assert_eq!(tick_of(at(7_600), Duration::from_secs(10)), Some(at(7_000)));
+        assert_eq!(tick_of(at(36_000), Duration::ZERO), None);
         // The next evaluation is on the tick nearest one interval later.
         assert_eq!(next_tick(at(30_000), i), at(45_000));
         assert_eq!(next_tick(at(31_000), i), at(45_000));
