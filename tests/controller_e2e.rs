@@ -674,10 +674,15 @@ async fn health_readiness_and_metrics_answer_as_described() {
     assert_eq!(op.get("/healthz").await.map(|r| r.0), Some(200));
     let ns = &env.namespace;
     let series = format!("scalewise_policy_current_replicas{{namespace=\"{ns}\",name=\"web\"}}");
-    let text = eventually("per-policy series in /metrics", WAIT, || async {
+    // The operator records an evaluation's metrics after its scale and status
+    // writes, so the scale can be seen before them: wait for the evaluation
+    // that scaled (an earlier one may have held, its read before the
+    // exporter's first scrape).
+    let scaled = "scalewise_decisions_total{action=\"ScaleOut\"} 1";
+    let text = eventually("the scale-out's series in /metrics", WAIT, || async {
         op.get("/metrics")
             .await
-            .filter(|r| r.1.contains(&series))
+            .filter(|r| r.1.contains(&series) && r.1.contains(scaled))
             .map(|r| r.1)
     })
     .await;

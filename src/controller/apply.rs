@@ -596,6 +596,17 @@ mod tests {
         may_write: impl Fn() -> Option<Duration> + Sync,
         requests: Vec<Expect>,
     ) -> (Result<(), Error>, Vec<Value>) {
+        let (result, bodies, _) = run_paced(plan, may_write, requests, None).await;
+        (result, bodies)
+    }
+
+    /// As [`run_while`], every write paced by `pace`; also the operator's metrics after.
+    async fn run_paced(
+        plan: Plan,
+        may_write: impl Fn() -> Option<Duration> + Sync,
+        requests: Vec<Expect>,
+        pace: Option<crate::fair::Budget>,
+    ) -> (Result<(), Error>, Vec<Value>, String) {
         let (service, mut handle): (_, Handle) = tower_test::mock::pair();
         let client = Client::new(service, "default");
         let server = tokio::spawn(async move {
@@ -642,12 +653,12 @@ mod tests {
             written: &written,
             metrics: &metrics,
             manager: None,
-            pace: None,
+            pace: pace.as_ref(),
         };
         let result = writer.apply(&object(), &plan).await;
         drop(events);
         drop(client);
-        (result, server.await.unwrap())
+        (result, server.await.unwrap(), metrics.encode())
     }
 
     /// A merge patch recording an intent.
@@ -697,6 +708,44 @@ mod tests {
         assert_eq!(bodies[4]["note"], "note 0");
         assert_eq!(bodies[5]["note"], "note 1");
         assert_eq!(bodies[4]["regarding"]["name"], "web-policy");
+    }
+
+    #[tokio::test]
+    async fn writes_over_the_write_budget_wait_their_turn_and_are_counted() {
+        // Two writes a second, two at once: the scale's six writes (intent, /scale, status,
+        // intent cleared, two events) cannot all go before two seconds.
+        let started = std::time::Instant::now();
+        let (result, bodies, metrics) = run_paced(
+            plan(Some(4), true, 2),
+            || Some(Duration::MAX),
+            vec![
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, SCALE, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::PATCH, STATUS, Answer::Ok),
+                expect(Method::POST, EVENTS, Answer::Ok),
+                expect(Method::POST, EVENTS, Answer::Ok),
+            ],
+            Some(crate::fair::Budget::new(2, Duration::from_secs(1))),
+        )
+        .await;
+        result.unwrap();
+        assert_eq!(bodies.len(), 6);
+        assert!(
+            started.elapsed() >= Duration::from_millis(1900),
+            "{:?}",
+            started.elapsed()
+        );
+        let paced: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("scalewise_paced_writes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert!(paced >= 1.0, "{metrics}");
+        assert!(
+            metrics.contains("scalewise_paced_write_wait_seconds_total{"),
+            "{metrics}"
+        );
     }
 
     #[tokio::test]
