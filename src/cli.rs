@@ -290,6 +290,27 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, value_name = "BASELINE")]
     pub compare: Option<Baseline>,
 
+    /// Compare with the HPA at this CPU utilization target, in whole percent (1 to 1000),
+    /// whatever the policy's own thresholds (row `hpa`; implies --compare hpa).
+    #[arg(
+        long,
+        value_name = "PCT",
+        help_heading = "Trace mode",
+        conflicts_with = "from",
+        value_parser = crate::simulate::curve::parse_target
+    )]
+    pub hpa_target: Option<u32>,
+
+    /// Run the HPA at every CPU target from FROM to TO percent by STEP (rows `hpa@<target>`, at
+    /// most 50) and say whether the policy lies below the curve through them.
+    #[arg(
+        long,
+        value_name = "FROM:TO:STEP",
+        help_heading = "Trace mode",
+        conflicts_with = "from"
+    )]
+    pub hpa_sweep: Option<crate::simulate::curve::Sweep>,
+
     /// Write the timeline (one row per evaluation of each policy) as CSV.
     #[arg(long, value_name = "FILE")]
     pub out_csv: Option<PathBuf>,
@@ -304,7 +325,7 @@ pub struct SimulateArgs {
         value_enum,
         value_name = "SHAPE",
         help_heading = "Generating traces",
-        conflicts_with_all = ["policy", "to", "compare", "out_csv", "plot"]
+        conflicts_with_all = ["policy", "to", "compare", "hpa_target", "hpa_sweep", "out_csv", "plot"]
     )]
     pub generate: Option<crate::simulate::generate::Shape>,
 

@@ -391,11 +391,17 @@ fn simulate_prints_both_summaries_and_writes_its_timeline() {
         ),
         "{text}"
     );
+    // The oracle: 2 replicas keep the SLO at 100/s (1 would run at 100%), 4 at 300/s, started
+    // 30 s ahead of the rise at 120 s: 90 s x 2 + 270 s x 4 = 0.35 replica-hours.
+    assert!(text.contains(
+        "oracle: the limit, with perfect knowledge of the trace: each second the fewest replicas that keep the SLO, started 30s ahead, 1..10 replicas, no rate limits\n"
+    ), "{text}");
     assert!(text.ends_with(
-        "| policy    | replica-hours | minutes violating SLO | scale actions | min replicas | max replicas | mean replicas | minutes at max |\n\
-         |-----------|--------------:|----------------------:|--------------:|-------------:|-------------:|--------------:|---------------:|\n\
-         | scalewise |          0.45 |                   0.8 |             1 |            2 |            6 |          4.50 |            0.0 |\n\
-         | hpa       |          0.45 |                   0.8 |             1 |            2 |            6 |          4.50 |            0.0 |\n"
+        "| policy | replica-hours | minutes violating SLO | scale actions | min replicas | max replicas | mean replicas | minutes at max | replica-hours / oracle | SLO minutes - oracle |\n\
+         |--------|--------------:|----------------------:|--------------:|-------------:|-------------:|--------------:|---------------:|-----------------------:|---------------------:|\n\
+         | api    |          0.45 |                   0.8 |             1 |            2 |            6 |          4.50 |            0.0 |                  1.29x |                 +0.8 |\n\
+         | hpa    |          0.45 |                   0.8 |             1 |            2 |            6 |          4.50 |            0.0 |                  1.29x |                 +0.8 |\n\
+         | oracle |          0.35 |                   0.0 |             1 |            2 |            4 |          3.50 |            0.0 |                  1.00x |                 +0.0 |\n"
     ), "{text}");
     // No progress bar when standard error is not a terminal: only the note on the file.
     assert_eq!(stderr(&out), format!("wrote {csv}\n"));
@@ -406,8 +412,9 @@ fn simulate_prints_both_summaries_and_writes_its_timeline() {
         lines[0],
         "time_seconds,policy,load_rps,replicas_ready,replicas_desired,cpu,queue_requests,action,reason"
     );
-    // 23 evaluations each (15 s to 345 s), interleaved by time.
-    assert_eq!(lines.len(), 1 + 2 * 23);
+    // 23 evaluations each (15 s to 345 s), interleaved by time, and the oracle's count at the
+    // same times.
+    assert_eq!(lines.len(), 1 + 3 * 23);
     let row = |prefix: &str| {
         *lines
             .iter()
@@ -415,16 +422,24 @@ fn simulate_prints_both_summaries_and_writes_its_timeline() {
             .unwrap_or_else(|| panic!("no row {prefix} in\n{timeline}"))
     };
     assert_eq!(
-        row("15,scalewise,"),
-        "15,scalewise,100,2,2,50,0,Hold,Hold at 2: cpu 50 within 10% of target 50"
+        row("15,api,"),
+        "15,api,100,2,2,50,0,Hold,Hold at 2: cpu 50 within 10% of target 50"
     );
     assert_eq!(
-        row("135,scalewise,"),
-        "135,scalewise,300,2,6,150,200,ScaleOut,Scale out from 2 to 6: cpu 150 vs target 50: ceil(2 x 150 / 50) = 6"
+        row("135,api,"),
+        "135,api,300,2,6,150,200,ScaleOut,Scale out from 2 to 6: cpu 150 vs target 50: ceil(2 x 150 / 50) = 6"
     );
     assert_eq!(
         row("135,hpa,"),
         "135,hpa,300,2,6,150,200,ScaleOut,Scale from 2 to 6: cpu 150 / 50 on 2 ready pods -> 6"
+    );
+    assert_eq!(
+        row("90,oracle,"),
+        "90,oracle,100,2,4,,0,ScaleOut,4 replicas: the most any second of the next 30s needs (2 ready now)"
+    );
+    assert_eq!(
+        row("120,oracle,"),
+        "120,oracle,300,4,4,,0,Hold,4 replicas: the most any second of the next 30s needs (4 ready now)"
     );
     // The HPA sees the ready pods' 150% while 4 start, counts those at 0%: 150 * 2 / 6 = 50%.
     assert_eq!(
@@ -466,10 +481,10 @@ fn the_same_inputs_write_the_same_bytes() {
 
     let svg = String::from_utf8(read("a.svg")).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-    assert!(svg.contains("web on spike.csv: scalewise vs hpa"));
+    assert!(svg.contains("web on spike.csv: web vs hpa vs oracle"));
     // Both summaries.
-    assert!(first.contains("\n| scalewise |"), "{first}");
-    assert!(first.contains("\n| hpa       |"), "{first}");
+    assert!(first.contains("\n| web "), "{first}");
+    assert!(first.contains("\n| hpa "), "{first}");
     let png = read("c.png");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // IHDR: 1400 wide; a title and 5 panels (load, replicas, 3 metrics) of 270: 70 + 1350.
@@ -657,6 +672,48 @@ fn bad_flags_are_refused_with_what_to_do() {
             ],
             &["--capacity <RPS>", "--from <TIME>"],
         ),
+        (
+            vec![
+                "--policy",
+                &policy,
+                "--from",
+                "now-1h",
+                "--to",
+                "now",
+                "--hpa-target",
+                "50",
+            ],
+            &["--hpa-target <PCT>", "--from <TIME>"],
+        ),
+        (
+            vec!["--policy", &policy, "--trace", trace, "--hpa-target", "0"],
+            &["--hpa-target <PCT>", "a whole percent from 1 to 1000"],
+        ),
+        (
+            vec![
+                "--policy",
+                &policy,
+                "--trace",
+                trace,
+                "--hpa-sweep",
+                "90:30:10",
+            ],
+            &["--hpa-sweep <FROM:TO:STEP>", "FROM (90) is above TO (30)"],
+        ),
+        (
+            vec![
+                "--policy",
+                &policy,
+                "--trace",
+                trace,
+                "--hpa-sweep",
+                "1:1000:1",
+            ],
+            &[
+                "--hpa-sweep <FROM:TO:STEP>",
+                "more than 50: take a larger STEP",
+            ],
+        ),
     ];
     for (flags, named) in mixed {
         let mut args = vec!["simulate"];
@@ -682,4 +739,89 @@ fn bad_flags_are_refused_with_what_to_do() {
     let out = scalewise(&["simulate", "--policy", &policy, "--compare", "kpa"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("invalid value 'kpa' for '--compare <BASELINE>'"));
+}
+
+#[test]
+fn a_fixed_hpa_target_and_a_sweep_judge_the_policy_against_the_hpas_curve() {
+    let dir = TempDir::new("sweep");
+    let policy = dir.file("api.yaml", CPU_TARGET);
+    let out = scalewise(&[
+        "simulate",
+        "--policy",
+        &policy,
+        "--trace",
+        "examples/traces/spike.csv",
+        "--hpa-target",
+        "70",
+        "--hpa-sweep",
+        "30:90:20",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // The HPA's target is the flag's, not the policy's 50.
+    assert!(
+        text.contains("\nhpa: HPA v2 defaults on the CPU utilization of its ready pods (Resource, Utilization, over 60s): target 70% (--hpa-target); 1..10 replicas\n"),
+        "{text}"
+    );
+    // Rows: the policy by its name, the HPA, each swept target, the oracle.
+    let rows: Vec<(String, f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| policy"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].to_owned(),
+                cells[2].parse().unwrap(),
+                cells[3].parse().unwrap(),
+            )
+        })
+        .collect();
+    let labels: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "api", "hpa", "hpa@30", "hpa@50", "hpa@70", "hpa@90", "oracle"
+        ]
+    );
+    // hpa and hpa@70 are the same HPA.
+    assert_eq!((rows[1].1, rows[1].2), (rows[4].1, rows[4].2));
+    // The oracle needs the fewest replica-hours and breaks the SLO least.
+    let oracle = &rows[6];
+    for r in &rows {
+        assert!(
+            r.1 >= oracle.1 && r.2 >= oracle.2,
+            "{r:?} against {oracle:?}\n{text}"
+        );
+    }
+    // The verdict agrees with the curve through the swept points at the policy's SLO minutes.
+    let mut points: Vec<(f64, f64)> = rows[2..6].iter().map(|r| (r.2, r.1)).collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let (x, y) = (rows[0].2, rows[0].1);
+    let curve = if x <= points[0].0 {
+        Some(points[0].1)
+    } else {
+        points.windows(2).find(|w| x <= w[1].0).map(|w| {
+            if w[1].0 == w[0].0 {
+                w[0].1.min(w[1].1)
+            } else {
+                w[0].1 + (x - w[0].0) / (w[1].0 - w[0].0) * (w[1].1 - w[0].1)
+            }
+        })
+    };
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("HPA curve (hpa@30 to hpa@90, 4 targets): "))
+        .unwrap_or_else(|| panic!("no curve line:\n{text}"));
+    match curve {
+        // Rounded table figures: only a clear margin decides the test.
+        Some(c) if y < c - 0.02 => assert!(line.ends_with("api lies below the curve."), "{line}"),
+        Some(c) if y > c + 0.02 => {
+            assert!(
+                line.ends_with("api does not lie below the curve."),
+                "{line}"
+            )
+        }
+        Some(_) => {}
+        None => assert!(line.contains("the curve does not reach it"), "{line}"),
+    }
 }

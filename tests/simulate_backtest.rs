@@ -124,12 +124,12 @@ spec:
     let rows: Vec<&str> = timeline.lines().skip(1).collect();
     assert_eq!(rows.len(), 2 * 121, "{timeline}");
     assert!(
-        rows[0].starts_with(&format!("{base},scalewise,,1,2,150,,ScaleOut,")),
+        rows[0].starts_with(&format!("{base},worker,,1,2,150,,ScaleOut,")),
         "{}",
         rows[0]
     );
     assert!(
-        timeline.contains(&format!("\n{},scalewise,,2,6,650,,ScaleOut,", base + 600)),
+        timeline.contains(&format!("\n{},worker,,2,6,650,,ScaleOut,", base + 600)),
         "{timeline}"
     );
 
@@ -141,10 +141,6 @@ spec:
     //   window until it is 300 s old: at 1485 s the count goes to 2 (rate limit: 100%).
     // The HPA (averageValue 100, the same defaults) decides the same here.
     let expected = vec![(0, 1, 2), (600, 2, 6), (1485, 6, 2)];
-    assert_eq!(
-        changes(&timeline, "scalewise", base),
-        expected,
-        "{timeline}"
-    );
+    assert_eq!(changes(&timeline, "worker", base), expected, "{timeline}");
     assert_eq!(changes(&timeline, "hpa", base), expected, "{timeline}");
 }

@@ -205,6 +205,34 @@ impl HpaSpec {
     }
 }
 
+/// The metric an HPA at a fixed CPU target (`--hpa-target`, `--hpa-sweep`) reads: the CPU
+/// utilization of its ready pods as metrics-server reports it, whatever the policy reads. No
+/// policy metric can have this name (names have no spaces).
+pub const OWN_CPU: &str = "cpu (hpa)";
+/// Seconds of the window metrics-server averages CPU over (its default resolution).
+pub const OWN_CPU_WINDOW: i64 = 60;
+
+impl HpaSpec {
+    /// The HPA with every default on the CPU utilization of its ready pods at `target` percent,
+    /// within the policy's replica range: a baseline the policy's thresholds do not choose.
+    /// `flag` names where the target came from, for humans.
+    pub fn at_cpu_target(policy: &Policy, target: u32, flag: &str) -> Self {
+        let mut hpa = Self::new(
+            OWN_CPU,
+            MetricType::Utilization,
+            f64::from(target),
+            policy.min_replicas,
+            policy.max_replicas,
+        );
+        hpa.window = OWN_CPU_WINDOW;
+        hpa.description = format!(
+            "HPA v2 defaults on the CPU utilization of its ready pods (Resource, Utilization, over {OWN_CPU_WINDOW}s): target {target}% ({flag}); {}..{} replicas",
+            hpa.min_replicas, hpa.max_replicas
+        );
+        hpa
+    }
+}
+
 /// What one sync decided.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HpaOutcome {
@@ -489,9 +517,14 @@ pub struct HpaAutoscaler {
 
 impl HpaAutoscaler {
     pub fn new(spec: HpaSpec) -> Self {
+        Self::with_label(spec, "hpa")
+    }
+
+    /// The baseline under another name in tables, CSV and plots, such as `hpa@60`.
+    pub fn with_label(spec: HpaSpec, label: impl Into<String>) -> Self {
         Self {
             hpa: Hpa::new(spec),
-            label: "hpa".into(),
+            label: label.into(),
         }
     }
 

@@ -10,6 +10,10 @@
 //! - **Backtest mode** ([`backtest`]): each metric's history from Prometheus range queries is
 //!   replayed through the engine. History cannot show feedback from the policy's own decisions.
 //!
+//! [`oracle`] is the limit of trace mode: the fewest replicas, second by second, that keep the
+//! SLO with perfect knowledge of the trace; every summary is measured against it. [`curve`] is
+//! the HPA's trade-off curve over a sweep of CPU targets.
+//!
 //! [`hpa`] is the baseline: the Kubernetes HorizontalPodAutoscaler v2 algorithm with its defaults,
 //! implemented on its own (a baseline must not share the code it is compared with). [`report`]
 //! sums a run up, writes its timeline as CSV, and [`plot`] draws both runs on one figure.
@@ -17,10 +21,12 @@
 pub mod autoscaler;
 pub mod backtest;
 pub mod bind;
+pub mod curve;
 mod error;
 pub mod generate;
 pub mod hpa;
 pub mod model;
+pub mod oracle;
 pub mod plot;
 mod png_text;
 pub mod report;

@@ -388,8 +388,29 @@ impl Service {
 
     /// Simulates the second starting at `now` with `load` requests arriving.
     pub fn step(&mut self, now: i64, load: f64) -> Second {
-        let p = self.params;
         let ready = self.ready(now);
+        let (second, backlog) = self.second(ready, self.replicas(), load);
+        self.backlog = backlog;
+        second
+    }
+
+    /// What the next second would be with exactly `ready` replicas, all ready, and the backlog
+    /// as it is, without running it (the oracle's probe; the replicas themselves are left alone).
+    pub fn probe(&mut self, ready: u32, load: f64) -> Second {
+        self.second(ready, ready, load).0
+    }
+
+    /// Runs the next second with exactly `ready` replicas, all ready, whatever the replicas are:
+    /// the backlog carries on as [`Service::probe`] says.
+    pub fn step_with(&mut self, ready: u32, load: f64) -> Second {
+        let (second, backlog) = self.second(ready, ready, load);
+        self.backlog = backlog;
+        second
+    }
+
+    /// One second with `ready` replicas serving out of `pods`: the second, and the backlog after.
+    fn second(&mut self, ready: u32, pods: u32, load: f64) -> (Second, f64) {
+        let p = self.params;
         let capacity = f64::from(ready) * p.capacity;
         let limit = f64::from(ready) * p.queue_limit;
         let before = self.backlog;
@@ -398,7 +419,6 @@ impl Service {
         let mut after = work - served;
         let dropped = (after - limit).max(0.0);
         after -= dropped;
-        self.backlog = after;
         let latency = (ready > 0).then(|| {
             let backlog_wait = (before + after) / 2.0 / capacity;
             let (wait_probability, decay) = if load < capacity {
@@ -420,18 +440,19 @@ impl Service {
             Some(l) => self.quantiles_of(l),
             None => Vec::new(),
         };
-        Second {
+        let second = Second {
             load,
             served,
             dropped,
             queue: after,
             capacity,
-            requested: f64::from(self.replicas()) * p.capacity,
+            requested: f64::from(pods) * p.capacity,
             ready,
-            pods: self.replicas(),
+            pods,
             latency,
             quantiles,
-        }
+        };
+        (second, after)
     }
 
     fn quantiles_of(&mut self, latency: Latency) -> Vec<(f64, f64)> {

@@ -152,7 +152,18 @@ impl Accumulator {
 
 /// The summary table, one row per run, as Markdown with aligned columns.
 pub fn summary_table(summaries: &[&Summary]) -> String {
-    let header = [
+    table(summaries, None)
+}
+
+/// The summary table with two more columns, against the oracle's run: each run's replica-hours
+/// as a ratio to the oracle's (`1.12x`), and its SLO minutes as a difference from the oracle's
+/// (`+3.5`).
+pub fn summary_table_against(summaries: &[&Summary], oracle: &Summary) -> String {
+    table(summaries, Some(oracle))
+}
+
+fn table(summaries: &[&Summary], oracle: Option<&Summary>) -> String {
+    let mut header = vec![
         "policy",
         "replica-hours",
         "minutes violating SLO",
@@ -162,10 +173,13 @@ pub fn summary_table(summaries: &[&Summary]) -> String {
         "mean replicas",
         "minutes at max",
     ];
-    let rows: Vec<[String; 8]> = summaries
+    if oracle.is_some() {
+        header.extend(["replica-hours / oracle", "SLO minutes - oracle"]);
+    }
+    let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|s| {
-            [
+            let mut row = vec![
                 s.label.clone(),
                 format!("{:.2}", s.replica_hours()),
                 s.violation_minutes()
@@ -175,7 +189,19 @@ pub fn summary_table(summaries: &[&Summary]) -> String {
                 s.max_replicas.to_string(),
                 format!("{:.2}", s.mean_replicas()),
                 format!("{:.1}", s.minutes_at_max()),
-            ]
+            ];
+            if let Some(o) = oracle {
+                row.push(if o.replica_seconds > 0.0 {
+                    format!("{:.2}x", s.replica_seconds / o.replica_seconds)
+                } else {
+                    "n/a".to_owned()
+                });
+                row.push(match (s.violation_minutes(), o.violation_minutes()) {
+                    (Some(a), Some(b)) => format!("{:+.1}", a - b),
+                    _ => "n/a".to_owned(),
+                });
+            }
+            row
         })
         .collect();
     let widths: Vec<usize> = (0..header.len())
@@ -315,6 +341,30 @@ mod tests {
              |-----------|--------------:|----------------------:|--------------:|-------------:|-------------:|--------------:|---------------:|\n\
              | scalewise |          2.00 |                   n/a |             0 |            2 |            2 |          2.00 |            0.0 |\n"
         );
+    }
+
+    #[test]
+    fn against_the_oracle_each_run_shows_its_ratio_and_difference() {
+        let run = |label: &str, replicas: i32, violated: i64| {
+            let mut a = Accumulator::new(label, 10, true);
+            a.span(replicas, 3600, violated);
+            a.finish()
+        };
+        let (web, oracle) = (run("web", 3, 90), run("oracle", 2, 30));
+        let table = summary_table_against(&[&web, &oracle], &oracle);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with("| replica-hours / oracle | SLO minutes - oracle |"));
+        assert!(
+            lines[2].ends_with("|                  1.50x |                 +1.0 |"),
+            "{table}"
+        );
+        assert!(
+            lines[3].ends_with("|                  1.00x |                 +0.0 |"),
+            "{table}"
+        );
+        // An oracle with no replica-hours has no ratio.
+        let none = run("oracle", 0, 0);
+        assert!(summary_table_against(&[&web], &none).contains("n/a"));
     }
 
     #[test]

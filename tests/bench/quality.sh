@@ -38,7 +38,8 @@ one() {
   awk -F'|' '
     function trim(s) { gsub(/^ +| +$/, "", s); return s }
     function word(a, b) { return a + 0 < b + 0 ? "fewer" : (a + 0 > b + 0 ? "more" : "equal") }
-    trim($2) == "scalewise" { sr = trim($3); sv = trim($4); sa = trim($5) }
+    # The policy is the first row of figures (it is named after the policy).
+    !got && trim($3) ~ /^[0-9.]+$/ { sr = trim($3); sv = trim($4); sa = trim($5); got = 1 }
     trim($2) == "hpa" { hr = trim($3); hv = trim($4); ha = trim($5) }
     END {
       met = (sv + 0 <= hv + 0 && sr + 0 < hr + 0 && sa + 0 < ha + 0) ? "met" : "not met"

@@ -11,7 +11,7 @@ use super::output::{
     baseline_reference, labels, per_replica, progress_bar, rule_references, write_files,
     write_notes, write_summary,
 };
-use super::shared::{Side, command_error, initial_replicas, seconds, sides, usage};
+use super::shared::{Side, command_error, initial_replicas, policy_label, seconds, sides, usage};
 use crate::api::duration::parse_duration;
 use crate::api::{Policy, Source};
 use crate::cli::SimulateArgs;
@@ -71,7 +71,8 @@ pub(super) fn run(
         let utilization = matches!(m.source, Source::Cpu(_) | Source::Memory(_));
         (utilization, bind::window_seconds(m))
     });
-    let mut sides = sides(args, &policy, first)?;
+    let label = policy_label(object.metadata.name.as_deref().unwrap_or_default());
+    let mut sides = sides(args, &policy, &label, first)?;
     let load_metric = plan
         .metrics
         .iter()
@@ -109,7 +110,7 @@ pub(super) fn run(
         "History cannot show feedback from this policy's decisions: the metrics are what happened with the replicas that actually ran. The replica counts are what the policy would have asked for, applied at once; SLO minutes are not known."
     )?;
     write_notes(out, &sides)?;
-    write_summary(out, &runs)?;
+    write_summary(out, &runs, None)?;
 
     let metric_names: Vec<String> = plan.metrics.iter().map(|m| m.name.clone()).collect();
     let figure = Figure {
@@ -117,7 +118,7 @@ pub(super) fn run(
             "{} backtested on {}: {}",
             display_name(&object),
             server.url,
-            labels(&runs)
+            labels(&runs.iter().collect::<Vec<_>>())
         ),
         subtitle: format!(
             "{} to {}; history cannot show feedback from the policy's own decisions",

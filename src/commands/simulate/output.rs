@@ -12,9 +12,10 @@ use crate::api::policy::Rule;
 use crate::cli::SimulateArgs;
 use crate::commands::CommandError;
 use crate::simulate::SimulateError;
+use crate::simulate::curve;
 use crate::simulate::hpa::{MetricType, num};
 use crate::simulate::plot::{self, Figure, LineKind, Reference};
-use crate::simulate::report::{self, Run};
+use crate::simulate::report::{self, Run, Summary};
 
 /// Refuses a `--plot` name that is neither `.svg` nor `.png`, before anything runs.
 pub(super) fn check_plot_name(args: &SimulateArgs) -> Result<(), CommandError> {
@@ -40,11 +41,88 @@ pub(super) fn write_notes(out: &mut impl Write, sides: &[Side]) -> std::io::Resu
     Ok(())
 }
 
-/// The summary table, one row per run, after a blank line.
-pub(super) fn write_summary(out: &mut impl Write, runs: &[Run]) -> std::io::Result<()> {
+/// The summary table, one row per run, after a blank line; against the oracle's run when there
+/// is one (trace mode).
+pub(super) fn write_summary(
+    out: &mut impl Write,
+    runs: &[Run],
+    oracle: Option<&Summary>,
+) -> std::io::Result<()> {
     writeln!(out)?;
     let summaries: Vec<_> = runs.iter().map(|r| &r.summary).collect();
-    out.write_all(report::summary_table(&summaries).as_bytes())
+    let table = match oracle {
+        Some(o) => report::summary_table_against(&summaries, o),
+        None => report::summary_table(&summaries),
+    };
+    out.write_all(table.as_bytes())
+}
+
+/// With `--hpa-sweep`, one line after the table: where the policy (the first run) lies against
+/// the curve through the swept HPAs (the runs labelled `hpa@<target>`).
+pub(super) fn write_curve(out: &mut impl Write, runs: &[Run]) -> std::io::Result<()> {
+    let Some(policy) = runs.first().map(|r| &r.summary) else {
+        return Ok(());
+    };
+    let swept: Vec<&Summary> = runs
+        .iter()
+        .map(|r| &r.summary)
+        .filter(|s| s.label.starts_with("hpa@"))
+        .collect();
+    let point = |s: &Summary| {
+        s.violation_minutes().map(|slo_minutes| curve::Point {
+            slo_minutes,
+            replica_hours: s.replica_hours(),
+        })
+    };
+    let (Some(mine), Some(points)) = (
+        point(policy),
+        swept.iter().map(|s| point(s)).collect::<Option<Vec<_>>>(),
+    ) else {
+        return Ok(());
+    };
+    let (Some(first), Some(last)) = (swept.first(), swept.last()) else {
+        return Ok(());
+    };
+    let name = &policy.label;
+    write!(
+        out,
+        "\nHPA curve ({} to {}, {} targets): ",
+        first.label,
+        last.label,
+        swept.len()
+    )?;
+    match curve::judge(&points, mine) {
+        curve::Verdict::Below { curve } | curve::Verdict::Above { curve } => {
+            let below = mine.replica_hours < curve;
+            let change = if curve > 0.0 {
+                format!(
+                    ", {}% {}",
+                    num(((mine.replica_hours - curve) / curve * 100.0).abs().round()),
+                    if below { "fewer" } else { "more" }
+                )
+            } else {
+                String::new()
+            };
+            writeln!(
+                out,
+                "at {name}'s {:.1} SLO minutes the curve needs {:.2} replica-hours; {name} has {:.2}{change}: {name} {} the curve.",
+                mine.slo_minutes,
+                curve,
+                mine.replica_hours,
+                if below {
+                    "lies below"
+                } else {
+                    "does not lie below"
+                }
+            )
+        }
+        curve::Verdict::Beyond { most } => writeln!(
+            out,
+            "{name} has {:.1} SLO minutes, more than every swept HPA (at most {most:.1}): the curve does not reach it, so {name} does not lie below it.",
+            mine.slo_minutes
+        ),
+        curve::Verdict::Empty => Ok(()),
+    }
 }
 
 /// `--out-csv` and `--plot`, each with a note naming the file written.
@@ -127,8 +205,8 @@ pub(super) fn baseline_reference(metric: &str, sides: &[Side]) -> Option<Referen
     })
 }
 
-/// The runs' labels for a figure's title: `scalewise vs hpa`.
-pub(super) fn labels(runs: &[Run]) -> String {
+/// The runs' labels for a figure's title: `web vs hpa vs oracle`.
+pub(super) fn labels(runs: &[&Run]) -> String {
     runs.iter()
         .map(|r| r.label.as_str())
         .collect::<Vec<_>>()

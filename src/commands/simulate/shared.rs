@@ -7,7 +7,7 @@ use crate::api::Policy;
 use crate::cli::{Baseline, SimulateArgs};
 use crate::commands::CommandError;
 use crate::simulate::hpa::{HpaAutoscaler, HpaSpec};
-use crate::simulate::{Autoscaler, ScalewiseAutoscaler, SimulateError};
+use crate::simulate::{Autoscaler, ScalewiseAutoscaler, SimulateError, curve, oracle};
 
 pub(super) fn usage(message: String) -> CommandError {
     CommandError::Usage(message)
@@ -30,31 +30,54 @@ pub(super) struct Side {
     pub(super) baseline: Option<HpaSpec>,
 }
 
-/// The sides to run: the policy, and the baseline when asked for.
+/// The sides to run: the policy (labelled `label`), then the HPA when asked for (`--compare hpa`,
+/// or `--hpa-target`, which fixes its target), then one HPA per target of `--hpa-sweep`.
 /// `first` says of the policy's first metric whether the HPA reads it as a Resource metric
 /// (CPU or memory utilization), and its window in seconds.
 pub(super) fn sides(
     args: &SimulateArgs,
     policy: &Policy,
+    label: &str,
     first: Option<(bool, usize)>,
 ) -> Result<Vec<Side>, CommandError> {
     let mut list = vec![Side {
-        autoscaler: Box::new(ScalewiseAutoscaler::new(policy.clone(), "scalewise")),
+        autoscaler: Box::new(ScalewiseAutoscaler::new(policy.clone(), label)),
         baseline: None,
     }];
-    if args.compare == Some(Baseline::Hpa) {
+    let hpa = |spec: HpaSpec, label: String| Side {
+        autoscaler: Box::new(HpaAutoscaler::with_label(spec.clone(), label)),
+        baseline: Some(spec),
+    };
+    if let Some(target) = args.hpa_target {
+        let spec = HpaSpec::at_cpu_target(policy, target, "--hpa-target");
+        list.push(hpa(spec, "hpa".to_owned()));
+    } else if args.compare == Some(Baseline::Hpa) {
         let spec = HpaSpec::for_policy(
             policy,
             first.is_some_and(|(utilization, _)| utilization),
             first.map_or(60, |(_, window)| i64::try_from(window).unwrap_or(i64::MAX)),
         )
         .map_err(command_error)?;
-        list.push(Side {
-            autoscaler: Box::new(HpaAutoscaler::new(spec.clone())),
-            baseline: Some(spec),
-        });
+        list.push(hpa(spec, "hpa".to_owned()));
+    }
+    if let Some(sweep) = args.hpa_sweep {
+        for target in sweep.targets() {
+            let spec = HpaSpec::at_cpu_target(policy, target, "--hpa-sweep");
+            list.push(hpa(spec, curve::label(target)));
+        }
     }
     Ok(list)
+}
+
+/// The policy's row label: its name, unless that is a name the other rows use.
+pub(super) fn policy_label(name: &str) -> String {
+    if name.is_empty() {
+        "policy".to_owned()
+    } else if name == "hpa" || name == oracle::LABEL || name.starts_with("hpa@") {
+        format!("{name} (policy)")
+    } else {
+        name.to_owned()
+    }
 }
 
 pub(super) fn initial_replicas(args: &SimulateArgs, policy: &Policy) -> Result<i32, CommandError> {

@@ -8,10 +8,10 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 
 use super::output::{
-    baseline_reference, labels, per_replica, progress_bar, rule_references, write_files,
-    write_notes, write_summary,
+    baseline_reference, labels, per_replica, progress_bar, rule_references, write_curve,
+    write_files, write_notes, write_summary,
 };
-use super::shared::{Side, command_error, initial_replicas, seconds, sides, usage};
+use super::shared::{Side, command_error, initial_replicas, policy_label, seconds, sides, usage};
 use crate::api::Policy;
 use crate::api::duration::format_duration;
 use crate::cli::SimulateArgs;
@@ -20,10 +20,10 @@ use crate::commands::query::display_name;
 use crate::commands::read_input;
 use crate::commands::{CommandError, Outcome};
 use crate::simulate::bind::{self, MetricBinding, ModelMetric};
-use crate::simulate::hpa::num;
+use crate::simulate::hpa::{self, HpaSpec, num};
 use crate::simulate::plot::{Figure, LineKind, MetricPanel, Reference};
 use crate::simulate::report::{Run, Slo};
-use crate::simulate::{ModelParams, SimulateError, Trace, TraceSetup, run_trace};
+use crate::simulate::{ModelParams, SimulateError, Trace, TraceSetup, oracle, run_trace};
 
 /// Simulated seconds (over every run) from which trace mode shows a progress bar: one day.
 const LONG_RUN: u64 = 86_400;
@@ -46,9 +46,11 @@ pub(super) fn run(
     let trace = Trace::parse(&trace_name, &read_input(trace_path)?)
         .map_err(|e| command_error(SimulateError::from(e)))?;
 
+    let label = policy_label(object.metadata.name.as_deref().unwrap_or_default());
     let mut sides = sides(
         args,
         &policy,
+        &label,
         bindings
             .first()
             .map(|b| (b.source == ModelMetric::Cpu, b.window)),
@@ -61,21 +63,19 @@ pub(super) fn run(
         max_replicas: policy.max_replicas,
         slo,
     };
-    let total = u64::try_from(trace.duration()).unwrap_or(0) * sides.len() as u64;
+    // Every side, and the oracle's two passes.
+    let total = u64::try_from(trace.duration()).unwrap_or(0) * (sides.len() as u64 + 2);
     // A bar for long runs only: shorter ones end before it would show anything.
     let bar = if total > LONG_RUN {
         progress_bar(total, "simulating")
     } else {
         ProgressBar::hidden()
     };
-    let runs: Vec<Run> = sides
+    let mut runs: Vec<Run> = sides
         .iter_mut()
         .map(|side| {
             // The baseline reads its CPU as metrics-server gives it: per ready pod.
-            let hpa_bindings = side
-                .baseline
-                .as_ref()
-                .map(|hpa| bind::for_hpa(&bindings, &hpa.metric));
+            let hpa_bindings = side.baseline.as_ref().map(hpa_bindings(&bindings));
             let setup = TraceSetup {
                 bindings: hpa_bindings.as_deref().unwrap_or(&bindings),
                 ..setup.clone()
@@ -83,6 +83,9 @@ pub(super) fn run(
             run_trace(side.autoscaler.as_mut(), &setup, &mut |n| bar.inc(n))
         })
         .collect();
+    let interval = policy.interval.as_secs();
+    runs.push(oracle::run(&setup, policy.min_replicas, interval));
+    bar.inc(2 * u64::try_from(trace.duration()).unwrap_or(0));
     bar.finish_and_clear();
 
     let duration = format_duration(Duration::from_secs(
@@ -126,15 +129,29 @@ pub(super) fn run(
         num(slo.error_rate * 100.0)
     )?;
     write_notes(out, &sides)?;
-    write_summary(out, &runs)?;
+    writeln!(
+        out,
+        "{}: the limit, with perfect knowledge of the trace: each second the fewest replicas that keep the SLO, started {}s ahead, {}..{} replicas, no rate limits",
+        oracle::LABEL,
+        params.startup_delay,
+        policy.min_replicas,
+        policy.max_replicas
+    )?;
+    write_summary(out, &runs, runs.last().map(|r| &r.summary))?;
+    write_curve(out, &runs)?;
 
     let metric_names: Vec<String> = bindings.iter().map(|b| b.name.clone()).collect();
+    // A sweep's HPAs are for the table and the curve: the figure shows the others.
+    let drawn: Vec<&Run> = runs
+        .iter()
+        .filter(|r| !r.label.starts_with("hpa@"))
+        .collect();
     let figure = Figure {
         title: format!(
             "{} on {}: {}",
             display_name(&object),
             file_name(trace_path),
-            labels(&runs)
+            labels(&drawn)
         ),
         subtitle: format!(
             "{} requests/s per replica, base latency {}s, start-up {}s; SLO p95 <= {}s, errors <= {}%",
@@ -144,7 +161,7 @@ pub(super) fn run(
             num(slo.latency),
             num(slo.error_rate * 100.0)
         ),
-        runs: runs.iter().collect(),
+        runs: drawn.clone(),
         metrics: panels(&policy, &bindings, &sides, &slo),
         capacity: Some(params.capacity),
         max_replicas: policy.max_replicas,
@@ -153,6 +170,22 @@ pub(super) fn run(
     };
     write_files(args, &metric_names, &runs, &figure, notes)?;
     Ok(Outcome::Success)
+}
+
+/// The bindings an HPA side reads: the policy's, its CPU per ready pod; an HPA at a fixed CPU
+/// target (`--hpa-target`, `--hpa-sweep`) reads CPU of its own besides.
+fn hpa_bindings(bindings: &[MetricBinding]) -> impl Fn(&HpaSpec) -> Vec<MetricBinding> + '_ {
+    move |hpa| {
+        let mut own = bind::for_hpa(bindings, &hpa.metric);
+        if hpa.metric == hpa::OWN_CPU {
+            own.push(MetricBinding {
+                name: hpa::OWN_CPU.to_owned(),
+                source: ModelMetric::ReadyCpu,
+                window: usize::try_from(hpa.window).unwrap_or(1).max(1),
+            });
+        }
+        own
+    }
 }
 
 /// The service model's parameters: defaults, then `--model FILE`, then the flags.
