@@ -44,7 +44,7 @@ demo: ## The main job: scalewise scales a simulated web service through a load s
 bench: bench-quality bench-hpa bench-cache bench-scale ## Every benchmark: regenerate all of BENCHMARKS.md's measured sections (about an hour)
 
 .PHONY: bench-quality
-bench-quality: ## "Decision quality": the simulator on every bundled trace and three held-out ones, against the HPA (tests/bench/quality.sh)
+bench-quality: ## "Decision quality": the simulator on every bundled trace (the two-week World Cup one too) and three held-out ones, against the HPA at 50% CPU, the HPA's curve (30..90%) and the oracle (tests/bench/quality.sh)
 	CARGO="$(CARGO)" tests/bench/quality.sh
 
 .PHONY: bench-cache
