@@ -68,6 +68,7 @@ fn every_example_policy_passes_scalewise_check() {
         "web-service.yaml",
         "queue-worker.yaml",
         "shadow-hpa.yaml",
+        "recommended.yaml",
     ] {
         assert!(
             files.iter().any(|f| f.ends_with(wanted)),

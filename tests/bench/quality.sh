@@ -13,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 CARGO=${CARGO:-cargo}
-policy=examples/web-service.yaml
+policy=examples/recommended.yaml
 runs=("examples/traces/spike.csv" "examples/traces/ramp.csv" "examples/traces/diurnal.csv"
   "examples/traces/worldcup98-1998-06-23.csv --capacity 400"
   "examples/traces/worldcup98-1998-06-10_23.csv --capacity 400")
@@ -52,7 +52,7 @@ one() {
       ratio = po; sub(/x$/, "", ratio)
       printf "Goals: SLO minutes %s against %s for `hpa` (%s); replica-hours %s against %s, %.0f%% fewer (at least 15%%: %s); scale actions %s against %s (at most half: %s); %s the HPA curve (%s); %s the oracle'"'"'s replica-hours (at most 1.15x: %s).\n\n",
         pv, hv, verdict(pv + 0 <= hv + 0), pr, hr, saving, verdict(saving >= 15),
-        pa, ha, verdict(pa * 2 <= ha), below ? "below" : "not below", verdict(below),
+        pa, ha, verdict(pa * 2 <= ha + 0), below ? "below" : "not below", verdict(below),
         po, verdict(ratio + 0 <= 1.15)
     }' "$section.run"
 }
