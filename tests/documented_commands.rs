@@ -319,13 +319,20 @@ fn script_variables(text: &str) -> BTreeMap<String, Vec<String>> {
     vars
 }
 
-/// Expands `$name` (a variable of the script, longest names first) and `$1` (`arg`).
+/// Expands `$name` (a variable of the script or the Makefile, longest names first, again until
+/// nothing changes: a variable may name another) and `$1` (`arg`).
 fn expand(template: &str, vars: &BTreeMap<String, Vec<String>>, arg: &str) -> String {
     let mut names: Vec<&String> = vars.keys().collect();
     names.sort_by_key(|n| std::cmp::Reverse(n.len()));
     let mut text = template.replace("$1", arg);
-    for name in names {
-        text = text.replace(&format!("${name}"), &vars[name].join(" "));
+    for _ in 0..8 {
+        let before = text.clone();
+        for name in &names {
+            text = text.replace(&format!("${name}"), &vars[*name].join(" "));
+        }
+        if text == before {
+            break;
+        }
     }
     assert!(
         !text.contains('$'),
@@ -351,7 +358,17 @@ fn makefile(make: &str, script: &str) -> (Vec<Documented>, Vec<String>) {
             ));
         }
     }
-    let vars = script_variables(script);
+    // The script's variables, and the Makefile's (`NAME := value`) that `make bench-quality`
+    // passes to it, such as the test set's seed.
+    let mut vars = script_variables(script);
+    for line in make.lines() {
+        if let Some((name, value)) = line.split_once(" := ")
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        {
+            vars.insert(name.to_owned(), words(value));
+        }
+    }
     let var = |name: &str| {
         vars.get(name)
             .unwrap_or_else(|| panic!("tests/bench/quality.sh: no {name}=..."))
