@@ -85,7 +85,18 @@ impl Operator {
             args.extend(["--status-heartbeat".to_owned(), "1s".to_owned()]);
         }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_scalewise"));
+        // SCALEWISE_TEST_OPERATOR_WRAPPER runs the operator under a profiler, such as
+        // `heaptrack -o /tmp/operator` (a program and its arguments, split on spaces).
+        let wrapper = std::env::var("SCALEWISE_TEST_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(env!("CARGO_BIN_EXE_scalewise"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_scalewise")),
+        };
         if let Some(kubeconfig) = kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }
