@@ -985,11 +985,14 @@ async fn sigterm_ends_the_process_in_time_while_queries_hang_and_policies_queue(
     install_crd(&env.client).await;
     create_deployment(&env, "web", 2).await;
     let (address, held, mut accepted) = support::http::blackhole(&env.namespace).await;
-    // A few hundred policies: every reconcile and query slot busy, and a queue behind them.
+    // A few hundred policies: every reconcile and query slot busy, and a queue behind them. Each
+    // has a query of its own: identical ones would be coalesced into one request, which all of
+    // them could join before any other is sent.
     for i in 0..200 {
+        let own = format!(",policy=\"{i}\"");
         create_policy(
             &env,
-            &policy(&env, &format!("web-{i}"), "web", "", json!({})),
+            &policy(&env, &format!("web-{i}"), "web", &own, json!({})),
         )
         .await;
     }
