@@ -533,6 +533,19 @@ mod tests {
         answer: Answer,
     }
 
+    /// A scale that succeeds, in order: the intent, `/scale`, the status, the intent cleared, and
+    /// the plan's two events.
+    fn scale_writes() -> Vec<Expect> {
+        vec![
+            expect(Method::PATCH, STATUS, Answer::Ok),
+            expect(Method::PATCH, SCALE, Answer::Ok),
+            expect(Method::PATCH, STATUS, Answer::Ok),
+            expect(Method::PATCH, STATUS, Answer::Ok),
+            expect(Method::POST, EVENTS, Answer::Ok),
+            expect(Method::POST, EVENTS, Answer::Ok),
+        ]
+    }
+
     fn expect(method: Method, path: &'static str, answer: Answer) -> Expect {
         Expect {
             method,
@@ -673,19 +686,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_scale_is_recorded_before_it_is_made_and_its_status_written_after() {
-        let (result, bodies) = run(
-            plan(Some(4), true, 2),
-            true,
-            vec![
-                expect(Method::PATCH, STATUS, Answer::Ok),
-                expect(Method::PATCH, SCALE, Answer::Ok),
-                expect(Method::PATCH, STATUS, Answer::Ok),
-                expect(Method::PATCH, STATUS, Answer::Ok),
-                expect(Method::POST, EVENTS, Answer::Ok),
-                expect(Method::POST, EVENTS, Answer::Ok),
-            ],
-        )
-        .await;
+        let (result, bodies) = run(plan(Some(4), true, 2), true, scale_writes()).await;
         result.unwrap();
         // The intent alone, before anything else.
         assert!(has_intent(&bodies[0]), "{}", bodies[0]);
@@ -718,14 +719,7 @@ mod tests {
         let (result, bodies, metrics) = run_paced(
             plan(Some(4), true, 2),
             || Some(Duration::MAX),
-            vec![
-                expect(Method::PATCH, STATUS, Answer::Ok),
-                expect(Method::PATCH, SCALE, Answer::Ok),
-                expect(Method::PATCH, STATUS, Answer::Ok),
-                expect(Method::PATCH, STATUS, Answer::Ok),
-                expect(Method::POST, EVENTS, Answer::Ok),
-                expect(Method::POST, EVENTS, Answer::Ok),
-            ],
+            scale_writes(),
             Some(crate::fair::Budget::new(2, Duration::from_secs(1))),
         )
         .await;
