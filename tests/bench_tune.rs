@@ -15,9 +15,9 @@
 use std::fmt::Write as _;
 
 use scalewise::api::{Policy, ScalingPolicySpec};
-use scalewise::simulate::bind::{self, MetricBinding, ModelMetric};
+use scalewise::simulate::bind::{self, MetricBinding};
 use scalewise::simulate::generate::{Generator, Shape};
-use scalewise::simulate::hpa::{self, HpaAutoscaler, HpaSpec};
+use scalewise::simulate::hpa::{HpaAutoscaler, HpaSpec};
 use scalewise::simulate::report::Summary;
 use scalewise::simulate::{ModelParams, ScalewiseAutoscaler, Slo, Trace, TraceSetup, oracle};
 
@@ -138,13 +138,9 @@ fn tuning_search() {
     for (shape, name) in SHAPES {
         for seed in SEEDS {
             let trace = Generator::new(shape, seed).generate();
-            let own = vec![MetricBinding {
-                name: hpa::OWN_CPU.to_owned(),
-                source: ModelMetric::ReadyCpu,
-                window: 60,
-            }];
-            let mut baseline =
-                HpaAutoscaler::new(HpaSpec::at_cpu_target(&reference, 50, "--hpa-target"));
+            let spec = HpaSpec::at_cpu_target(&reference, 50, "--hpa-target");
+            let own = bind::for_hpa(&[], &spec);
+            let mut baseline = HpaAutoscaler::new(spec);
             let hpa =
                 scalewise::simulate::run_trace(&mut baseline, &setup(&trace, &own), &mut |_| {})
                     .summary;

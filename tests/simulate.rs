@@ -357,7 +357,8 @@ fn the_hpa_tracks_the_first_metric_at_its_target_or_the_midpoint_of_its_band() {
 #[test]
 fn the_hpa_reads_cpu_per_ready_pod() {
     let (spec, _) = policy_of(WEB);
-    let bindings = bind::for_hpa(&bindings_of(&spec), "cpu");
+    let hpa = HpaSpec::new("cpu", MetricType::Utilization, 50.0, 1, 10);
+    let bindings = bind::for_hpa(&bindings_of(&spec), &hpa);
     assert_eq!(bindings[0].source, ModelMetric::ReadyCpu);
     assert_eq!(bindings[1].source, ModelMetric::Latency { quantile: 0.95 });
 }

@@ -299,6 +299,15 @@ pub enum Action {
 }
 
 impl Action {
+    /// The action that takes a target from `current` to `desired` replicas.
+    pub fn between(current: i32, desired: i32) -> Self {
+        match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => Self::ScaleOut,
+            std::cmp::Ordering::Less => Self::ScaleIn,
+            std::cmp::Ordering::Equal => Self::Hold,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ScaleOut => "ScaleOut",

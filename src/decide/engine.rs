@@ -678,11 +678,7 @@ fn rate_limit(
 
 /// Sets the action, the message and the state to persist.
 fn finish(policy: &Policy, mut d: Decision, now: Timestamp) -> Decision {
-    d.action = match d.desired_replicas.cmp(&d.current_replicas) {
-        std::cmp::Ordering::Greater => Action::ScaleOut,
-        std::cmp::Ordering::Less => Action::ScaleIn,
-        std::cmp::Ordering::Equal => Action::Hold,
-    };
+    d.action = Action::between(d.current_replicas, d.desired_replicas);
     if d.action != Action::Hold && !d.dry_run {
         d.state.last_scale_time = Some(now);
         d.state.last_scale_direction = Some(if d.action == Action::ScaleOut {

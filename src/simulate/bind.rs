@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 
 use super::error::SimulateError;
+use super::hpa::{self, HpaSpec};
 use super::model::Second;
 use crate::api::{FailureKind, MetricRule, Source};
 use crate::decide::{Observation, Reading};
@@ -227,20 +228,29 @@ pub fn bind(
     }
 }
 
-/// The bindings the HPA baseline reads: the same, except that the CPU of the metric it tracks
-/// is the ready pods' utilization, as metrics-server reports it (the HPA itself accounts for the
-/// pods not ready yet).
-pub fn for_hpa(bindings: &[MetricBinding], tracked: &str) -> Vec<MetricBinding> {
-    bindings
+/// The bindings the HPA baseline `hpa` reads: the policy's, except that the CPU of the metric it
+/// tracks is the ready pods' utilization, as metrics-server reports it (the HPA itself accounts
+/// for the pods not ready yet); an HPA at a fixed CPU target ([`hpa::OWN_CPU`]) reads that CPU
+/// of its own besides, over its window.
+pub fn for_hpa(bindings: &[MetricBinding], hpa: &HpaSpec) -> Vec<MetricBinding> {
+    let mut own: Vec<MetricBinding> = bindings
         .iter()
         .map(|b| MetricBinding {
             source: match b.source {
-                ModelMetric::Cpu if b.name == tracked => ModelMetric::ReadyCpu,
+                ModelMetric::Cpu if b.name == hpa.metric => ModelMetric::ReadyCpu,
                 other => other,
             },
             ..b.clone()
         })
-        .collect()
+        .collect();
+    if hpa.metric == hpa::OWN_CPU {
+        own.push(MetricBinding {
+            name: hpa::OWN_CPU.to_owned(),
+            source: ModelMetric::ReadyCpu,
+            window: usize::try_from(hpa.window).unwrap_or(1).max(1),
+        });
+    }
+    own
 }
 
 /// The model output a metric's own source reads, if the model produces it.

@@ -2,7 +2,6 @@
 //! (SLO minutes, replica-hours), and a policy is judged against the piecewise-linear line through
 //! them rather than against one target the policy's own thresholds would pick.
 
-use std::fmt;
 use std::str::FromStr;
 
 /// The most points a sweep may run (each is a whole simulation).
@@ -81,8 +80,16 @@ pub fn parse_target(text: &str) -> Result<u32, String> {
 
 /// The label of the HPA swept at `target`.
 pub fn label(target: u32) -> String {
-    format!("hpa@{target}")
+    format!("{SWEPT}{target}")
 }
+
+/// Whether `label` is one of a sweep's HPAs ([`label`]).
+pub fn is_swept(label: &str) -> bool {
+    label.starts_with(SWEPT)
+}
+
+/// What every swept HPA's label starts with.
+const SWEPT: &str = "hpa@";
 
 /// One run on the curve: its SLO minutes and replica-hours.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -148,12 +155,6 @@ pub fn judge(points: &[Point], policy: Point) -> Verdict {
                 .map(|p| p.slo_minutes)
                 .fold(f64::NEG_INFINITY, f64::max),
         },
-    }
-}
-
-impl fmt::Display for Sweep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.from, self.to, self.step)
     }
 }
 

@@ -73,6 +73,13 @@ pub struct Rules {
     pub policies: Vec<RatePolicy>,
 }
 
+/// The metric an HPA at a fixed CPU target (`--hpa-target`, `--hpa-sweep`) reads: the CPU
+/// utilization of its ready pods as metrics-server reports it, whatever the policy reads. No
+/// policy metric can have this name (names have no spaces).
+pub const OWN_CPU: &str = "cpu (hpa)";
+/// Seconds of the window metrics-server averages CPU over (its default resolution).
+pub const OWN_CPU_WINDOW: i64 = 60;
+
 /// The HPA the baseline runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HpaSpec {
@@ -203,16 +210,7 @@ impl HpaSpec {
         );
         Ok(hpa)
     }
-}
 
-/// The metric an HPA at a fixed CPU target (`--hpa-target`, `--hpa-sweep`) reads: the CPU
-/// utilization of its ready pods as metrics-server reports it, whatever the policy reads. No
-/// policy metric can have this name (names have no spaces).
-pub const OWN_CPU: &str = "cpu (hpa)";
-/// Seconds of the window metrics-server averages CPU over (its default resolution).
-pub const OWN_CPU_WINDOW: i64 = 60;
-
-impl HpaSpec {
     /// The HPA with every default on the CPU utilization of its ready pods at `target` percent,
     /// within the policy's replica range: a baseline the policy's thresholds do not choose.
     /// `flag` names where the target came from, for humans.
@@ -558,11 +556,7 @@ impl Autoscaler for HpaAutoscaler {
         let outcome = self
             .hpa
             .reconcile(input.now.as_second(), input.current, input.pods, value);
-        let action = match outcome.desired.cmp(&input.current) {
-            std::cmp::Ordering::Greater => Action::ScaleOut,
-            std::cmp::Ordering::Less => Action::ScaleIn,
-            std::cmp::Ordering::Equal => Action::Hold,
-        };
+        let action = Action::between(input.current, outcome.desired);
         let reason = match action {
             Action::Hold => format!("Hold at {}: {}", input.current, outcome.reason),
             _ => format!(

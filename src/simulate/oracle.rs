@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 
 use super::model::Service;
 use super::report::{Accumulator, Row, Run};
-use super::run::{TraceSetup, violates};
+use super::run::{TraceSetup, evaluates_at, to_i32, violates};
 use crate::api::Action;
 
 /// The oracle's label in tables, CSV and plots.
@@ -101,7 +101,7 @@ pub fn run(setup: &TraceSetup<'_>, min_replicas: i32, interval: i64) -> Run {
             service.scale_to(count, t);
             totals.action();
         }
-        if t > start && (t - start) % interval == 0 {
+        if evaluates_at(t, start, interval) {
             rows.push(Row {
                 time: t,
                 load: Some(trace.rate_at(t)),
@@ -110,11 +110,7 @@ pub fn run(setup: &TraceSetup<'_>, min_replicas: i32, interval: i64) -> Run {
                 desired: to_i32(count),
                 observations: Vec::new(),
                 queue: Some(service.backlog()),
-                action: match count.cmp(&before) {
-                    std::cmp::Ordering::Greater => Action::ScaleOut,
-                    std::cmp::Ordering::Less => Action::ScaleIn,
-                    std::cmp::Ordering::Equal => Action::Hold,
-                },
+                action: Action::between(to_i32(before), to_i32(count)),
                 reason: format!(
                     "{count} replicas: the most any second of the next {delay}s needs ({needed} ready now)"
                 ),
@@ -129,10 +125,6 @@ pub fn run(setup: &TraceSetup<'_>, min_replicas: i32, interval: i64) -> Run {
         rows,
         summary: totals.finish(),
     }
-}
-
-fn to_i32(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]

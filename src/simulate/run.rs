@@ -68,7 +68,7 @@ pub fn run_trace(
     let mut rows = Vec::new();
     let mut reported = 0;
     for t in start..end {
-        if t > start && (t - start) % interval == 0 {
+        if evaluates_at(t, start, interval) {
             let observations: Vec<_> = setup.bindings.iter().map(|b| b.observe(&history)).collect();
             let current = to_i32(service.replicas());
             let ready = to_i32(service.ready(t));
@@ -137,6 +137,12 @@ pub fn timestamp(t: i64) -> Timestamp {
     })
 }
 
-fn to_i32(n: u32) -> i32 {
+/// Whether the autoscaler evaluates at second `t`: a whole number of `interval`s after the
+/// trace's `start`, not at the start itself.
+pub(super) fn evaluates_at(t: i64, start: i64, interval: i64) -> bool {
+    t > start && (t - start) % interval == 0
+}
+
+pub(super) fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }

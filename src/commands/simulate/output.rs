@@ -66,7 +66,7 @@ pub(super) fn write_curve(out: &mut impl Write, runs: &[Run]) -> std::io::Result
     let swept: Vec<&Summary> = runs
         .iter()
         .map(|r| &r.summary)
-        .filter(|s| s.label.starts_with("hpa@"))
+        .filter(|s| curve::is_swept(&s.label))
         .collect();
     let point = |s: &Summary| {
         s.violation_minutes().map(|slo_minutes| curve::Point {
@@ -91,38 +91,39 @@ pub(super) fn write_curve(out: &mut impl Write, runs: &[Run]) -> std::io::Result
         last.label,
         swept.len()
     )?;
-    match curve::judge(&points, mine) {
-        curve::Verdict::Below { curve } | curve::Verdict::Above { curve } => {
-            let below = mine.replica_hours < curve;
-            let change = if curve > 0.0 {
-                format!(
-                    ", {}% {}",
-                    num(((mine.replica_hours - curve) / curve * 100.0).abs().round()),
-                    if below { "fewer" } else { "more" }
-                )
-            } else {
-                String::new()
-            };
-            writeln!(
+    let (curve, below) = match curve::judge(&points, mine) {
+        curve::Verdict::Below { curve } => (curve, true),
+        curve::Verdict::Above { curve } => (curve, false),
+        curve::Verdict::Beyond { most } => {
+            return writeln!(
                 out,
-                "at {name}'s {:.1} SLO minutes the curve needs {:.2} replica-hours; {name} has {:.2}{change}: {name} {} the curve.",
-                mine.slo_minutes,
-                curve,
-                mine.replica_hours,
-                if below {
-                    "lies below"
-                } else {
-                    "does not lie below"
-                }
-            )
+                "{name} has {:.1} SLO minutes, more than every swept HPA (at most {most:.1}): the curve does not reach it, so {name} does not lie below it.",
+                mine.slo_minutes
+            );
         }
-        curve::Verdict::Beyond { most } => writeln!(
-            out,
-            "{name} has {:.1} SLO minutes, more than every swept HPA (at most {most:.1}): the curve does not reach it, so {name} does not lie below it.",
-            mine.slo_minutes
-        ),
-        curve::Verdict::Empty => Ok(()),
-    }
+        curve::Verdict::Empty => return Ok(()),
+    };
+    let change = if curve > 0.0 {
+        format!(
+            ", {}% {}",
+            num(((mine.replica_hours - curve) / curve * 100.0).abs().round()),
+            if below { "fewer" } else { "more" }
+        )
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "at {name}'s {:.1} SLO minutes the curve needs {:.2} replica-hours; {name} has {:.2}{change}: {name} {} the curve.",
+        mine.slo_minutes,
+        curve,
+        mine.replica_hours,
+        if below {
+            "lies below"
+        } else {
+            "does not lie below"
+        }
+    )
 }
 
 /// `--out-csv` and `--plot`, each with a note naming the file written.

@@ -73,7 +73,7 @@ pub(super) fn sides(
 pub(super) fn policy_label(name: &str) -> String {
     if name.is_empty() {
         "policy".to_owned()
-    } else if name == "hpa" || name == oracle::LABEL || name.starts_with("hpa@") {
+    } else if name == "hpa" || name == oracle::LABEL || curve::is_swept(name) {
         format!("{name} (policy)")
     } else {
         name.to_owned()

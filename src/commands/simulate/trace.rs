@@ -20,10 +20,10 @@ use crate::commands::query::display_name;
 use crate::commands::read_input;
 use crate::commands::{CommandError, Outcome};
 use crate::simulate::bind::{self, MetricBinding, ModelMetric};
-use crate::simulate::hpa::{self, HpaSpec, num};
+use crate::simulate::hpa::num;
 use crate::simulate::plot::{Figure, LineKind, MetricPanel, Reference};
 use crate::simulate::report::{Run, Slo};
-use crate::simulate::{ModelParams, SimulateError, Trace, TraceSetup, oracle, run_trace};
+use crate::simulate::{ModelParams, SimulateError, Trace, TraceSetup, curve, oracle, run_trace};
 
 /// Simulated seconds (over every run) from which trace mode shows a progress bar: one day.
 const LONG_RUN: u64 = 86_400;
@@ -75,7 +75,10 @@ pub(super) fn run(
         .iter_mut()
         .map(|side| {
             // The baseline reads its CPU as metrics-server gives it: per ready pod.
-            let hpa_bindings = side.baseline.as_ref().map(hpa_bindings(&bindings));
+            let hpa_bindings = side
+                .baseline
+                .as_ref()
+                .map(|hpa| bind::for_hpa(&bindings, hpa));
             let setup = TraceSetup {
                 bindings: hpa_bindings.as_deref().unwrap_or(&bindings),
                 ..setup.clone()
@@ -142,10 +145,7 @@ pub(super) fn run(
 
     let metric_names: Vec<String> = bindings.iter().map(|b| b.name.clone()).collect();
     // A sweep's HPAs are for the table and the curve: the figure shows the others.
-    let drawn: Vec<&Run> = runs
-        .iter()
-        .filter(|r| !r.label.starts_with("hpa@"))
-        .collect();
+    let drawn: Vec<&Run> = runs.iter().filter(|r| !curve::is_swept(&r.label)).collect();
     let figure = Figure {
         title: format!(
             "{} on {}: {}",
@@ -170,22 +170,6 @@ pub(super) fn run(
     };
     write_files(args, &metric_names, &runs, &figure, notes)?;
     Ok(Outcome::Success)
-}
-
-/// The bindings an HPA side reads: the policy's, its CPU per ready pod; an HPA at a fixed CPU
-/// target (`--hpa-target`, `--hpa-sweep`) reads CPU of its own besides.
-fn hpa_bindings(bindings: &[MetricBinding]) -> impl Fn(&HpaSpec) -> Vec<MetricBinding> + '_ {
-    move |hpa| {
-        let mut own = bind::for_hpa(bindings, &hpa.metric);
-        if hpa.metric == hpa::OWN_CPU {
-            own.push(MetricBinding {
-                name: hpa::OWN_CPU.to_owned(),
-                source: ModelMetric::ReadyCpu,
-                window: usize::try_from(hpa.window).unwrap_or(1).max(1),
-            });
-        }
-        own
-    }
 }
 
 /// The service model's parameters: defaults, then `--model FILE`, then the flags.
