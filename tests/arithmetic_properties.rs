@@ -20,7 +20,7 @@ use scalewise::api::{
 };
 use scalewise::controller::plan::{self, Evaluation, MAX_REQUEUE, Next, TargetRead};
 use scalewise::controller::resolved::Resolved;
-use scalewise::decide::{Observation, decide, next_status};
+use scalewise::decide::{Floor, Observation, TargetState, decide, decide_for, next_status};
 use scalewise::metrics::QueryPlan;
 
 fn any_duration() -> impl Strategy<Value = SignedDuration> {
@@ -161,6 +161,7 @@ fn any_policy() -> impl Strategy<Value = Policy> {
                 dry_run: flags.0,
                 paused: flags.1,
                 pods: PodPolicy::default(),
+                forecast: None,
             },
         )
 }
@@ -238,6 +239,7 @@ fn object() -> ScalingPolicy {
             dry_run: None,
             paused: None,
             pods: None,
+            forecast: None,
         },
         status: None,
     }
@@ -286,6 +288,7 @@ proptest! {
             observations: &observations,
             target_state: &Default::default(),
             capacity: None,
+            forecast: None,
             now,
             queued: Duration::ZERO,
             throttled: None,
@@ -299,6 +302,47 @@ proptest! {
         {
             prop_assert!((policy.min_replicas..=policy.max_replicas).contains(&replicas));
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases::scaled(2000)))]
+
+    /// The forecast's floor never lowers a decision: with it the engine decides at least what it
+    /// decides without it (and never beyond maxReplicas), and in shadow mode exactly the same.
+    #[test]
+    fn a_forecast_floor_never_lowers_a_decision_and_a_shadow_one_changes_nothing(
+        policy in any_policy(),
+        previous in any_status(),
+        values in proptest::collection::vec(any_value(), 1..4),
+        current in any_replicas(),
+        floor in any_replicas(),
+        now in any_time(),
+    ) {
+        let observations: Vec<Observation> = policy
+            .metrics
+            .iter()
+            .zip(values.iter().cycle())
+            .map(|(m, v)| Observation::value(&m.name, *v))
+            .collect();
+        let without = decide(&policy, &previous, &observations, current, now);
+        let with_floor = |shadow: bool| TargetState {
+            forecast: Some(Floor { replicas: floor, shadow, reason: "test".into() }),
+            ..TargetState::default()
+        };
+        let active = decide_for(&policy, &previous, &observations, current, &with_floor(false), now);
+        let shadow = decide_for(&policy, &previous, &observations, current, &with_floor(true), now);
+        prop_assert!(
+            active.desired_replicas >= without.desired_replicas,
+            "the floor {floor} lowered {} to {}", without.desired_replicas, active.desired_replicas
+        );
+        if policy.min_replicas <= policy.max_replicas
+            && (policy.min_replicas..=policy.max_replicas).contains(&current)
+        {
+            prop_assert!(active.desired_replicas <= policy.max_replicas.max(without.desired_replicas));
+        }
+        prop_assert_eq!(shadow.desired_replicas, without.desired_replicas);
+        prop_assert_eq!(&shadow.limits, &without.limits);
     }
 }
 

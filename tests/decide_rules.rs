@@ -863,6 +863,7 @@ fn scale_in_waits_for_a_rollout_and_says_so() {
     let target = TargetState {
         rollout: Some("2 of 4 replicas updated".into()),
         capacity_not_ready: None,
+        forecast: None,
     };
     let d = decide_for(
         &p.build(),
@@ -907,6 +908,7 @@ fn scale_out_waits_for_capacity_that_is_not_ready() {
     let p = policy().target("cpu", 50.0).default_behavior();
     let target = TargetState {
         rollout: None,
+        forecast: None,
         capacity_not_ready: Some("2 pods are not Ready 5m after they were created".into()),
     };
     let d = decide_for(

@@ -136,6 +136,11 @@ impl Checker {
     }
 
     /// The problems found, if any.
+    /// The problems found so far.
+    pub(super) fn len(&self) -> usize {
+        self.errors.len()
+    }
+
     pub(super) fn finish(self) -> Result<(), ValidationErrors> {
         if self.errors.is_empty() {
             Ok(())

@@ -53,6 +53,23 @@ pub const MAX_DURATION_LENGTH: usize = 32;
 /// The most metrics per policy. The HPA sets no limit; every metric is one query per interval,
 /// so this bounds the queries one policy sends to Prometheus.
 pub const MAX_METRICS: usize = 20;
+/// The most seasons a forecast may have.
+pub const MAX_FORECAST_SEASONS: usize = 3;
+/// The shortest and longest forecast season.
+pub const FORECAST_SEASON_RANGE: (SignedDuration, SignedDuration) =
+    (SignedDuration::from_mins(10), SignedDuration::from_hours(168));
+/// The finest and coarsest resolution of a forecast's history.
+pub const FORECAST_STEP_RANGE: (SignedDuration, SignedDuration) =
+    (SignedDuration::from_secs(10), SignedDuration::from_hours(1));
+/// The shortest and longest time between reads of a forecast's history.
+pub const FORECAST_REFRESH_RANGE: (SignedDuration, SignedDuration) =
+    (SignedDuration::from_secs(10), SignedDuration::from_hours(24));
+/// The shortest and longest accuracy window of a forecast.
+pub const FORECAST_ACCURACY_WINDOW_RANGE: (SignedDuration, SignedDuration) =
+    (SignedDuration::from_mins(1), SignedDuration::from_hours(168));
+/// The most points of history one refresh of a forecast reads: Prometheus' own limit on a range
+/// query's points per series.
+pub const MAX_FORECAST_POINTS: i64 = 11_000;
 /// The most rate policies per direction. The HPA sets no count, and a behavior seldom has more
 /// than two; this bounds the work of each decision and the status it keeps.
 pub const MAX_RATE_POLICIES: usize = 100;

@@ -16,7 +16,7 @@ pub mod validate;
 
 pub use duration::DurationString;
 pub use policy::{
-    DirectionRules, FailureRules, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
+    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
     SourceKind, TargetKind,
 };
 pub use promql_check::{check_matcher_list, is_metric_name};

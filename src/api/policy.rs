@@ -30,6 +30,53 @@ pub struct Policy {
     pub paused: bool,
     /// How the target's pods are counted (`spec.pods`).
     pub pods: PodPolicy,
+    /// The seasonal forecast that raises the floor of replicas (`spec.forecast`).
+    pub forecast: Option<ForecastRule>,
+}
+
+/// `spec.forecast` with its defaults: which metric is forecast, over which seasons, and how its
+/// accuracy gates it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ForecastRule {
+    /// The metric of `spec.metrics` forecast (one with `targetPerReplica`).
+    pub metric: String,
+    /// That metric's `targetPerReplica`.
+    pub per_replica: f64,
+    /// Season lengths, shortest first, without repeats.
+    pub seasons: Vec<SignedDuration>,
+    /// The resolution of the history read.
+    pub step: SignedDuration,
+    /// How often the history is read again.
+    pub refresh: SignedDuration,
+    /// The trailing window the accuracy is measured over.
+    pub accuracy_window: SignedDuration,
+    /// The highest error (WAPE, a fraction) at which the forecast still has a say.
+    pub max_error: f64,
+    /// Record what the forecast would do, never act on it.
+    pub shadow: bool,
+    /// `spec.forecast.startupDelay`: how long a new replica takes to serve, when the policy
+    /// says; otherwise it is measured from the target's pods.
+    pub startup_delay: Option<SignedDuration>,
+}
+
+impl ForecastRule {
+    /// The longest season.
+    pub fn longest_season(&self) -> SignedDuration {
+        self.seasons
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(SignedDuration::ZERO)
+    }
+
+    /// The span of history the forecast reads: two longest seasons before the accuracy window,
+    /// one step either side.
+    pub fn history_span(&self) -> SignedDuration {
+        self.longest_season()
+            .saturating_mul(2)
+            .saturating_add(self.accuracy_window)
+            .saturating_add(self.step.saturating_mul(2))
+    }
 }
 
 /// The API version and kind of a policy's target.

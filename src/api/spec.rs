@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::duration::DurationString;
 use super::limits::{
     DNS_SUBDOMAIN_PATTERN, MAX_ADDRESS_LENGTH, MAX_API_VERSION_LENGTH, MAX_INT32, MAX_KIND_LENGTH,
-    MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_PROMETHEUS_NAME_LENGTH, MAX_QUERY_LENGTH,
+    MAX_FORECAST_SEASONS, MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_PROMETHEUS_NAME_LENGTH, MAX_QUERY_LENGTH,
     MAX_RATE_POLICIES, MAX_SELECTOR_LENGTH, MAX_TARGET_NAME_LENGTH,
 };
 use super::status::ScalingPolicyStatus;
@@ -39,6 +39,16 @@ pub const DEFAULT_INITIAL_READINESS_DELAY: &str = "30s";
 /// Default time a pod added by a scale-out may take to become Ready before further scale-out
 /// waits for it.
 pub const DEFAULT_READINESS_TIMEOUT: &str = "5m";
+/// Default forecast season: a day.
+pub const DEFAULT_FORECAST_SEASON: &str = "24h";
+/// Default resolution of a forecast's history.
+pub const DEFAULT_FORECAST_STEP: &str = "5m";
+/// Default time between reads of a forecast's history.
+pub const DEFAULT_FORECAST_REFRESH: &str = "10m";
+/// Default (and longest default) window of a forecast's accuracy.
+pub const DEFAULT_FORECAST_ACCURACY_WINDOW: &str = "24h";
+/// Default highest error (WAPE) of a forecast that still has a say.
+pub const DEFAULT_FORECAST_MAX_ERROR: f64 = 0.3;
 
 /// A ScalingPolicy scales one workload (a Deployment, a StatefulSet, or any resource with a
 /// `/scale` subresource) between minReplicas and maxReplicas from metrics read from Prometheus. It scales out when any metric asks for more replicas and scales in only when
@@ -158,6 +168,71 @@ pub struct ScalingPolicySpec {
     /// How the target's pods are counted: readiness, start-up, rollouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods: Option<PodRules>,
+
+    /// A seasonal forecast of one metric that raises the floor of replicas ahead of load that
+    /// comes back at the same time every day or week. It only ever raises the floor: replicas
+    /// fall only when the reactive metrics ask, under every scale-in rule. Off until it has two
+    /// full seasons of history of its longest season, and while its measured error is above
+    /// maxError.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastSpec>,
+}
+
+/// `spec.forecast`: what is forecast, from how much history, and how its accuracy gates it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastSpec {
+    /// The name of a metric of `spec.metrics` with `targetPerReplica` (a total shared by the
+    /// replicas, such as a request rate): its PromQL is read over the past with range queries
+    /// and the floor is ceil(forecast / targetPerReplica).
+    #[schemars(length(min = 1, max = MAX_METRIC_NAME_LENGTH))]
+    pub metric: String,
+
+    /// The season lengths, as `[Nh][Nm][Ns]`, each from 10m to 168h (a week), 1 to 3 of them.
+    /// Default: [24h]. `[24h, 168h]` follows both the daily and the weekly shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_FORECAST_SEASONS))]
+    pub seasons: Option<Vec<DurationString>>,
+
+    /// The resolution of the history (the range query's step), from 10s to 1h. Default: 5m.
+    /// (2 x longest season + accuracyWindow) / step must be at most 11000 points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<DurationString>,
+
+    /// How often the history is read again, from 10s to 24h. Default: 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<DurationString>,
+
+    /// The trailing window over which the forecast's error is measured, from 1m to 168h.
+    /// Default: 24h, or the longest season when shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_window: Option<DurationString>,
+
+    /// The highest error at which the forecast still has a say: the weighted absolute
+    /// percentage error (WAPE) over accuracyWindow, sum(|forecast - actual|) / sum(|actual|), as
+    /// a fraction, in (0, 10]. Default: 0.3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 10.0))]
+    pub max_error: Option<f64>,
+
+    /// `Active` lets the forecast raise the floor; `Shadow` records in status what it would
+    /// have done, without acting. Default: Active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ForecastMode>,
+
+    /// How long a new replica takes to serve, from 0s to 1h: the forecast is for now plus this.
+    /// Default: measured from the target's Ready pods (the longest time from a pod's start to
+    /// its Ready), or 1m when none is Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_delay: Option<DurationString>,
+}
+
+/// Whether the forecast acts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ForecastMode {
+    #[default]
+    Active,
+    Shadow,
 }
 
 /// How the target's pods are counted for `cpu` and `memory`, and how their readiness holds

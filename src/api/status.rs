@@ -37,6 +37,48 @@ pub mod condition {
     pub const THROTTLED: &str = "Throttled";
 }
 
+/// `status.forecast`: the forecast at the last evaluation.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastStatus {
+    /// `Active` or `Shadow` (spec.forecast.mode).
+    pub mode: String,
+    /// `Learning` (not two full seasons of history yet, or too little of the accuracy window
+    /// scored), `Inaccurate` (error above maxError: no say), `Ready` (it sets a floor) or
+    /// `Failed` (the history could not be read: no say).
+    pub state: String,
+    /// The forecast of the metric for now plus the start-up delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// ceil(value / targetPerReplica), when Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor_replicas: Option<i32>,
+    /// Whether the floor raised the last decision's proposal (in shadow mode: whether it would
+    /// have).
+    #[serde(default)]
+    pub raised: bool,
+    /// The forecast's error over the accuracy window (WAPE, as a fraction), when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<f64>,
+    /// spec.forecast.maxError (default 0.3).
+    pub max_error: f64,
+    /// Points of the accuracy window scored.
+    #[serde(default)]
+    pub points_scored: i32,
+    /// How far ahead the forecast looks (the start-up delay), in seconds, and where that came
+    /// from: `spec.forecast.startupDelay`, the target's pods, or the default.
+    pub horizon_seconds: i64,
+    pub horizon_source: String,
+    /// When the history was last read from Prometheus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_read_time: Option<Time>,
+    /// The oldest point of the history read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_since: Option<Time>,
+    /// One line for humans: what the forecast says and what it did.
+    pub message: String,
+}
+
 /// The observed state of a ScalingPolicy, written by the operator.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -117,6 +159,12 @@ pub struct ScalingPolicyStatus {
     /// allows more; absent when they read only their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_access: Option<NamespaceAccess>,
+
+    /// Where `spec.forecast` stands at the last evaluation: learning, inaccurate or ready, its
+    /// measured error, and the floor it set (or, in shadow mode, would have set). Recomputed
+    /// from the history in Prometheus after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastStatus>,
     /// Ready, AbleToScale, ScalingActive, ScalingLimited and MetricsAvailable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

@@ -11,23 +11,28 @@ use jiff::SignedDuration;
 
 pub use super::address::parse_server_address;
 use super::checker::Checker;
+use super::duration::DurationString;
 pub use super::checker::{FieldError, ValidationErrors};
 use super::policy::{
-    DirectionRules, FailureRules, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
+    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
     TargetKind,
 };
 use super::promql_check::{self, check_promql_parts, check_query};
 use super::spec::SelectPolicy;
+use crate::decide::forecast::FORECAST_RULE;
 use super::spec::{
     Behavior, DEFAULT_CPU_INITIALIZATION_PERIOD, DEFAULT_FAILURE_AFTER,
     DEFAULT_INITIAL_READINESS_DELAY, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
     DEFAULT_READINESS_TIMEOUT, DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION,
     DEFAULT_SCALE_OUT_COOLDOWN, DEFAULT_SCALE_OUT_STABILIZATION, DEFAULT_STEP, DEFAULT_TOLERANCE,
-    FailureAction, MetricSpec, PodRules, RatePolicyType, ScalingPolicySpec, ScalingRules,
+    DEFAULT_FORECAST_ACCURACY_WINDOW, DEFAULT_FORECAST_MAX_ERROR, DEFAULT_FORECAST_REFRESH,
+    DEFAULT_FORECAST_SEASON, DEFAULT_FORECAST_STEP, FailureAction,
+    ForecastMode, ForecastSpec, MetricSpec, PodRules, RatePolicyType, ScalingPolicySpec, ScalingRules,
 };
 
 use super::limits::{
-    MAX_ADDRESS_LENGTH, MAX_API_VERSION_LENGTH, MAX_COOLDOWN, MAX_INTERVAL, MAX_KIND_LENGTH,
+    FORECAST_ACCURACY_WINDOW_RANGE, FORECAST_REFRESH_RANGE, FORECAST_SEASON_RANGE,
+    FORECAST_STEP_RANGE, MAX_ADDRESS_LENGTH, MAX_FORECAST_POINTS, MAX_FORECAST_SEASONS, MAX_API_VERSION_LENGTH, MAX_COOLDOWN, MAX_INTERVAL, MAX_KIND_LENGTH,
     MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_POD_START_PERIOD, MAX_QUERY_LENGTH, MAX_RATE_POLICIES,
     MAX_READINESS_TIMEOUT, MAX_TARGET_NAME_LENGTH, MAX_WINDOW, MIN_READINESS_TIMEOUT, MIN_WINDOW,
     is_dns_subdomain,
@@ -193,6 +198,10 @@ impl Policy {
         }
 
         let pods = resolve_pods(&mut c, spec.pods.as_ref());
+        let forecast = spec
+            .forecast
+            .as_ref()
+            .and_then(|f| resolve_forecast(&mut c, f, &spec.metrics));
 
         c.finish()?;
         Ok(Policy {
@@ -217,6 +226,7 @@ impl Policy {
             },
             dry_run: spec.dry_run.unwrap_or(false),
             paused: spec.paused.unwrap_or(false),
+            forecast,
         })
     }
 }
@@ -246,6 +256,156 @@ fn resolve_pods(c: &mut Checker, rules: Option<&PodRules>) -> PodPolicy {
         ),
         hold_scale_in_during_rollout: rules.hold_scale_in_during_rollout.unwrap_or(true),
     }
+}
+
+/// `spec.forecast` with its defaults; `None` (with the problems reported) when invalid.
+fn resolve_forecast(
+    c: &mut Checker,
+    f: &ForecastSpec,
+    metrics: &[MetricSpec],
+) -> Option<ForecastRule> {
+    let before = c.len();
+    let metric = metrics.iter().enumerate().find(|(_, m)| m.name == f.metric);
+    let per_replica = match metric {
+        None => {
+            let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
+            c.error(
+                "spec.forecast.metric",
+                format!(
+                    "{:?} is not a metric of spec.metrics (they are: {})",
+                    f.metric,
+                    names.join(", ")
+                ),
+            );
+            None
+        }
+        Some((i, m)) => match (m.target_per_replica, m.cpu.is_some() || m.memory.is_some()) {
+            (Some(per), false) => Some(per),
+            (_, true) => {
+                c.error(
+                    "spec.forecast.metric",
+                    format!(
+                        "spec.metrics[{i}] ({:?}) is read over the target's pods, whose history changes with the replicas: forecast a total instead, such as a requestRate with targetPerReplica",
+                        m.name
+                    ),
+                );
+                None
+            }
+            (None, false) => {
+                c.error(
+                    "spec.forecast.metric",
+                    format!(
+                        "spec.metrics[{i}] ({:?}) has no targetPerReplica: the forecast is of a total shared by the replicas, and its floor is ceil(forecast / targetPerReplica)",
+                        m.name
+                    ),
+                );
+                None
+            }
+        },
+    };
+    if metrics.iter().any(|m| m.name == FORECAST_RULE) {
+        c.error(
+            "spec.forecast",
+            format!(
+                "a metric is named {FORECAST_RULE:?}, which is the forecast's name in decisions: rename the metric"
+            ),
+        );
+    }
+
+    let default_seasons = [DurationString::new(DEFAULT_FORECAST_SEASON)];
+    let given = f.seasons.as_deref().unwrap_or(&default_seasons);
+    if given.is_empty() {
+        c.error("spec.forecast.seasons", "must list at least one season");
+    }
+    let mut seasons = Vec::new();
+    if c.items_within(
+        "spec.forecast.seasons",
+        given.len(),
+        MAX_FORECAST_SEASONS,
+        "seasons",
+    ) {
+        let (shortest, longest) = FORECAST_SEASON_RANGE;
+        for (i, season) in given.iter().enumerate() {
+            let d = c.duration_within(
+                &format!("spec.forecast.seasons[{i}]"),
+                Some(season),
+                DEFAULT_FORECAST_SEASON,
+                shortest..=longest,
+            );
+            if !seasons.contains(&d) {
+                seasons.push(d);
+            }
+        }
+        seasons.sort();
+    }
+    let (low, high) = FORECAST_STEP_RANGE;
+    let step = c.duration_within(
+        "spec.forecast.step",
+        f.step.as_ref(),
+        DEFAULT_FORECAST_STEP,
+        low..=high,
+    );
+    let (low, high) = FORECAST_REFRESH_RANGE;
+    let refresh = c.duration_within(
+        "spec.forecast.refresh",
+        f.refresh.as_ref(),
+        DEFAULT_FORECAST_REFRESH,
+        low..=high,
+    );
+    let longest = seasons.iter().copied().max().unwrap_or(SignedDuration::ZERO);
+    let default_window = SignedDuration::from_hours(24).min(longest);
+    let (low, high) = FORECAST_ACCURACY_WINDOW_RANGE;
+    let accuracy_window = match &f.accuracy_window {
+        Some(given) => c.duration_within(
+            "spec.forecast.accuracyWindow",
+            Some(given),
+            DEFAULT_FORECAST_ACCURACY_WINDOW,
+            low..=high,
+        ),
+        None => default_window,
+    };
+    let max_error = f.max_error.unwrap_or(DEFAULT_FORECAST_MAX_ERROR);
+    if c.finite("spec.forecast.maxError", max_error) && !(max_error > 0.0 && max_error <= 10.0) {
+        c.error(
+            "spec.forecast.maxError",
+            format!("must be in (0, 10], got {max_error}"),
+        );
+    }
+    let startup_delay = f.startup_delay.as_ref().map(|d| {
+        c.duration_within(
+            "spec.forecast.startupDelay",
+            Some(d),
+            "1m",
+            SignedDuration::ZERO..=MAX_POD_START_PERIOD,
+        )
+    });
+    let rule = ForecastRule {
+        metric: f.metric.clone(),
+        per_replica: per_replica.unwrap_or(1.0),
+        seasons,
+        step,
+        refresh,
+        accuracy_window,
+        max_error,
+        shadow: f.mode == Some(ForecastMode::Shadow),
+        startup_delay,
+    };
+    if c.len() == before && !step.is_zero() {
+        let points = rule
+            .history_span()
+            .as_secs()
+            .checked_div(step.as_secs())
+            .unwrap_or(i64::MAX);
+        if points > MAX_FORECAST_POINTS {
+            c.error(
+                "spec.forecast.step",
+                format!(
+                    "one read of the history would be {points} points (2 x the longest season + accuracyWindow, at {step:#}), over the {MAX_FORECAST_POINTS} a range query may return: use a longer step"
+                ),
+            );
+        }
+    }
+    (c.len() == before).then_some(rule)
 }
 
 /// An API version: `v1`, or a group (a DNS subdomain) and a version (`apps/v1`).

@@ -66,6 +66,8 @@ pub struct Context {
     pub caches: PodCaches,
     /// The API of each target kind.
     pub kinds: Arc<Kinds>,
+    /// Each policy's forecast history (`spec.forecast`), a cache of what Prometheus holds.
+    pub forecasts: Arc<super::forecast::Forecasts>,
 }
 
 /// Writes for one policy are allowed while the fence allows them and, with sharding, while this
@@ -163,6 +165,7 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(policy);
+        self.forecasts.forget(policy);
         self.reset_backoff(policy);
     }
 

@@ -15,6 +15,7 @@ pub mod context;
 pub mod decoded;
 pub mod error;
 pub mod events;
+pub mod forecast;
 #[cfg(test)]
 mod fixtures;
 pub mod health;
@@ -519,6 +520,8 @@ async fn run_scope(
     let forget_written = written.clone();
     let due: Arc<std::sync::Mutex<std::collections::HashMap<_, _>>> = Arc::default();
     let forget_due = due.clone();
+    let forecasts: Arc<forecast::Forecasts> = Arc::default();
+    let forget_forecast = forecasts.clone();
     let owners = Arc::new(ownership::PolicyIndex::default());
     let index_owners = owners.clone();
     let (watch_health, watch_metrics) = (scope.health.clone(), scope.metrics.clone());
@@ -563,6 +566,7 @@ async fn run_scope(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&policy.key());
+            forget_forecast.forget(&policy.key());
         }
     })
     .applied_objects()
@@ -670,6 +674,7 @@ async fn run_scope(
         status_heartbeat: scope.status_heartbeat,
         caches: caches.clone(),
         kinds: scope.kinds.clone(),
+        forecasts,
     });
 
     let by_deployment = owners.clone();

@@ -6,6 +6,8 @@ use jiff::Timestamp;
 
 use crate::api::FieldError;
 use crate::decide::Observation;
+use crate::decide::forecast::History;
+use crate::metrics::range::Span;
 use crate::metrics::tenancy::QueryScope;
 use crate::metrics::{PrometheusSource, QueryPlan};
 use crate::pods::TargetPods;
@@ -39,6 +41,16 @@ pub trait Observe: Send + Sync + 'static {
         at: Option<Timestamp>,
         pods: Result<&'a TargetPods, &'a str>,
     ) -> BoxFuture<'a, Vec<Observation>>;
+
+    /// The history of the metric `name` of the plan over `span`, for `spec.forecast`.
+    fn history<'a>(
+        &'a self,
+        _plan: &'a QueryPlan,
+        _name: &'a str,
+        _span: Span,
+    ) -> BoxFuture<'a, Result<History, String>> {
+        Box::pin(async { Err("this metrics reader keeps no history".to_owned()) })
+    }
 }
 
 /// The Prometheus reader as the controller sees it. Its configuration is read once at start-up,
@@ -59,5 +71,14 @@ impl Observe for PrometheusSource {
         pods: Result<&'a TargetPods, &'a str>,
     ) -> BoxFuture<'a, Vec<Observation>> {
         Box::pin(PrometheusSource::observe(self, plan, at, pods))
+    }
+
+    fn history<'a>(
+        &'a self,
+        plan: &'a QueryPlan,
+        name: &'a str,
+        span: Span,
+    ) -> BoxFuture<'a, Result<History, String>> {
+        Box::pin(PrometheusSource::history(self, plan, name, span))
     }
 }

@@ -119,7 +119,8 @@ pub fn should_write(
 
 /// The status without what changes at every evaluation without changing anything a reader or a
 /// decision uses: the evaluation's time, how long it queued, each metric's exact value (its
-/// rounded value stays, in the message) and the stabilization history (compared apart).
+/// rounded value stays, in the message), the forecast's exact figures and read times, and the
+/// stabilization history (compared apart).
 fn without_churn(status: &ScalingPolicyStatus) -> ScalingPolicyStatus {
     let mut s = status.clone();
     s.last_evaluation_time = None;
@@ -129,6 +130,14 @@ fn without_churn(status: &ScalingPolicyStatus) -> ScalingPolicyStatus {
     }
     for m in &mut s.metrics {
         m.value = None;
+    }
+    // The forecast's exact figures and its reads (its state, floor and rounded message stay).
+    if let Some(f) = s.forecast.as_mut() {
+        f.value = None;
+        f.error = None;
+        f.points_scored = 0;
+        f.history_read_time = None;
+        f.history_since = None;
     }
     s.recommendations = Vec::new();
     s

@@ -541,6 +541,8 @@ pub struct Evaluation<'a> {
     pub target_state: &'a TargetState,
     /// The target's pods, for status (none when they are not known).
     pub capacity: Option<&'a Capacity>,
+    /// The forecast's status before the decision (`spec.forecast`), when the policy has one.
+    pub forecast: Option<&'a crate::api::ForecastStatus>,
     pub now: Timestamp,
 }
 
@@ -557,6 +559,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
         observations,
         target_state,
         capacity,
+        forecast,
         now,
         queued,
         throttled,
@@ -587,6 +590,7 @@ pub fn evaluation(input: &Evaluation<'_>) -> Plan {
 
     let mut status = next_status(previous, &decision, generation);
     status.capacity = capacity.cloned();
+    status.forecast = forecast.map(|f| crate::decide::forecast::record(f.clone(), &decision));
     status.namespace_access = resolved.plan.scope.access();
     let context = Context {
         policy,
@@ -1076,6 +1080,7 @@ behavior:
                 observations,
                 target_state: &TargetState::default(),
                 capacity: None,
+                forecast: None,
                 now,
                 queued: Duration::from_millis(1234),
                 throttled: self.throttled,
@@ -1622,6 +1627,7 @@ behavior:
             observations: &cpu(50.0),
             target_state: &TargetState::default(),
             capacity: None,
+            forecast: None,
             now: at(0),
             queued: Duration::from_millis(1234),
             throttled: None,

@@ -258,6 +258,7 @@ pub fn target_state(
     let state = TargetState {
         rollout: rollout.clone().ok().flatten(),
         capacity_not_ready,
+        forecast: None,
     };
     (capacity, state)
 }

@@ -386,6 +386,26 @@ async fn gather_and_plan(
         .observer
         .observe(&resolved.plan, at, pods.as_ref().map_err(|e| *e))
         .await;
+    let mut target_state = target_state;
+    let forecast = match &resolved.policy.forecast {
+        Some(rule) => {
+            let key = kube::runtime::reflector::ObjectRef::from_obj(policy);
+            let assessed = ctx
+                .forecasts
+                .assess(
+                    ctx.observer.as_ref(),
+                    &key,
+                    &resolved.plan,
+                    rule,
+                    known,
+                    now,
+                )
+                .await;
+            target_state.forecast = assessed.floor;
+            Some(assessed.status)
+        }
+        None => None,
+    };
     let again = ctx.slots.acquire(&namespace).await;
     queued = queued.saturating_add(again.waited);
     *slot = Some(again);
@@ -408,6 +428,7 @@ async fn gather_and_plan(
         observations: &observations,
         target_state: &target_state,
         capacity: capacity.as_ref(),
+        forecast: forecast.as_ref(),
         now,
         queued,
         throttled: throttle_message.as_deref(),

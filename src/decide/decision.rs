@@ -66,6 +66,31 @@ pub struct TargetState {
     /// Why the capacity added by a scale-out is not there yet, when it is not: `2 pods created
     /// by the scale-out are not Ready after 5m`.
     pub capacity_not_ready: Option<String>,
+    /// The floor of replicas `spec.forecast` sets, when its forecast is Ready.
+    pub forecast: Option<Floor>,
+}
+
+/// A floor of replicas from the forecast ([`super::forecast::assess`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Floor {
+    pub replicas: i32,
+    /// Shadow mode: recorded, never acted on.
+    pub shadow: bool,
+    /// Why, for humans: `floor 5: 230 forecast 2m ahead at 50 per replica (error 12%)`.
+    pub reason: String,
+}
+
+/// What the forecast's floor did to a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloorOutcome {
+    pub floor: i32,
+    /// The proposal of the reactive metrics.
+    pub reactive: i32,
+    /// Whether the floor raised the proposal (in shadow mode: whether it would have).
+    pub raised: bool,
+    pub shadow: bool,
+    /// The floor's reason, as [`Floor::reason`].
+    pub reason: String,
 }
 
 /// What one metric proposed.
@@ -125,6 +150,8 @@ pub struct Decision {
     pub dry_run: bool,
     /// State to persist after this decision.
     pub state: EngineState,
+    /// What the forecast's floor did, when there was one.
+    pub forecast: Option<FloorOutcome>,
 }
 
 impl Decision {

@@ -3,8 +3,10 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::decision::{
-    Decision, EngineState, FALLBACK_RULE, MetricOutcome, Observation, Reading, TargetState,
+    Decision, EngineState, FALLBACK_RULE, Floor, FloorOutcome, MetricOutcome, Observation,
+    Reading, TargetState,
 };
+use super::forecast::FORECAST_RULE;
 use super::explain::{metric_explanation, summary};
 use super::history::{self, persisted_state};
 use super::pods::{PodUtilization, show_percent};
@@ -84,6 +86,7 @@ pub fn decide_for(
             scale_events: prev.scale_events.clone(),
             consecutive_failures,
         },
+        forecast: None,
     };
 
     // Rule 8: paused policies and targets scaled to zero on purpose are left alone. Both end the
@@ -131,6 +134,7 @@ pub fn decide_for(
 
     // Rules 1 to 3: the policy's proposal.
     let proposal = propose_policy(policy, &mut d, current, all_failed, consecutive_failures);
+    let proposal = raise_to_floor(&mut d, target.forecast.as_ref(), proposal);
     // History is kept bounded by recording proposals at most one beyond the range: any lower
     // (or higher) proposal ends at the same clamp, while one beyond still tells the range, not
     // stabilization, held the decision.
@@ -350,6 +354,28 @@ fn propose_policy(
     }
     d.winner = winner;
     proposal
+}
+
+/// Rule 2, last part: the forecast's floor raises the proposal (never lowers it). In shadow
+/// mode the decision records what it would have done and keeps the reactive proposal.
+fn raise_to_floor(d: &mut Decision, floor: Option<&Floor>, proposal: i32) -> i32 {
+    let Some(floor) = floor else {
+        return proposal;
+    };
+    let raised = floor.replicas > proposal;
+    d.forecast = Some(FloorOutcome {
+        floor: floor.replicas,
+        reactive: proposal,
+        raised,
+        shadow: floor.shadow,
+        reason: floor.reason.clone(),
+    });
+    if raised && !floor.shadow {
+        d.winner = Some(FORECAST_RULE.to_owned());
+        floor.replicas
+    } else {
+        proposal
+    }
 }
 
 /// Rule 1 for one metric.

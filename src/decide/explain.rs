@@ -1,6 +1,7 @@
 //! Human explanations of proposals and decisions.
 
 use super::decision::{Decision, FALLBACK_RULE, Reading};
+use super::forecast::FORECAST_RULE;
 use super::tolerance::within_band;
 use crate::api::Action;
 use crate::api::policy::{MetricRule, Policy, Rule};
@@ -129,6 +130,9 @@ fn winner_explanation(d: &Decision) -> Option<String> {
     if winner == FALLBACK_RULE {
         return Some("every metric failed: onMetricFailure fallback".to_owned());
     }
+    if winner == FORECAST_RULE {
+        return d.forecast.as_ref().map(|f| format!("forecast {}", f.reason));
+    }
     let m = d.metrics.iter().find(|m| m.name == winner)?;
     (m.proposal != Some(d.current_replicas)).then(|| m.explanation.clone())
 }
@@ -139,6 +143,14 @@ fn hold_reason(d: &Decision) -> String {
         .winner
         .as_deref()
         .and_then(|w| d.metrics.iter().find(|m| m.name == w));
+    if d.winner.as_deref() == Some(FORECAST_RULE)
+        && let Some(f) = &d.forecast
+    {
+        return format!(
+            "forecast {} (the metrics proposed {})",
+            f.reason, f.reactive
+        );
+    }
     let Some(winner) = winner else {
         let said: Vec<&str> = d.metrics.iter().map(|m| m.explanation.as_str()).collect();
         return format!("no metric asks for a change ({})", said.join("; "));

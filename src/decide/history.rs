@@ -117,6 +117,7 @@ mod tests {
             dry_run: false,
             paused: false,
             pods: crate::api::PodPolicy::default(),
+            forecast: None,
         }
     }
 

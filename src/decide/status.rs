@@ -48,6 +48,8 @@ pub fn next_status(
         pending_scale: None,
         // The controller's to say (it knows the operator's tenancy settings).
         namespace_access: previous.namespace_access.clone(),
+        // The controller's (or the simulator's) to say: it holds the history.
+        forecast: previous.forecast.clone(),
         conditions: previous.conditions.clone(),
     };
     set_decision_conditions(&mut status.conditions, decision, generation, &now);

@@ -43,6 +43,7 @@ mod observation;
 pub mod plan;
 pub mod prometheus;
 pub mod promql;
+pub mod range;
 mod source;
 pub mod tenancy;
 mod tls;

@@ -151,6 +151,67 @@ impl PrometheusSource {
     }
 }
 
+impl PrometheusSource {
+    /// The history of the metric `name` of `plan` over `span` (one range query of its scoped
+    /// PromQL), for `spec.forecast`: sent with the server's credentials and headers, in the
+    /// namespace's turn for a query slot, its answer read under the byte cap.
+    pub async fn history(
+        &self,
+        plan: &QueryPlan,
+        name: &str,
+        span: super::range::Span,
+    ) -> Result<crate::decide::forecast::History, String> {
+        let metric = plan
+            .metrics
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| format!("no metric {name:?} in the policy"))?;
+        let server = self.server_for(plan).map_err(|e| e.to_string())?;
+        let headers = read_headers(&server, self.config.timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = prometheus_http_query::Client::from(self.http.clone(), server.url.as_str())
+            .map_err(|e| e.to_string())?;
+        let _permit = match &self.permits {
+            Some(permits) => Some(permits.acquire(&plan.namespace).await),
+            None => None,
+        };
+        let base = server.url.as_str();
+        let mut request = client.query_range(
+            metric.standalone_promql(),
+            span.from,
+            span.to,
+            span.step as f64,
+        );
+        for (name, value) in &headers {
+            request = request.header(name.clone(), value.clone());
+        }
+        let response = request
+            .get_raw()
+            .await
+            .map_err(|e| format!("range query to {base} failed: {e}"))?;
+        let status = response.status().as_u16();
+        let mut body = CappedBody::new(self.config.limits.max_bytes, response.content_length())
+            .map_err(|TooLarge(limit)| too_large(limit))?;
+        let mut response = response;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the range query's answer from {base} failed: {e}"))?
+        {
+            body.push(&chunk).map_err(|TooLarge(limit)| too_large(limit))?;
+        }
+        super::range::history(status, body.as_slice(), span, metric.kind.allows_negative())
+    }
+}
+
+fn too_large(limit: usize) -> String {
+    format!(
+        "the range query's answer is over {} (--prometheus-max-answer-bytes): use a longer spec.forecast.step",
+        super::limits::size(limit)
+    )
+}
+
 impl MetricSource for PrometheusSource {
     async fn evaluate(
         &self,

@@ -5,8 +5,12 @@
 use jiff::Timestamp;
 
 use super::model::Pod;
-use crate::api::{Action, Policy, ScalingPolicyStatus};
-use crate::decide::{Observation, decide, next_status};
+use jiff::SignedDuration;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{Action, ForecastStatus, Policy, ScalingPolicyStatus};
+use crate::decide::forecast::{self, History};
+use crate::decide::{Floor, Observation, Reading, TargetState, decide_for, next_status};
 
 /// One evaluation's inputs.
 #[derive(Clone, Debug)]
@@ -20,6 +24,9 @@ pub struct Evaluation<'a> {
     pub pods: &'a [Pod],
     /// One reading per metric of the policy.
     pub observations: &'a [Observation],
+    /// The service model's start-up delay in seconds (none in backtests), which the forecast
+    /// looks ahead by unless the policy says.
+    pub startup_delay: Option<i64>,
 }
 
 /// What an evaluation decided.
@@ -52,6 +59,17 @@ pub struct ScalewiseAutoscaler {
     status: ScalingPolicyStatus,
     label: String,
     dry_run: bool,
+    /// The forecast's history, when the policy has `spec.forecast`.
+    forecast: Option<Learned>,
+}
+
+/// What the simulated controller knows of the forecast metric's past: every step's reading (the
+/// range query the controller sends), and the copy of it read at the last refresh.
+#[derive(Clone, Debug)]
+struct Learned {
+    recorded: History,
+    read: History,
+    read_at: Option<i64>,
 }
 
 impl ScalewiseAutoscaler {
@@ -65,6 +83,7 @@ impl ScalewiseAutoscaler {
             status: ScalingPolicyStatus::default(),
             label: label.into(),
             dry_run,
+            forecast: None,
         }
     }
 
@@ -80,6 +99,60 @@ impl ScalewiseAutoscaler {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+}
+
+impl ScalewiseAutoscaler {
+    /// The forecast at this evaluation, as the controller would assess it: the forecast
+    /// metric's reading recorded at the newest step at or before now, the history read again
+    /// every `refresh`, the floor looking the model's start-up delay ahead.
+    fn forecast(&mut self, input: &Evaluation<'_>) -> Option<(Option<Floor>, ForecastStatus)> {
+        let rule = self.policy.forecast.as_ref()?;
+        let now = input.now.as_second();
+        let step = rule.step.as_secs().max(1);
+        let newest = now.div_euclid(step).saturating_mul(step);
+        let learned = self.forecast.get_or_insert_with(|| Learned {
+            recorded: History::new(newest, step),
+            read: History::new(newest, step),
+            read_at: None,
+        });
+        let value = input
+            .observations
+            .iter()
+            .find(|o| o.name == rule.metric)
+            .and_then(|o| match o.reading {
+                Reading::Value(v) => Some(v),
+                Reading::Failed { .. } => None,
+            });
+        learned.recorded.record(newest, value);
+        learned
+            .recorded
+            .forget_before(now.saturating_sub(rule.history_span().as_secs()));
+        if learned
+            .read_at
+            .is_none_or(|at| now.saturating_sub(at) >= rule.refresh.as_secs())
+        {
+            learned.read = learned.recorded.clone();
+            learned.read_at = Some(now);
+        }
+        let measured = input
+            .startup_delay
+            .map(|d| (SignedDuration::from_secs(d), "the service model's start-up delay"));
+        let (horizon, source) = forecast::horizon(rule, measured);
+        let a = forecast::assess(&learned.read, rule, now, horizon);
+        let since = learned
+            .read
+            .oldest()
+            .and_then(|t| Timestamp::from_second(t).ok())
+            .map(Time);
+        let read = learned
+            .read_at
+            .and_then(|t| Timestamp::from_second(t).ok())
+            .map(Time);
+        Some((
+            forecast::floor(&a, rule),
+            forecast::status_of(&a, rule, source, read, since),
+        ))
     }
 }
 
@@ -104,14 +177,21 @@ impl Autoscaler for ScalewiseAutoscaler {
     }
 
     fn evaluate(&mut self, input: &Evaluation<'_>) -> Outcome {
-        let decision = decide(
+        let forecast = self.forecast(input);
+        let target = TargetState {
+            forecast: forecast.as_ref().and_then(|(floor, _)| floor.clone()),
+            ..TargetState::default()
+        };
+        let decision = decide_for(
             &self.policy,
             &self.status,
             input.observations,
             input.current,
+            &target,
             input.now,
         );
         self.status = next_status(&self.status, &decision, None);
+        self.status.forecast = forecast.map(|(_, status)| forecast::record(status, &decision));
         let desired = if decision.changes_target() {
             decision.desired_replicas
         } else {

@@ -238,6 +238,7 @@ pub fn replay(
             ready: current,
             pods: &pods,
             observations: &observations,
+            startup_delay: None,
         });
         if outcome.desired != current {
             totals.action();

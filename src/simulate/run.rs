@@ -78,6 +78,7 @@ pub fn run_trace(
                 ready,
                 pods: service.pods(),
                 observations: &observations,
+                startup_delay: Some(setup.params.startup_delay),
             });
             if outcome.desired != current {
                 service.scale_to(u32::try_from(outcome.desired).unwrap_or(0), t);

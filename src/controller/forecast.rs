@@ -1,0 +1,167 @@
+//! `spec.forecast` in the controller: each policy's history read from Prometheus at most once per
+//! `refresh`, and the forecast assessed from it at every evaluation.
+//!
+//! The history kept here is a cache of what Prometheus holds, not state: a restarted replica, or
+//! one that takes the policy over, reads it again and computes the same accuracy from it (what
+//! the forecast would have said for each point of the trailing window). Each policy's history
+//! is at most [`crate::api::limits::MAX_FORECAST_POINTS`] points (16 bytes each).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::reflector::ObjectRef;
+
+use super::observe::Observe;
+use crate::api::{ForecastRule, ForecastStatus, ScalingPolicy};
+use crate::decide::forecast::{self, History, floor, mode, status_of};
+use crate::decide::Floor;
+use crate::metrics::QueryPlan;
+use crate::metrics::range::Span;
+use crate::pods::TargetPods;
+
+/// A history read, or why it could not be.
+#[derive(Clone, Debug)]
+struct Entry {
+    /// A hash of what was read: the PromQL and the rule (a changed spec reads again).
+    key: u64,
+    read_at: Timestamp,
+    history: Result<Arc<History>, String>,
+}
+
+/// Every policy's last history read.
+#[derive(Debug, Default)]
+pub struct Forecasts {
+    entries: Mutex<HashMap<ObjectRef<ScalingPolicy>, Entry>>,
+}
+
+/// The forecast at one evaluation, before the decision.
+#[derive(Clone, Debug)]
+pub struct Assessed {
+    /// The floor handed to the engine (Ready only).
+    pub floor: Option<Floor>,
+    /// The status the evaluation records, completed with the decision by [`record`].
+    pub status: ForecastStatus,
+}
+
+impl Forecasts {
+    /// Forgets `policy`'s history (deleted, or another replica's now).
+    pub fn forget(&self, policy: &ObjectRef<ScalingPolicy>) {
+        self.lock().remove(policy);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ScalingPolicy>, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The forecast of `rule` at `now`: the history read again when it is `refresh` old (or the
+    /// spec changed), assessed looking a start-up delay ahead.
+    pub async fn assess(
+        &self,
+        observer: &dyn Observe,
+        policy: &ObjectRef<ScalingPolicy>,
+        plan: &QueryPlan,
+        rule: &ForecastRule,
+        pods: Option<&TargetPods>,
+        now: Timestamp,
+    ) -> Assessed {
+        let key = key_of(plan, rule);
+        let cached = self.lock().get(policy).cloned();
+        let entry = match cached {
+            Some(e) if e.key == key && now < add(e.read_at, rule.refresh) => e,
+            _ => {
+                let span = span_of(rule, now);
+                let history = observer
+                    .history(plan, &rule.metric, span)
+                    .await
+                    .map(Arc::new);
+                let entry = Entry {
+                    key,
+                    read_at: now,
+                    history,
+                };
+                self.lock().insert(policy.clone(), entry.clone());
+                entry
+            }
+        };
+        let (horizon, source) = horizon(rule, pods);
+        let read = Some(Time(entry.read_at));
+        match &entry.history {
+            Err(why) => Assessed {
+                floor: None,
+                status: ForecastStatus {
+                    mode: mode(rule).to_owned(),
+                    state: "Failed".to_owned(),
+                    max_error: rule.max_error,
+                    horizon_seconds: horizon.as_secs(),
+                    horizon_source: source.to_owned(),
+                    history_read_time: read,
+                    message: format!("the history could not be read: {why}"),
+                    ..ForecastStatus::default()
+                },
+            },
+            Ok(history) => {
+                let a = forecast::assess(history, rule, now.as_second(), horizon);
+                let since = history
+                    .oldest()
+                    .and_then(|t| Timestamp::from_second(t).ok())
+                    .map(Time);
+                Assessed {
+                    floor: floor(&a, rule),
+                    status: status_of(&a, rule, source, read, since),
+                }
+            }
+        }
+    }
+}
+
+/// How far ahead the forecast looks ([`forecast::horizon`]), measured on the target's Ready
+/// pods: the longest time from a pod's start to its Ready (at most an hour).
+pub fn horizon(rule: &ForecastRule, pods: Option<&TargetPods>) -> (SignedDuration, &'static str) {
+    let measured = pods
+        .into_iter()
+        .flat_map(|p| p.pods.iter())
+        .filter_map(|p| {
+            let ready = p.ready.as_ref().filter(|r| r.status)?;
+            let took = ready.since?.duration_since(p.start_time?);
+            (took >= SignedDuration::ZERO && took <= SignedDuration::from_hours(1))
+                .then_some(took)
+        })
+        .max()
+        .map(|took| {
+            (
+                SignedDuration::from_secs(took.as_secs()),
+                "the target's pods (longest start to Ready)",
+            )
+        });
+    forecast::horizon(rule, measured)
+}
+
+/// The span one read covers, ending at the whole step at or before `now`.
+pub fn span_of(rule: &ForecastRule, now: Timestamp) -> Span {
+    let step = rule.step.as_secs().max(1);
+    let to = now.as_second().div_euclid(step).saturating_mul(step);
+    Span {
+        from: to.saturating_sub(rule.history_span().as_secs()),
+        to,
+        step,
+    }
+}
+
+fn key_of(plan: &QueryPlan, rule: &ForecastRule) -> u64 {
+    let mut h = DefaultHasher::new();
+    plan.metrics
+        .iter()
+        .find(|m| m.name == rule.metric)
+        .map(|m| m.standalone_promql())
+        .hash(&mut h);
+    plan.address.hash(&mut h);
+    format!("{rule:?}").hash(&mut h);
+    h.finish()
+}
+
+fn add(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
+}
