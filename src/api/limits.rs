@@ -56,17 +56,23 @@ pub const MAX_METRICS: usize = 20;
 /// The most seasons a forecast may have.
 pub const MAX_FORECAST_SEASONS: usize = 3;
 /// The shortest and longest forecast season.
-pub const FORECAST_SEASON_RANGE: (SignedDuration, SignedDuration) =
-    (SignedDuration::from_mins(10), SignedDuration::from_hours(168));
+pub const FORECAST_SEASON_RANGE: (SignedDuration, SignedDuration) = (
+    SignedDuration::from_mins(10),
+    SignedDuration::from_hours(168),
+);
 /// The finest and coarsest resolution of a forecast's history.
 pub const FORECAST_STEP_RANGE: (SignedDuration, SignedDuration) =
     (SignedDuration::from_secs(10), SignedDuration::from_hours(1));
 /// The shortest and longest time between reads of a forecast's history.
-pub const FORECAST_REFRESH_RANGE: (SignedDuration, SignedDuration) =
-    (SignedDuration::from_secs(10), SignedDuration::from_hours(24));
+pub const FORECAST_REFRESH_RANGE: (SignedDuration, SignedDuration) = (
+    SignedDuration::from_secs(10),
+    SignedDuration::from_hours(24),
+);
 /// The shortest and longest accuracy window of a forecast.
-pub const FORECAST_ACCURACY_WINDOW_RANGE: (SignedDuration, SignedDuration) =
-    (SignedDuration::from_mins(1), SignedDuration::from_hours(168));
+pub const FORECAST_ACCURACY_WINDOW_RANGE: (SignedDuration, SignedDuration) = (
+    SignedDuration::from_mins(1),
+    SignedDuration::from_hours(168),
+);
 /// The most points of history one refresh of a forecast reads: Prometheus' own limit on a range
 /// query's points per series.
 pub const MAX_FORECAST_POINTS: i64 = 11_000;

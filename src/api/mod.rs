@@ -16,8 +16,8 @@ pub mod validate;
 
 pub use duration::DurationString;
 pub use policy::{
-    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
-    SourceKind, TargetKind,
+    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule,
+    Source, SourceKind, TargetKind,
 };
 pub use promql_check::{check_matcher_list, is_metric_name};
 pub use spec::*;

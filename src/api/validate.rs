@@ -11,28 +11,29 @@ use jiff::SignedDuration;
 
 pub use super::address::parse_server_address;
 use super::checker::Checker;
-use super::duration::DurationString;
 pub use super::checker::{FieldError, ValidationErrors};
+use super::duration::DurationString;
 use super::policy::{
-    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule, Source,
-    TargetKind,
+    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule,
+    Source, TargetKind,
 };
 use super::promql_check::{self, check_promql_parts, check_query};
 use super::spec::SelectPolicy;
-use crate::decide::forecast::FORECAST_RULE;
 use super::spec::{
     Behavior, DEFAULT_CPU_INITIALIZATION_PERIOD, DEFAULT_FAILURE_AFTER,
-    DEFAULT_INITIAL_READINESS_DELAY, DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW,
-    DEFAULT_READINESS_TIMEOUT, DEFAULT_SCALE_IN_COOLDOWN, DEFAULT_SCALE_IN_STABILIZATION,
-    DEFAULT_SCALE_OUT_COOLDOWN, DEFAULT_SCALE_OUT_STABILIZATION, DEFAULT_STEP, DEFAULT_TOLERANCE,
     DEFAULT_FORECAST_ACCURACY_WINDOW, DEFAULT_FORECAST_MAX_ERROR, DEFAULT_FORECAST_REFRESH,
-    DEFAULT_FORECAST_SEASON, DEFAULT_FORECAST_STEP, FailureAction,
-    ForecastMode, ForecastSpec, MetricSpec, PodRules, RatePolicyType, ScalingPolicySpec, ScalingRules,
+    DEFAULT_FORECAST_SEASON, DEFAULT_FORECAST_STEP, DEFAULT_INITIAL_READINESS_DELAY,
+    DEFAULT_INTERVAL, DEFAULT_METRIC_WINDOW, DEFAULT_READINESS_TIMEOUT, DEFAULT_SCALE_IN_COOLDOWN,
+    DEFAULT_SCALE_IN_STABILIZATION, DEFAULT_SCALE_OUT_COOLDOWN, DEFAULT_SCALE_OUT_STABILIZATION,
+    DEFAULT_STEP, DEFAULT_TOLERANCE, FailureAction, ForecastMode, ForecastSpec, MetricSpec,
+    PodRules, RatePolicyType, ScalingPolicySpec, ScalingRules,
 };
+use crate::decide::forecast::FORECAST_RULE;
 
 use super::limits::{
     FORECAST_ACCURACY_WINDOW_RANGE, FORECAST_REFRESH_RANGE, FORECAST_SEASON_RANGE,
-    FORECAST_STEP_RANGE, MAX_ADDRESS_LENGTH, MAX_FORECAST_POINTS, MAX_FORECAST_SEASONS, MAX_API_VERSION_LENGTH, MAX_COOLDOWN, MAX_INTERVAL, MAX_KIND_LENGTH,
+    FORECAST_STEP_RANGE, MAX_ADDRESS_LENGTH, MAX_API_VERSION_LENGTH, MAX_COOLDOWN,
+    MAX_FORECAST_POINTS, MAX_FORECAST_SEASONS, MAX_INTERVAL, MAX_KIND_LENGTH,
     MAX_METRIC_NAME_LENGTH, MAX_METRICS, MAX_POD_START_PERIOD, MAX_QUERY_LENGTH, MAX_RATE_POLICIES,
     MAX_READINESS_TIMEOUT, MAX_TARGET_NAME_LENGTH, MAX_WINDOW, MIN_READINESS_TIMEOUT, MIN_WINDOW,
     is_dns_subdomain,
@@ -352,7 +353,11 @@ fn resolve_forecast(
         DEFAULT_FORECAST_REFRESH,
         low..=high,
     );
-    let longest = seasons.iter().copied().max().unwrap_or(SignedDuration::ZERO);
+    let longest = seasons
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(SignedDuration::ZERO);
     let default_window = SignedDuration::from_hours(24).min(longest);
     let (low, high) = FORECAST_ACCURACY_WINDOW_RANGE;
     let accuracy_window = match &f.accuracy_window {

@@ -16,8 +16,8 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::observe::Observe;
 use crate::api::{ForecastRule, ForecastStatus, ScalingPolicy};
-use crate::decide::forecast::{self, History, floor, mode, status_of};
 use crate::decide::Floor;
+use crate::decide::forecast::{self, History, floor, mode, status_of};
 use crate::metrics::QueryPlan;
 use crate::metrics::range::Span;
 use crate::pods::TargetPods;
@@ -126,8 +126,7 @@ pub fn horizon(rule: &ForecastRule, pods: Option<&TargetPods>) -> (SignedDuratio
         .filter_map(|p| {
             let ready = p.ready.as_ref().filter(|r| r.status)?;
             let took = ready.since?.duration_since(p.start_time?);
-            (took >= SignedDuration::ZERO && took <= SignedDuration::from_hours(1))
-                .then_some(took)
+            (took >= SignedDuration::ZERO && took <= SignedDuration::from_hours(1)).then_some(took)
         })
         .max()
         .map(|took| {

@@ -15,9 +15,9 @@ pub mod context;
 pub mod decoded;
 pub mod error;
 pub mod events;
-pub mod forecast;
 #[cfg(test)]
 mod fixtures;
+pub mod forecast;
 pub mod health;
 pub mod intent;
 pub mod lean;

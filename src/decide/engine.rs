@@ -3,11 +3,11 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::decision::{
-    Decision, EngineState, FALLBACK_RULE, Floor, FloorOutcome, MetricOutcome, Observation,
-    Reading, TargetState,
+    Decision, EngineState, FALLBACK_RULE, Floor, FloorOutcome, MetricOutcome, Observation, Reading,
+    TargetState,
 };
-use super::forecast::FORECAST_RULE;
 use super::explain::{metric_explanation, summary};
+use super::forecast::FORECAST_RULE;
 use super::history::{self, persisted_state};
 use super::pods::{PodUtilization, show_percent};
 use super::tolerance::within_band;

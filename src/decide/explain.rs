@@ -131,7 +131,10 @@ fn winner_explanation(d: &Decision) -> Option<String> {
         return Some("every metric failed: onMetricFailure fallback".to_owned());
     }
     if winner == FORECAST_RULE {
-        return d.forecast.as_ref().map(|f| format!("forecast {}", f.reason));
+        return d
+            .forecast
+            .as_ref()
+            .map(|f| format!("forecast {}", f.reason));
     }
     let m = d.metrics.iter().find(|m| m.name == winner)?;
     (m.proposal != Some(d.current_replicas)).then(|| m.explanation.clone())

@@ -215,12 +215,7 @@ pub fn assess(
     now: i64,
     horizon: SignedDuration,
 ) -> Assessment {
-    let longest = rule
-        .seasons
-        .iter()
-        .map(|s| s.as_secs())
-        .max()
-        .unwrap_or(0);
+    let longest = rule.seasons.iter().map(|s| s.as_secs()).max().unwrap_or(0);
     let needed = longest.saturating_mul(SEASONS_BACK);
     let have = history
         .oldest()
@@ -341,8 +336,7 @@ fn accuracy(history: &History, rule: &ForecastRule, now: i64) -> (usize, usize, 
         )
         .max(history.start);
     while t <= now {
-        if let (Some(actual), Some(forecast)) =
-            (history.at(t), predict(history, &rule.seasons, t))
+        if let (Some(actual), Some(forecast)) = (history.at(t), predict(history, &rule.seasons, t))
         {
             scored = scored.saturating_add(1);
             error += (forecast - actual).abs();
@@ -453,7 +447,10 @@ mod tests {
         ForecastRule {
             metric: "load".into(),
             per_replica: 10.0,
-            seasons: seasons.iter().map(|s| SignedDuration::from_secs(*s)).collect(),
+            seasons: seasons
+                .iter()
+                .map(|s| SignedDuration::from_secs(*s))
+                .collect(),
             step: SignedDuration::from_secs(60),
             refresh: SignedDuration::from_secs(600),
             accuracy_window: SignedDuration::from_secs(window),
@@ -499,7 +496,11 @@ mod tests {
         assert_eq!(a.value, Some(100.0));
         assert_eq!(a.floor, Some(10));
         assert!(a.error.is_some_and(|e| e < 0.3), "{:?}", a.error);
-        assert!(a.message.starts_with("floor 10: 100 forecast 2m ahead"), "{}", a.message);
+        assert!(
+            a.message.starts_with("floor 10: 100 forecast 2m ahead"),
+            "{}",
+            a.message
+        );
     }
 
     #[test]

@@ -199,7 +199,8 @@ impl PrometheusSource {
             .await
             .map_err(|e| format!("reading the range query's answer from {base} failed: {e}"))?
         {
-            body.push(&chunk).map_err(|TooLarge(limit)| too_large(limit))?;
+            body.push(&chunk)
+                .map_err(|TooLarge(limit)| too_large(limit))?;
         }
         super::range::history(status, body.as_slice(), span, metric.kind.allows_negative())
     }

@@ -56,12 +56,7 @@ struct Series {
 /// Reads a range query's answer into the history of `span`: one series (its points placed on the
 /// span's steps; values that are not finite numbers, or negative where `negative` is false, are
 /// gaps), no series (all gaps), or an error naming what is wrong.
-pub fn history(
-    status: u16,
-    body: &[u8],
-    span: Span,
-    negative: bool,
-) -> Result<History, String> {
+pub fn history(status: u16, body: &[u8], span: Span, negative: bool) -> Result<History, String> {
     let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
         truncate_message(format!(
             "the range query's answer (HTTP {status}) is not a Prometheus API response: {e}"
@@ -138,7 +133,10 @@ mod tests {
     #[test]
     fn no_series_is_all_gaps_and_many_is_an_error() {
         let empty = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-        assert_eq!(history(200, empty, SPAN, false).unwrap().values, vec![None; 5]);
+        assert_eq!(
+            history(200, empty, SPAN, false).unwrap().values,
+            vec![None; 5]
+        );
         let two = br#"{"status":"success","data":{"resultType":"matrix","result":[{"values":[]},{"values":[]}]}}"#;
         let e = history(200, two, SPAN, false).unwrap_err();
         assert!(e.contains("returned 2 series"), "{e}");
@@ -148,10 +146,17 @@ mod tests {
     fn refusals_and_garbage_say_what_came_back() {
         let refused = br#"{"status":"error","errorType":"bad_data","error":"exceeded maximum resolution of 11,000 points per timeseries"}"#;
         let e = history(400, refused, SPAN, false).unwrap_err();
-        assert!(e.contains("HTTP 400, bad_data") && e.contains("11,000"), "{e}");
+        assert!(
+            e.contains("HTTP 400, bad_data") && e.contains("11,000"),
+            "{e}"
+        );
         let e = history(200, b"<html>", SPAN, false).unwrap_err();
         assert!(e.contains("not a Prometheus API response"), "{e}");
         let vector = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
-        assert!(history(200, vector, SPAN, false).unwrap_err().contains("not a matrix"));
+        assert!(
+            history(200, vector, SPAN, false)
+                .unwrap_err()
+                .contains("not a matrix")
+        );
     }
 }

@@ -135,9 +135,12 @@ impl ScalewiseAutoscaler {
             learned.read = learned.recorded.clone();
             learned.read_at = Some(now);
         }
-        let measured = input
-            .startup_delay
-            .map(|d| (SignedDuration::from_secs(d), "the service model's start-up delay"));
+        let measured = input.startup_delay.map(|d| {
+            (
+                SignedDuration::from_secs(d),
+                "the service model's start-up delay",
+            )
+        });
         let (horizon, source) = forecast::horizon(rule, measured);
         let a = forecast::assess(&learned.read, rule, now, horizon);
         let since = learned
