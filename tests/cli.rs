@@ -308,6 +308,41 @@ fn every_rejected_case_is_refused_with_its_field_path() {
             "spec.pods.cpuInitializationPeriod: must be between 0s and 1h, got 61m",
         ),
         (
+            "a forecast of a metric the policy does not have",
+            |v| v["spec"]["forecast"] = json!({"metric": "nope"}),
+            "spec.forecast.metric: \"nope\" is not a metric of spec.metrics (they are: ",
+        ),
+        (
+            "a forecast of a metric read over the pods",
+            |v| v["spec"]["forecast"] = json!({"metric": v["spec"]["metrics"][0]["name"].clone()}),
+            "spec.forecast.metric: spec.metrics[0] (\"cpu\") is read over the target's pods, whose history changes with the replicas: forecast a total instead",
+        ),
+        (
+            "a forecast season past its bound",
+            |v| {
+                v["spec"]["metrics"][0] = json!({"name": "rps", "requestRate": {"counter": "http_requests_total"}, "targetPerReplica": 50});
+                v["spec"]["forecast"] = json!({"metric": "rps", "seasons": ["5m"]});
+            },
+            "spec.forecast.seasons[0]: must be between 10m and 168h, got 5m",
+        ),
+        (
+            "a forecast history over the points a range query returns",
+            |v| {
+                v["spec"]["metrics"][0] = json!({"name": "rps", "requestRate": {"counter": "http_requests_total"}, "targetPerReplica": 50});
+                v["spec"]["forecast"] =
+                    json!({"metric": "rps", "seasons": ["24h", "168h"], "step": "30s"});
+            },
+            "spec.forecast.step: one read of the history would be 43202 points",
+        ),
+        (
+            "a forecast error threshold of 0",
+            |v| {
+                v["spec"]["metrics"][0] = json!({"name": "rps", "requestRate": {"counter": "http_requests_total"}, "targetPerReplica": 50});
+                v["spec"]["forecast"] = json!({"metric": "rps", "maxError": 0});
+            },
+            "spec.forecast.maxError: must be in (0, 10], got 0",
+        ),
+        (
             "an unknown field",
             |v| {
                 let m = v["spec"]["metrics"][0].as_object_mut().unwrap();

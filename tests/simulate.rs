@@ -826,3 +826,98 @@ fn a_fixed_hpa_target_and_a_sweep_judge_the_policy_against_the_hpas_curve() {
         None => assert!(line.contains("the curve does not reach it"), "{line}"),
     }
 }
+
+/// A request rate that jumps every 5 minutes, the same every 10: a season the forecast can
+/// learn in two.
+const SEASONAL: &str = r#"
+apiVersion: scalewise.dev/v1alpha1
+kind: ScalingPolicy
+metadata:
+  name: seasonal
+  namespace: shop
+spec:
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 10
+  metrics:
+    - name: requests
+      requestRate: {counter: http_requests_total}
+      window: 30s
+      targetPerReplica: 300
+  forecast:
+    metric: requests
+    seasons: [10m]
+    step: 1m
+"#;
+
+fn seasonal_trace() -> String {
+    let mut csv = String::from("timestamp_seconds,requests_per_second\n");
+    for minute in 0..60 {
+        let rate = if minute % 10 < 5 { 100 } else { 1000 };
+        csv.push_str(&format!("{},{rate}\n", 1_767_225_600 + minute * 60));
+    }
+    csv
+}
+
+#[test]
+fn the_forecast_acts_only_after_two_seasons_and_writes_the_same_bytes() {
+    let dir = TempDir::new("forecast");
+    let policy = dir.file("seasonal.yaml", SEASONAL);
+    let trace = dir.file("seasonal.csv", &seasonal_trace());
+    let run = |csv: &str| {
+        let out = scalewise(&[
+            "simulate",
+            "--policy",
+            &policy,
+            "--trace",
+            &trace,
+            "--capacity",
+            "400",
+            "--out-csv",
+            &dir.path(csv),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let first = run("a.csv");
+    assert_eq!(run("b.csv"), first);
+    let read = |name: &str| std::fs::read_to_string(dir.path(name)).unwrap();
+    let csv = read("a.csv");
+    assert_eq!(csv, read("b.csv"));
+    // Every row the forecast won is after two full seasons (20 minutes) of history.
+    let floors: Vec<i64> = csv
+        .lines()
+        .filter(|l| l.contains("forecast floor"))
+        .map(|l| l.split(',').next().unwrap().parse::<i64>().unwrap() - 1_767_225_600)
+        .collect();
+    assert!(!floors.is_empty(), "the forecast never won:\n{csv}");
+    assert!(floors.iter().all(|t| *t >= 20 * 60), "{floors:?}");
+    // Started ahead of each jump, the replicas are there when the load comes: fewer minutes
+    // over the SLO than the same policy without a forecast.
+    let without = dir.file(
+        "reactive.yaml",
+        &SEASONAL[..SEASONAL.find("  forecast:").unwrap()],
+    );
+    let out = scalewise(&[
+        "simulate",
+        "--policy",
+        &without,
+        "--trace",
+        &trace,
+        "--capacity",
+        "400",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let slo_minutes = |summary: &str| -> f64 {
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with("| seasonal "))
+            .unwrap_or_else(|| panic!("{summary}"));
+        row.split('|').nth(3).unwrap().trim().parse().unwrap()
+    };
+    let (with, reactive) = (slo_minutes(&first), slo_minutes(&stdout(&out)));
+    assert!(
+        with < reactive,
+        "with the forecast {with} SLO minutes, without {reactive}"
+    );
+}
