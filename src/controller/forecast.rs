@@ -17,7 +17,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::observe::Observe;
 use crate::api::{ForecastRule, ForecastStatus, ScalingPolicy};
 use crate::decide::Floor;
-use crate::decide::forecast::{self, History, floor, mode, status_of};
+use crate::decide::forecast::{self, Accuracy, History, floor, mode, status_of};
 use crate::metrics::QueryPlan;
 use crate::metrics::range::Span;
 use crate::pods::TargetPods;
@@ -28,7 +28,8 @@ struct Entry {
     /// A hash of what was read: the PromQL and the rule (a changed spec reads again).
     key: u64,
     read_at: Timestamp,
-    history: Result<Arc<History>, String>,
+    /// The history, with its accuracy measured at its end.
+    history: Result<(Arc<History>, Accuracy), String>,
 }
 
 /// Every policy's last history read.
@@ -76,7 +77,10 @@ impl Forecasts {
                 let history = observer
                     .history(plan, &rule.metric, span)
                     .await
-                    .map(Arc::new);
+                    .map(|h| {
+                        let accuracy = forecast::measure(&h, rule, span.to);
+                        (Arc::new(h), accuracy)
+                    });
                 let entry = Entry {
                     key,
                     read_at: now,
@@ -102,8 +106,9 @@ impl Forecasts {
                     ..ForecastStatus::default()
                 },
             },
-            Ok(history) => {
-                let a = forecast::assess(history, rule, now.as_second(), horizon);
+            Ok((history, accuracy)) => {
+                let a =
+                    forecast::assess_measured(history, rule, now.as_second(), horizon, accuracy);
                 let since = history
                     .oldest()
                     .and_then(|t| Timestamp::from_second(t).ok())

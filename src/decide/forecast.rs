@@ -208,12 +208,47 @@ pub struct Assessment {
 }
 
 /// Assesses the forecast of `rule` at `now` (Unix seconds) from `history`, looking `horizon`
-/// ahead.
+/// ahead, its accuracy measured at `now`.
 pub fn assess(
     history: &History,
     rule: &ForecastRule,
     now: i64,
     horizon: SignedDuration,
+) -> Assessment {
+    assess_measured(history, rule, now, horizon, &measure(history, rule, now))
+}
+
+/// The forecast's accuracy over the window ending at `at`, measured once per read of the
+/// history ([`measure`]): it depends on the history alone, not on the evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Accuracy {
+    /// Points of the window with both a value and a forecast.
+    pub scored: usize,
+    /// Points the window holds.
+    pub expected: usize,
+    /// WAPE over the scored points.
+    pub error: f64,
+}
+
+/// Measures the forecast's accuracy over `rule`'s accuracy window ending at `at`: for each
+/// point, what the forecast would have said for it from the history before it, against what the
+/// metric read.
+pub fn measure(history: &History, rule: &ForecastRule, at: i64) -> Accuracy {
+    let (scored, expected, error) = accuracy(history, rule, at);
+    Accuracy {
+        scored,
+        expected,
+        error,
+    }
+}
+
+/// [`assess`] with the accuracy [`measure`]d when the history was read.
+pub fn assess_measured(
+    history: &History,
+    rule: &ForecastRule,
+    now: i64,
+    horizon: SignedDuration,
+    measured: &Accuracy,
 ) -> Assessment {
     let longest = rule.seasons.iter().map(|s| s.as_secs()).max().unwrap_or(0);
     let needed = longest.saturating_mul(SEASONS_BACK);
@@ -241,7 +276,11 @@ pub fn assess(
         return a;
     }
 
-    let (scored, expected, error) = accuracy(history, rule, now);
+    let Accuracy {
+        scored,
+        expected,
+        error,
+    } = *measured;
     a.scored = scored;
     if scored.saturating_mul(2) < expected || scored == 0 {
         a.message = format!(

@@ -9,7 +9,7 @@ use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{Action, ForecastStatus, Policy, ScalingPolicyStatus};
-use crate::decide::forecast::{self, History};
+use crate::decide::forecast::{self, Accuracy, History};
 use crate::decide::{Floor, Observation, Reading, TargetState, decide_for, next_status};
 
 /// One evaluation's inputs.
@@ -70,6 +70,8 @@ struct Learned {
     recorded: History,
     read: History,
     read_at: Option<i64>,
+    /// The accuracy measured at the last read.
+    accuracy: Option<Accuracy>,
 }
 
 impl ScalewiseAutoscaler {
@@ -115,6 +117,7 @@ impl ScalewiseAutoscaler {
             recorded: History::new(newest, step),
             read: History::new(newest, step),
             read_at: None,
+            accuracy: None,
         });
         let value = input
             .observations
@@ -134,6 +137,7 @@ impl ScalewiseAutoscaler {
         {
             learned.read = learned.recorded.clone();
             learned.read_at = Some(now);
+            learned.accuracy = Some(forecast::measure(&learned.read, rule, now));
         }
         let measured = input.startup_delay.map(|d| {
             (
@@ -142,7 +146,10 @@ impl ScalewiseAutoscaler {
             )
         });
         let (horizon, source) = forecast::horizon(rule, measured);
-        let a = forecast::assess(&learned.read, rule, now, horizon);
+        let measured = learned
+            .accuracy
+            .unwrap_or_else(|| forecast::measure(&learned.read, rule, now));
+        let a = forecast::assess_measured(&learned.read, rule, now, horizon, &measured);
         let since = learned
             .read
             .oldest()
