@@ -844,10 +844,12 @@ spec:
       requestRate: {counter: http_requests_total}
       window: 30s
       targetPerReplica: 300
+  behavior:
+    scaleIn: {stabilizationWindow: 60s, cooldown: 0s}
   forecast:
     metric: requests
     seasons: [10m]
-    step: 1m
+    step: 30s
 "#;
 
 fn seasonal_trace() -> String {

@@ -74,13 +74,10 @@ impl Forecasts {
             Some(e) if e.key == key && now < add(e.read_at, rule.refresh) => e,
             _ => {
                 let span = span_of(rule, now);
-                let history = observer
-                    .history(plan, &rule.metric, span)
-                    .await
-                    .map(|h| {
-                        let accuracy = forecast::measure(&h, rule, span.to);
-                        (Arc::new(h), accuracy)
-                    });
+                let history = observer.history(plan, &rule.metric, span).await.map(|h| {
+                    let accuracy = forecast::measure(&h, rule, span.to);
+                    (Arc::new(h), accuracy)
+                });
                 let entry = Entry {
                     key,
                     read_at: now,
