@@ -34,6 +34,9 @@ pub struct Policy {
     pub forecast: Option<ForecastRule>,
 }
 
+/// The rule name a decision gives when the forecast's floor won (so no metric may be named so).
+pub const FORECAST_RULE: &str = "forecast";
+
 /// `spec.forecast` with its defaults: which metric is forecast, over which seasons, and how its
 /// accuracy gates it.
 #[derive(Clone, Debug, PartialEq)]

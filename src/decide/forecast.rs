@@ -25,11 +25,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::decision::{Decision, Floor};
 use crate::api::ForecastStatus;
+pub use crate::api::policy::FORECAST_RULE;
 use crate::api::policy::ForecastRule;
 use crate::text::{Precision, Resolution, duration, number};
-
-/// The rule name a decision gives when the forecast's floor won.
-pub const FORECAST_RULE: &str = "forecast";
 
 /// Seasons back each season is looked at: the forecast needs two full seasons of history.
 pub const SEASONS_BACK: i64 = 2;
