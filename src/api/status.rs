@@ -65,9 +65,10 @@ pub struct ForecastStatus {
     /// Points of the accuracy window scored.
     #[serde(default)]
     pub points_scored: i32,
-    /// How far ahead the forecast looks (the start-up delay), in seconds, and where that came
-    /// from: `spec.forecast.startupDelay`, the target's pods, or the default.
+    /// How far ahead the forecast looks (the start-up delay), in seconds.
     pub horizon_seconds: i64,
+    /// Where the start-up delay came from: `spec.forecast.startupDelay`, the target's pods, or
+    /// the default.
     pub horizon_source: String,
     /// When the history was last read from Prometheus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
