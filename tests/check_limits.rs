@@ -50,6 +50,16 @@ fn everything() -> Value {
                 "readinessTimeout": "5m",
                 "holdScaleInDuringRollout": true,
             },
+            "forecast": {
+                "metric": "q",
+                "seasons": ["24h"],
+                "step": "5m",
+                "refresh": "10m",
+                "accuracyWindow": "24h",
+                "maxError": 0.3,
+                "mode": "Active",
+                "startupDelay": "1m",
+            },
         },
     })
 }
@@ -114,6 +124,8 @@ fn cases(
         reached.push(schema_path.to_owned());
         let what = if path.ends_with("metrics") {
             "metrics"
+        } else if path.ends_with("seasons") {
+            "seasons"
         } else {
             "rate policies"
         };

@@ -14,8 +14,8 @@ use super::checker::Checker;
 pub use super::checker::{FieldError, ValidationErrors};
 use super::duration::DurationString;
 use super::policy::{
-    DirectionRules, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy, RateLimit, Rule,
-    Source, TargetKind,
+    DirectionRules, FORECAST_RULE, FailureRules, ForecastRule, MetricRule, PodPolicy, Policy,
+    RateLimit, Rule, Source, TargetKind,
 };
 use super::promql_check::{self, check_promql_parts, check_query};
 use super::spec::SelectPolicy;
@@ -28,7 +28,6 @@ use super::spec::{
     DEFAULT_STEP, DEFAULT_TOLERANCE, FailureAction, ForecastMode, ForecastSpec, MetricSpec,
     PodRules, RatePolicyType, ScalingPolicySpec, ScalingRules,
 };
-use crate::decide::forecast::FORECAST_RULE;
 
 use super::limits::{
     FORECAST_ACCURACY_WINDOW_RANGE, FORECAST_REFRESH_RANGE, FORECAST_SEASON_RANGE,
@@ -267,7 +266,11 @@ fn resolve_forecast(
 ) -> Option<ForecastRule> {
     let before = c.len();
     let metric = metrics.iter().enumerate().find(|(_, m)| m.name == f.metric);
+    // A metric list over its limit is refused on its own, and its names are not listed again.
+    let listed = metrics.len() <= MAX_METRICS;
     let per_replica = match metric {
+        _ if !c.length_within("spec.forecast.metric", &f.metric, MAX_METRIC_NAME_LENGTH) => None,
+        _ if !listed => None,
         None => {
             let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
             c.error(
