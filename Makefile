@@ -48,7 +48,7 @@ bench: bench-tune bench-quality bench-hpa bench-cache bench-scale ## Every bench
 QUALITY_TEST_SEED := 7
 
 .PHONY: bench-quality
-bench-quality: ## "Decision quality": the simulator on every bundled trace (the two-week World Cup one too) and three held-out ones, against the HPA at 50% CPU, the HPA's curve (30..90%) and the oracle (tests/bench/quality.sh)
+bench-quality: ## "Decision quality": the simulator on every bundled trace (the two-week World Cup one too) and three held-out ones, against the HPA at 50% CPU, the HPA's curve (30..90%) and the oracle; and "Forecast": examples/forecast.yaml on the two weeks (tests/bench/quality.sh)
 	QUALITY_TEST_SEED=$(QUALITY_TEST_SEED) CARGO="$(CARGO)" tests/bench/quality.sh
 
 .PHONY: bench-tune

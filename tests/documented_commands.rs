@@ -388,6 +388,8 @@ fn makefile(make: &str, script: &str) -> (Vec<Documented>, Vec<String>) {
         bench.push(expand(&generate, &with_shape, ""));
         bench.push(expand(&args, &vars, &trace));
     }
+    // Last, the forecast's run (its own section of BENCHMARKS.md).
+    bench.push(expand(&one("forecast_args"), &vars, ""));
     let script_file = "tests/bench/quality.sh";
     for (n, line) in bench.iter().enumerate() {
         found.push(command(
@@ -730,17 +732,22 @@ fn make_bench_runs_the_command_lines_benchmarks_md_shows() {
     let (lines, bench) = documented();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("BENCHMARKS.md")).unwrap_or_default();
-    let begin = text
-        .find("<!-- decision-quality:begin")
-        .expect("BENCHMARKS.md: no decision-quality:begin marker");
-    let end = text
-        .find("<!-- decision-quality:end")
-        .expect("BENCHMARKS.md: no decision-quality:end marker");
-    let shown: Vec<String> = markdown("BENCHMARKS.md", &text[begin..end])
-        .into_iter()
-        .filter(|c| !c.inline)
-        .map(|c| c.args.join(" "))
-        .collect();
+    // The sections make bench-quality writes, in the order it runs them.
+    let mut shown: Vec<String> = Vec::new();
+    for name in ["decision-quality", "forecast"] {
+        let begin = text
+            .find(&format!("<!-- {name}:begin"))
+            .unwrap_or_else(|| panic!("BENCHMARKS.md: no {name}:begin marker"));
+        let end = text
+            .find(&format!("<!-- {name}:end"))
+            .unwrap_or_else(|| panic!("BENCHMARKS.md: no {name}:end marker"));
+        shown.extend(
+            markdown("BENCHMARKS.md", &text[begin..end])
+                .into_iter()
+                .filter(|c| !c.inline)
+                .map(|c| c.args.join(" ")),
+        );
+    }
     let built: Vec<String> = bench.iter().map(|line| words(line).join(" ")).collect();
     assert_eq!(
         built, shown,

@@ -9,6 +9,8 @@
 # the policy's 10 replicas can carry the peak. The example's behaviour was chosen on the bundled
 # traces, so the same shapes with other noise (the Makefile's QUALITY_TEST_SEED, written to
 # target/bench) are run as well; they and the two-week World Cup trace are the test set.
+# Then the section "Forecast": examples/forecast.yaml on the two-week trace, beside the same
+# trace's run of the policy without the forecast.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -18,12 +20,17 @@ runs=("examples/traces/spike.csv" "examples/traces/ramp.csv" "examples/traces/di
   "examples/traces/worldcup98-1998-06-23.csv --capacity 400"
   "examples/traces/worldcup98-1998-06-10_23.csv --capacity 400")
 held_out=(spike ramp diurnal)
+# "Forecast": the policy with a daily forecast, on the one trace with the two full days of history
+# it needs before it has a say (the last of `runs`), beside the same policy without it.
+forecast_policy=examples/forecast.yaml
+forecast_trace="examples/traces/worldcup98-1998-06-10_23.csv --capacity 400"
+forecast_args="simulate --policy $forecast_policy --trace $forecast_trace --hpa-target 50"
 # The test set's seed, from the Makefile (make bench-quality).
 held_out_seed=$QUALITY_TEST_SEED
 
 "$CARGO" build --locked --quiet
 section=$(mktemp)
-trap 'rm -f "$section" "$section.run"' EXIT
+trap 'rm -f "$section" "$section.run" "$section.without"' EXIT
 
 # One run: its command, the simulator's text (the HPA curve's line last), its table and the goals.
 one() {
@@ -58,7 +65,10 @@ one() {
     }' "$section.run"
 }
 
-for run in "${runs[@]}"; do one "$run" >>"$section"; done
+for run in "${runs[@]}"; do
+  one "$run" >>"$section"
+  if [[ $run == "$forecast_trace" ]]; then cp "$section.run" "$section.without"; fi
+done
 mkdir -p target/bench
 for shape in "${held_out[@]}"; do
   trace=target/bench/$shape-seed$held_out_seed.csv
@@ -68,3 +78,30 @@ for shape in "${held_out[@]}"; do
   one "$trace" "$generate" >>"$section"
 done
 tests/bench/section.sh decision-quality "$section"
+
+# The forecast's run, and its figures beside the same trace's run of the policy without it.
+# shellcheck disable=SC2086
+./target/debug/scalewise $forecast_args >"$section.run"
+{
+  printf '```sh\nscalewise %s\n```\n\n```text\n' "$forecast_args"
+  grep -v '^|' "$section.run" | sed '/^$/d'
+  printf '```\n\n'
+  grep '^|' "$section.run"
+  printf '\n'
+  # The first row of figures of each run is its policy's.
+  awk -F'|' -v without="$policy" '
+    function trim(s) { gsub(/^ +| +$/, "", s); return s }
+    FNR == 1 { got = 0 }
+    !got && trim($3) ~ /^[0-9.]+$/ {
+      if (NR == FNR) { fr = trim($3); fv = trim($4); fa = trim($5); fo = trim($10) }
+      else { wr = trim($3); wv = trim($4); wa = trim($5); wo = trim($10) }
+      got = 1
+    }
+    END {
+      change = wr > 0 ? (fr / wr - 1) * 100 : 0
+      printf "With the forecast: %s replica-hours against %s without it (`%s` on the same trace, above), %+.1f%%; SLO minutes %s against %s; scale actions %s against %s; %s against %s of the oracle'"'"'s replica-hours.\n",
+        fr, wr, without, change, fv, wv, fa, wa, fo, wo
+    }' "$section.run" "$section.without"
+  printf '\n'
+} >"$section"
+tests/bench/section.sh forecast "$section"
