@@ -248,6 +248,16 @@ fn object() -> ScalingPolicy {
 /// The longest the controller ever waits before it looks at a policy again.
 const LONGEST_WAIT: Duration = MAX_REQUEUE.saturating_add(Duration::from_secs(2));
 
+/// One reading per metric of the policy, from the values in turn.
+fn observations_of(policy: &Policy, values: &[f64]) -> Vec<Observation> {
+    policy
+        .metrics
+        .iter()
+        .zip(values.iter().cycle())
+        .map(|(m, v)| Observation::value(&m.name, *v))
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases::scaled(2000)))]
 
@@ -259,12 +269,7 @@ proptest! {
         current in any_replicas(),
         now in any_time(),
     ) {
-        let observations: Vec<Observation> = policy
-            .metrics
-            .iter()
-            .zip(values.iter().cycle())
-            .map(|(m, v)| Observation::value(&m.name, *v))
-            .collect();
+        let observations = observations_of(&policy, &values);
         let decision = decide(&policy, &previous, &observations, current, now);
         let status = next_status(&previous, &decision, Some(1));
         prop_assert!(status.recommendations.len() <= previous.recommendations.len() + 1);
@@ -319,12 +324,7 @@ proptest! {
         floor in any_replicas(),
         now in any_time(),
     ) {
-        let observations: Vec<Observation> = policy
-            .metrics
-            .iter()
-            .zip(values.iter().cycle())
-            .map(|(m, v)| Observation::value(&m.name, *v))
-            .collect();
+        let observations = observations_of(&policy, &values);
         let without = decide(&policy, &previous, &observations, current, now);
         let with_floor = |shadow: bool| TargetState {
             forecast: Some(Floor { replicas: floor, shadow, reason: "test".into() }),
