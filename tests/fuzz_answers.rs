@@ -2,7 +2,8 @@
 //! bytes, any JSON, any JSON in any slot of an answer, huge numbers, NaN and infinities in every
 //! spelling, nesting ten thousand deep, thousands of series, any content type and status code —
 //! `classify`, `value`, `age` and `judge` never panic, every failure has a message of at most
-//! 512 bytes, and well-formed answers read as a model of them says. Property tests (proptest)
+//! 512 bytes, and well-formed answers read as a model of them says. The same for the range
+//! answers a forecast's history is read from (`metrics::range::history`). Property tests (proptest)
 //! rather than a coverage-guided fuzzer, so that they run in every `cargo test`; the whole file
 //! takes a few seconds in a debug build.
 
@@ -13,8 +14,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use scalewise::decide::forecast::History;
 use scalewise::metrics::answer::{Answer, age, classify, judge, value};
 use scalewise::metrics::limits::MAX_MESSAGE_BYTES;
+use scalewise::metrics::range::{Span, history};
 use scalewise::metrics::{Failure, Invalid, SourceKind};
 
 const KINDS: [SourceKind; 6] = [
@@ -430,4 +433,127 @@ fn a_hundred_thousand_series_are_counted_or_stopped_at_the_cap() {
         check(200, JSON, body.as_bytes(), 100_000),
         Ok(Answer::Series(100_000))
     );
+}
+
+/// `history` with every invariant checked: a history has one point per step of the span, each a
+/// finite number (not negative unless allowed) or a gap, and only from a 2xx answer; a failure
+/// says why within the message limit.
+fn check_history(status: u16, body: &[u8], span: Span, negative: bool) -> Result<History, String> {
+    let result = history(status, body, span, negative);
+    match &result {
+        Ok(h) => {
+            assert!((200..300).contains(&status), "HTTP {status} gave a history");
+            assert_eq!(h.values.len(), span.points());
+            assert_eq!((h.start, h.step), (span.from, span.step));
+            for v in h.values.iter().flatten() {
+                assert!(
+                    v.is_finite() && (negative || *v >= 0.0),
+                    "{v} in the history"
+                );
+            }
+        }
+        Err(m) => {
+            assert!(!m.trim().is_empty(), "a failure without a message");
+            assert!(m.len() <= MAX_MESSAGE_BYTES, "{} bytes: {m:.200}", m.len());
+        }
+    }
+    result
+}
+
+fn span() -> impl Strategy<Value = Span> {
+    (0i64..2_000_000_000, 1i64..3600, 0i64..300).prop_map(|(from, step, n)| Span {
+        from,
+        to: from + step * n,
+        step,
+    })
+}
+
+/// A range answer with `v` in one of its slots.
+fn in_range_slot(slot: usize, v: Value) -> Value {
+    let matrix = |result: Value| json!({"status": "success", "data": {"resultType": "matrix", "result": result}});
+    match slot % 7 {
+        0 => json!({"status": "success", "data": v}),
+        1 => matrix(v),
+        2 => matrix(json!([v])),
+        3 => matrix(json!([{"metric": {}, "values": v}])),
+        4 => matrix(json!([{"metric": {}, "values": [v]}])),
+        5 => matrix(json!([{"metric": {}, "values": [[v, "1"], [1000, v]]}])),
+        _ => json!({"status": "error", "errorType": v.clone(), "error": v}),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases::scaled(256), ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_bytes_as_a_range_answer_never_panic(
+        status in status(),
+        body in prop::collection::vec(any::<u8>(), 0..2048),
+        span in span(),
+        negative in any::<bool>(),
+    ) {
+        check_history(status, &body, span, negative).ok();
+    }
+
+    #[test]
+    fn any_json_in_any_slot_of_a_range_answer_never_panics(
+        status in status(),
+        slot in 0usize..7,
+        v in json_value(),
+        span in span(),
+        negative in any::<bool>(),
+    ) {
+        let body = in_range_slot(slot, v).to_string();
+        check_history(status, body.as_bytes(), span, negative).ok();
+    }
+
+    /// One series of points at any times, with any spelling of a sample: each lands on the
+    /// nearest step of the span (a later point on the same step replacing an earlier one), is
+    /// kept only as a finite number (not negative unless allowed), and points off the span are
+    /// dropped.
+    #[test]
+    fn a_matrix_reads_as_its_points_placed_on_the_steps(
+        span in span(),
+        points in prop::collection::vec(
+            (prop_oneof![3 => -2i64..302, 1 => any::<i32>().prop_map(i64::from)], prop_oneof![3 => "[0-9]{1,4}(\\.[0-9]{1,3})?", 1 => value_text()]),
+            0..80,
+        ),
+        negative in any::<bool>(),
+    ) {
+        let values: Vec<Value> = points
+            .iter()
+            .map(|(k, text)| json!([span.from + k * span.step, text]))
+            .collect();
+        let body = json!({"status": "success", "data": {"resultType": "matrix",
+            "result": [{"metric": {"job": "web"}, "values": values}]}}).to_string();
+        let got = check_history(200, body.as_bytes(), span, negative).unwrap();
+        let mut want = vec![None; span.points()];
+        for (k, text) in &points {
+            if let Some(slot) = usize::try_from(*k).ok().and_then(|i| want.get_mut(i)) {
+                *slot = parsed(text).filter(|v| v.is_finite() && (negative || *v >= 0.0));
+            }
+        }
+        prop_assert_eq!(got.values, want);
+    }
+}
+
+#[test]
+fn a_refusal_of_a_range_query_with_a_huge_message_is_cut_to_the_limit() {
+    let span = Span {
+        from: 0,
+        to: 600,
+        step: 60,
+    };
+    let body = json!({"status": "error", "errorType": "bad_data", "error": "x".repeat(1 << 20)})
+        .to_string();
+    let e = check_history(400, body.as_bytes(), span, false).unwrap_err();
+    assert!(
+        e.starts_with("the server refused the range query (HTTP 400, bad_data)"),
+        "{e:.200}"
+    );
+    let many = json!({"status": "success", "data": {"resultType": "matrix",
+        "result": vec![json!({"metric": {}, "values": []}); 5000]}})
+    .to_string();
+    let e = check_history(200, many.as_bytes(), span, false).unwrap_err();
+    assert!(e.contains("returned 5000 series"), "{e}");
 }
