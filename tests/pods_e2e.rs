@@ -634,7 +634,12 @@ async fn a_custom_resource_with_a_scale_subresource_is_scaled_from_its_own_pods(
         (thing.data["spec"]["replicas"].as_i64()? == 4).then_some(())
     })
     .await;
-    let s = status(&env, "thing").await;
+    // The scale is made between two status writes (its intent, then the status recording it):
+    // read the second, which counts the pods the decision was made on.
+    let s = status_where(&env, "thing", "the status recording the scale", |s| {
+        s.pending_scale.is_none() && s.last_scale_time.is_some()
+    })
+    .await;
     assert_eq!(s.capacity.map(|c| c.pods), Some(2));
     let s = status_where(&env, "config", "config's TargetNotScalable", |s| {
         condition(s, "Ready").is_some_and(|(_, reason, _)| reason == "TargetNotScalable")
