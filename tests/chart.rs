@@ -1288,7 +1288,7 @@ fn deploy_has_the_same_rbac_and_pod_as_the_chart_and_validates_strictly() {
 /// filled in (families without samples are not exposed), plus Prometheus' `up`.
 fn operator_series() -> BTreeSet<String> {
     use scalewise::api::{FailureKind, Policy, ScalingPolicySpec};
-    use scalewise::decide::{Observation, decide};
+    use scalewise::decide::{Floor, Observation, TargetState, decide_for};
     let metrics = scalewise::telemetry::Metrics::new();
     metrics.reconciled("success", std::time::Duration::from_millis(3));
     metrics.queried(
@@ -1302,11 +1302,21 @@ fn operator_series() -> BTreeSet<String> {
     }))
     .expect("a spec");
     let policy = Policy::resolve(&spec).expect("a valid policy");
-    let decision = decide(
+    // With a forecast's floor, so that its series is shown too.
+    let with_floor = TargetState {
+        forecast: Some(Floor {
+            replicas: 3,
+            shadow: false,
+            reason: "forecast floor 3".into(),
+        }),
+        ..TargetState::default()
+    };
+    let decision = decide_for(
         &policy,
         &Default::default(),
         &[Observation::value("cpu", 80.0)],
         2,
+        &with_floor,
         jiff::Timestamp::UNIX_EPOCH,
     );
     metrics.decided("shop", "web", &policy, &decision, true);

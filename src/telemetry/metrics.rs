@@ -103,6 +103,7 @@ pub struct Metrics {
     max_replicas: Family<PolicyLabels, Gauge>,
     metric_value: Family<MetricLabels, FloatGauge>,
     metric_bound: Family<BoundLabels, FloatGauge>,
+    forecast_floor: Family<PolicyLabels, Gauge>,
     /// Per policy, the metric label sets written, to remove them when the policy goes.
     written: Mutex<HashMap<PolicyLabels, WrittenSeries>>,
 }
@@ -147,6 +148,7 @@ impl Metrics {
             max_replicas: Family::default(),
             metric_value: Family::default(),
             metric_bound: Family::default(),
+            forecast_floor: Family::default(),
             written: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -259,6 +261,11 @@ impl Metrics {
             "policy_max_replicas",
             "The policy's maxReplicas",
             m.max_replicas.clone(),
+        );
+        registry.register(
+            "policy_forecast_floor_replicas",
+            "The floor of replicas the policy's forecast set at the last decision (in shadow mode, would have set); absent while it has no say",
+            m.forecast_floor.clone(),
         );
         registry.register(
             "policy_metric_value",
@@ -429,6 +436,16 @@ impl Metrics {
         self.max_replicas
             .get_or_create(&p)
             .set(i64::from(policy.max_replicas));
+        match &decision.forecast {
+            Some(f) => {
+                self.forecast_floor
+                    .get_or_create(&p)
+                    .set(i64::from(f.floor));
+            }
+            None => {
+                self.forecast_floor.remove(&p);
+            }
+        }
 
         let mut values = Vec::new();
         let mut bounds = Vec::new();
@@ -495,6 +512,7 @@ impl Metrics {
         self.desired_replicas.remove(&p);
         self.min_replicas.remove(&p);
         self.max_replicas.remove(&p);
+        self.forecast_floor.remove(&p);
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((values, bounds)) = written.remove(&p) {
             for l in &values {
@@ -553,6 +571,34 @@ mod tests {
         assert!(
             text.contains(r#"scalewise_scale_actions_total{direction="out"} 1"#),
             "{text}"
+        );
+        assert!(
+            !text.contains("forecast_floor_replicas{"),
+            "no forecast: {text}"
+        );
+        let with_floor = crate::decide::TargetState {
+            forecast: Some(crate::decide::Floor {
+                replicas: 6,
+                shadow: true,
+                reason: "forecast floor 6".into(),
+            }),
+            ..Default::default()
+        };
+        let d = crate::decide::decide_for(
+            &policy,
+            &Default::default(),
+            &[crate::decide::Observation::value("cpu", 80.0)],
+            2,
+            &with_floor,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        m.decided("shop", "web", &policy, &d, false);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"scalewise_policy_forecast_floor_replicas{namespace="shop",name="web"} 6"#
+            ),
+            "a shadow floor is shown too: {text}"
         );
         m.forget("shop", "web");
         let text = m.encode();
