@@ -97,7 +97,7 @@ async fn a_shadow_forecast_records_the_floor_it_would_set_and_never_scales() {
         "behavior": {"scaleIn": {"stabilizationWindow": "0s", "cooldown": "0s"}}
     });
     create_policy(&env, &with_spec(&env, "web", spec, json!({}))).await;
-    let _op = Operator::start(&env, "op", &["--leader-election", "false"]);
+    let op = Operator::start(&env, "op", &["--leader-election", "false"]);
 
     let s: ScalingPolicyStatus = eventually(
         "a Ready shadow forecast in status",
@@ -135,5 +135,16 @@ async fn a_shadow_forecast_records_the_floor_it_would_set_and_never_scales() {
     assert_eq!(decision.to, 2, "{decision:?}");
     assert_ne!(decision.rule.as_deref(), Some("forecast"));
     assert_eq!(replicas(&env, "web").await, 2);
+    // The operator's own metrics show the floor it would set (recorded after the status write).
+    let floor = format!(
+        "scalewise_policy_forecast_floor_replicas{{namespace=\"{}\",name=\"web\"}}",
+        env.namespace
+    );
+    eventually(
+        "the floor on the operator's /metrics",
+        Duration::from_secs(30),
+        || async { (op.metric(&floor).await == 10.0).then_some(()) },
+    )
+    .await;
     feeder.abort();
 }
