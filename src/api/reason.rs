@@ -85,6 +85,12 @@ pub mod event {
     /// A scale recorded before it was made (`status.pendingScale`) was found unconfirmed and
     /// judged from the target: made, not made, or changed since by someone else.
     pub const INTENT_RECOVERED: &str = "IntentRecovered";
+    /// The forecast (`spec.forecast`) began to set a floor (or, in shadow mode, to record one).
+    pub const FORECAST_READY: &str = "ForecastReady";
+    /// The forecast's error rose above `maxError`: no say until it falls again.
+    pub const FORECAST_INACCURATE: &str = "ForecastInaccurate";
+    /// The forecast's history could not be read: no say until it can.
+    pub const FORECAST_FAILED: &str = "ForecastFailed";
 }
 
 /// The `action` of the events scalewise publishes: the step of the reconcile it concerns.

@@ -936,6 +936,7 @@ fn evaluation_events(
             note,
         ));
     }
+    events.extend(forecast_event(previous, status));
     if from != to {
         let out = decision.action == Verdict::ScaleOut;
         let verb = if out { "out" } else { "in" };
@@ -966,6 +967,29 @@ fn evaluation_events(
         });
     }
     events
+}
+
+/// An event when the forecast (`spec.forecast`) begins to have a say or stops having one: its
+/// state became `Ready`, `Inaccurate` or `Failed` (Warning). `Learning` is where every forecast
+/// starts and says nothing new.
+fn forecast_event(previous: &ScalingPolicyStatus, status: &ScalingPolicyStatus) -> Option<Note> {
+    let now = status.forecast.as_ref()?;
+    let before = previous.forecast.as_ref().map(|f| f.state.as_str());
+    if before == Some(now.state.as_str()) {
+        return None;
+    }
+    let (type_, why) = match now.state.as_str() {
+        "Ready" => (EventType::Normal, reason::event::FORECAST_READY),
+        "Inaccurate" => (EventType::Normal, reason::event::FORECAST_INACCURATE),
+        "Failed" => (EventType::Warning, reason::event::FORECAST_FAILED),
+        _ => return None,
+    };
+    Some(Note::new(
+        type_,
+        why,
+        reason::action::OBSERVE,
+        format!("forecast: {}", now.message),
+    ))
 }
 
 /// Whether condition `type_` has `reason` now and did not before.
@@ -1051,6 +1075,8 @@ behavior:
         owners: Vec<String>,
         /// Why the evaluation waited for its namespace's turn.
         throttled: Option<&'static str>,
+        /// The forecast's status before the decision.
+        forecast: Option<crate::api::ForecastStatus>,
     }
 
     impl<'a> Run<'a> {
@@ -1062,6 +1088,7 @@ behavior:
                 version: "7",
                 owners: Vec::new(),
                 throttled: None,
+                forecast: None,
             }
         }
 
@@ -1080,7 +1107,7 @@ behavior:
                 observations,
                 target_state: &TargetState::default(),
                 capacity: None,
-                forecast: None,
+                forecast: self.forecast.as_ref(),
                 now,
                 queued: Duration::from_millis(1234),
                 throttled: self.throttled,
@@ -1181,6 +1208,67 @@ behavior:
             &SPEC.replace("scaleOut: {cooldown: 0s", "scaleOut: {cooldown: 60s"),
             "",
         )
+    }
+
+    #[test]
+    fn the_forecast_reports_when_it_begins_and_stops_having_a_say_and_not_at_every_evaluation() {
+        let object = object();
+        let mut run = Run::new(&object, 2);
+        let state = |state: &str, message: &str| crate::api::ForecastStatus {
+            mode: "Active".into(),
+            state: state.into(),
+            max_error: 0.3,
+            message: message.into(),
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        for (i, (s, message)) in [
+            ("Learning", "learning: 1h of the 2d of history it needs"),
+            (
+                "Ready",
+                "floor 3: 250 forecast 1m ahead at 100 per replica (error 4%)",
+            ),
+            (
+                "Ready",
+                "floor 3: 250 forecast 1m ahead at 100 per replica (error 4%)",
+            ),
+            ("Inaccurate", "error 45% > 30%: no say"),
+            ("Failed", "the history could not be read: HTTP 503"),
+            ("Failed", "the history could not be read: HTTP 503"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            run.forecast = Some(state(s, message));
+            let plan = run.evaluate(&cpu(50.0), at(i64::try_from(i).unwrap() * 15));
+            seen.extend(
+                plan.events
+                    .iter()
+                    .map(|e| (e.reason, e.type_, e.note.clone())),
+            );
+            run.previous = plan.status.unwrap();
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    "ForecastReady",
+                    EventType::Normal,
+                    "forecast: floor 3: 250 forecast 1m ahead at 100 per replica (error 4%)"
+                        .to_owned()
+                ),
+                (
+                    "ForecastInaccurate",
+                    EventType::Normal,
+                    "forecast: error 45% > 30%: no say".to_owned()
+                ),
+                (
+                    "ForecastFailed",
+                    EventType::Warning,
+                    "forecast: the history could not be read: HTTP 503".to_owned()
+                ),
+            ]
+        );
     }
 
     #[test]
