@@ -16,7 +16,7 @@ use scalewise::api::ScalingPolicyStatus;
 use serde_json::json;
 use support::metrics::Series;
 use support::operator::Operator;
-use support::policies::{create_policy, status, with_spec};
+use support::policies::{create_policy, events, status, with_spec};
 use support::workload::{create_deployment, replicas};
 use support::{TestEnv, eventually, install_crd};
 
@@ -146,5 +146,14 @@ async fn a_shadow_forecast_records_the_floor_it_would_set_and_never_scales() {
         || async { (op.metric(&floor).await == 10.0).then_some(()) },
     )
     .await;
+    // And an event said when it began to have a say.
+    let note = eventually("a ForecastReady event", Duration::from_secs(30), || async {
+        events(&env, "web")
+            .await
+            .into_iter()
+            .find_map(|(reason, note)| (reason == "ForecastReady").then_some(note))
+    })
+    .await;
+    assert!(note.starts_with("forecast: shadow: would raise"), "{note}");
     feeder.abort();
 }
