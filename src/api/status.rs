@@ -37,6 +37,18 @@ pub mod condition {
     pub const THROTTLED: &str = "Throttled";
 }
 
+/// The values of `status.forecast.state`.
+pub mod forecast_state {
+    /// Not enough history yet.
+    pub const LEARNING: &str = "Learning";
+    /// Its error is above `maxError`: no say.
+    pub const INACCURATE: &str = "Inaccurate";
+    /// It sets a floor (in shadow mode, records the floor it would set).
+    pub const READY: &str = "Ready";
+    /// The history could not be read: no say.
+    pub const FAILED: &str = "Failed";
+}
+
 /// `status.forecast`: the forecast at the last evaluation.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::ObjectRef;
 
 use super::observe::Observe;
-use crate::api::{ForecastRule, ForecastStatus, ScalingPolicy};
+use crate::api::{ForecastRule, ForecastStatus, ScalingPolicy, forecast_state};
 use crate::decide::Floor;
 use crate::decide::forecast::{self, Accuracy, History, floor, mode, status_of};
 use crate::metrics::QueryPlan;
@@ -108,7 +108,7 @@ impl Forecasts {
                 floor: None,
                 status: ForecastStatus {
                     mode: mode(rule).to_owned(),
-                    state: "Failed".to_owned(),
+                    state: forecast_state::FAILED.to_owned(),
                     max_error: rule.max_error,
                     horizon_seconds: horizon.as_secs(),
                     horizon_source: source.to_owned(),

@@ -20,7 +20,7 @@ pub use super::target::TargetRead;
 use crate::api::Capacity;
 use crate::api::conditions::{find_condition, set_condition, set_episode};
 use crate::api::reason;
-use crate::api::status::condition;
+use crate::api::status::{condition, forecast_state};
 use crate::api::{Action as Verdict, FieldError, Policy, ScalingPolicy, ScalingPolicyStatus};
 use crate::decide::{Decision, Observation, TargetState, decide_for, next_status};
 use crate::metrics::coalesce;
@@ -979,9 +979,9 @@ fn forecast_event(previous: &ScalingPolicyStatus, status: &ScalingPolicyStatus) 
         return None;
     }
     let (type_, why) = match now.state.as_str() {
-        "Ready" => (EventType::Normal, reason::event::FORECAST_READY),
-        "Inaccurate" => (EventType::Normal, reason::event::FORECAST_INACCURATE),
-        "Failed" => (EventType::Warning, reason::event::FORECAST_FAILED),
+        forecast_state::READY => (EventType::Normal, reason::event::FORECAST_READY),
+        forecast_state::INACCURATE => (EventType::Normal, reason::event::FORECAST_INACCURATE),
+        forecast_state::FAILED => (EventType::Warning, reason::event::FORECAST_FAILED),
         _ => return None,
     };
     Some(Note::new(

@@ -24,9 +24,9 @@ use jiff::SignedDuration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::decision::{Decision, Floor};
-use crate::api::ForecastStatus;
 pub use crate::api::policy::FORECAST_RULE;
 use crate::api::policy::ForecastRule;
+use crate::api::{ForecastStatus, forecast_state};
 use crate::text::{Precision, Resolution, duration, number};
 
 /// Seasons back each season is looked at: the forecast needs two full seasons of history.
@@ -179,9 +179,9 @@ pub enum ForecastState {
 impl ForecastState {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Learning => "Learning",
-            Self::Inaccurate => "Inaccurate",
-            Self::Ready => "Ready",
+            Self::Learning => forecast_state::LEARNING,
+            Self::Inaccurate => forecast_state::INACCURATE,
+            Self::Ready => forecast_state::READY,
         }
     }
 }
