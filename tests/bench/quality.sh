@@ -32,21 +32,27 @@ held_out_seed=$QUALITY_TEST_SEED
 section=$(mktemp)
 trap 'rm -f "$section" "$section.run" "$section.without"' EXIT
 
+# The simulator run with the arguments $1, into "$section.run", and what BENCHMARKS.md shows of
+# it: its command line (closing the ```sh block it is printed in), its text and its table.
+run_and_show() {
+  # shellcheck disable=SC2086 # a run's trace and options are words
+  ./target/debug/scalewise $1 >"$section.run"
+  printf 'scalewise %s\n```\n\n```text\n' "$1"
+  grep -v '^|' "$section.run" | sed '/^$/d'
+  printf '```\n\n'
+  grep '^|' "$section.run"
+  printf '\n'
+}
+
 # One run: its command, the simulator's text (the HPA curve's line last), its table and the goals.
 one() {
   local args="simulate --policy $policy --trace $1 --hpa-target 50 --hpa-sweep 30:90:10"
-  # shellcheck disable=SC2086 # a run's trace and options are words
-  ./target/debug/scalewise $args >"$section.run"
   if [[ -n ${2:-} ]]; then
     printf '### %s (held out)\n\n```sh\nscalewise %s\n' "$1" "$2"
   else
     printf '### %s\n\n```sh\n' "${1%% *}"
   fi
-  printf 'scalewise %s\n```\n\n```text\n' "$args"
-  grep -v '^|' "$section.run" | sed '/^$/d'
-  printf '```\n\n'
-  grep '^|' "$section.run"
-  printf '\n'
+  run_and_show "$args"
   # The goals of the decision-quality issue, for the policy (the first row of figures, named
   # after the policy) against `hpa` (at 50%), the HPA's curve and the oracle.
   awk -F'|' '
@@ -80,14 +86,9 @@ done
 tests/bench/section.sh decision-quality "$section"
 
 # The forecast's run, and its figures beside the same trace's run of the policy without it.
-# shellcheck disable=SC2086
-./target/debug/scalewise $forecast_args >"$section.run"
 {
-  printf '```sh\nscalewise %s\n```\n\n```text\n' "$forecast_args"
-  grep -v '^|' "$section.run" | sed '/^$/d'
-  printf '```\n\n'
-  grep '^|' "$section.run"
-  printf '\n'
+  printf '```sh\n'
+  run_and_show "$forecast_args"
   # The first row of figures of each run is its policy's.
   awk -F'|' -v without="$policy" '
     function trim(s) { gsub(/^ +| +$/, "", s); return s }
